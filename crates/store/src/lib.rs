@@ -1,0 +1,116 @@
+//! Liaison's persistent state: organisations, API tokens, SCIM resources and group
+//! memberships, on SQLite (the embedded default) or PostgreSQL, through one code path.
+//!
+//! Both engines are reached through `sqlx`'s `Any` driver; what differs between
+//! them (JSON functions, row locks, upserts) is confined to [`Dialect`]. SCIM
+//! filters are translated to SQL here (`sql` module) so that filtering, sorting and
+//! paging run in the database on indexed columns. The store knows attribute names
+//! (to pick columns) but not HTTP, tokens' wire form or SCIM's JSON envelopes.
+//!
+//! Every write happens inside a [`Tx`]; nothing is written outside a transaction.
+
+use serde_json::Value;
+use time::OffsetDateTime;
+
+pub use scim::ResourceKind;
+
+/// Which SQL engine a URL designates.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dialect {
+    Sqlite,
+    Postgres,
+}
+
+/// Errors from the store.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// A unique constraint (userName, Group displayName, org slug) was violated.
+    #[error("conflict: {0}")]
+    Conflict(String),
+    #[error("not found")]
+    NotFound,
+    /// A filter or sort the store cannot translate (already a SCIM error).
+    #[error(transparent)]
+    Scim(#[from] scim::ScimError),
+    #[error("database error: {0}")]
+    Db(#[from] sqlx::Error),
+    #[error("migration error: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+}
+
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+/// An organisation (tenant).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Org {
+    pub id: i64,
+    pub slug: String,
+    pub name: String,
+    pub created: OffsetDateTime,
+}
+
+/// A stored API token: its public id and the SHA-256 of its secret.
+#[derive(Debug, Clone)]
+pub struct TokenRecord {
+    pub id: String,
+    /// `None` for an operator token valid for every organisation.
+    pub org_id: Option<i64>,
+    pub secret_hash: Vec<u8>,
+    pub created: OffsetDateTime,
+}
+
+/// A SCIM resource as stored.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ResourceRow {
+    pub id: String,
+    pub kind: ResourceKind,
+    /// The resource's attributes in SCIM JSON form, without `id`, `meta`,
+    /// `members` (Group), `groups` (User) and `password`. Enterprise attributes stay
+    /// nested under their schema URN. The store derives its indexed columns
+    /// (userName, displayName, externalId, active, ...) from it.
+    pub doc: Value,
+    /// argon2id PHC string, Users only.
+    pub password_hash: Option<String>,
+    /// Incremented on every write; the ETag is `W/"{version}"`.
+    pub version: i64,
+    pub created: OffsetDateTime,
+    pub last_modified: OffsetDateTime,
+}
+
+/// One member of a group.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Member {
+    /// The member resource's id.
+    pub value: String,
+    pub kind: ResourceKind,
+    /// The member's current displayName (Group or User) or userName (User without
+    /// displayName), filled on reads, ignored on writes.
+    pub display: Option<String>,
+}
+
+/// A group a user belongs to, for the User `groups` attribute.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GroupRef {
+    pub value: String,
+    pub display: Option<String>,
+    /// `"direct"` or `"indirect"` (through nested groups).
+    pub membership: &'static str,
+}
+
+/// What a list query asks for.
+#[derive(Debug, Clone, Default)]
+pub struct ListQuery {
+    pub filter: Option<scim::Filter>,
+    pub sort_by: Option<scim::AttrPath>,
+    pub descending: bool,
+    /// 1-based, as in SCIM.
+    pub start_index: u64,
+    pub count: u64,
+}
+
+/// One page of a list query.
+#[derive(Debug, Clone)]
+pub struct Page {
+    pub total_results: u64,
+    pub resources: Vec<ResourceRow>,
+}
