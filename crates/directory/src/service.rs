@@ -1,0 +1,574 @@
+//! [`Directory`]: the SCIM operations on one organisation's resources.
+
+use crate::query::{SearchRequest, LIST_RESPONSE_SCHEMA};
+use crate::render::{etag, resource_json, Projection};
+use crate::{password, scim_error, BulkLimits};
+use scim::patch::{MemberChange, PatchRequest};
+use scim::resource::{self, MemberValue};
+use scim::{Filter, ResourceKind, ScimError};
+use serde_json::{json, Value};
+use std::collections::HashSet;
+use store::{ListQuery, Member, ResourceRow, Store, Tx};
+use time::OffsetDateTime;
+
+/// Server limits advertised in `/ServiceProviderConfig` and enforced here.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    /// Largest page a list or search answers (`filter.maxResults`).
+    pub max_results: u64,
+    pub bulk: BulkLimits,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_results: 1000,
+            bulk: BulkLimits::default(),
+        }
+    }
+}
+
+/// The organisation a request acts on, and the base URL its locations use
+/// (`https://host/o/{slug}/scim/v2`, no trailing slash).
+#[derive(Debug, Clone, Copy)]
+pub struct OrgScope<'a> {
+    pub org_id: i64,
+    pub base_url: &'a str,
+}
+
+/// A resource as answered: its projected JSON and its version (for the ETag).
+#[derive(Debug, Clone)]
+pub struct Resource {
+    pub json: Value,
+    pub version: i64,
+    pub location: String,
+}
+
+impl Resource {
+    /// The weak ETag (`W/"3"`).
+    pub fn etag(&self) -> String {
+        etag(self.version)
+    }
+}
+
+/// The SCIM service over a store.
+#[derive(Clone)]
+pub struct Directory {
+    store: Store,
+    limits: Limits,
+}
+
+type Result<T> = std::result::Result<T, ScimError>;
+
+impl Directory {
+    pub fn new(store: Store, limits: Limits) -> Self {
+        Directory { store, limits }
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    pub fn limits(&self) -> &Limits {
+        &self.limits
+    }
+
+    /// `POST /Users`, `POST /Groups`.
+    pub async fn create(
+        &self,
+        scope: OrgScope<'_>,
+        kind: ResourceKind,
+        body: &Value,
+        proj: &Projection,
+    ) -> Result<Resource> {
+        let normalized = resource::normalize(kind, body)?;
+        let password_hash = match normalized.password {
+            Some(p) => Some(password::hash(p).await?),
+            None => None,
+        };
+        let now = OffsetDateTime::now_utc();
+        let row = ResourceRow {
+            id: uuid::Uuid::new_v4().to_string(),
+            kind,
+            doc: normalized.doc,
+            password_hash,
+            version: 1,
+            created: now,
+            last_modified: now,
+        };
+        let mut tx = self.begin().await?;
+        tx.insert_resource(scope.org_id, &row)
+            .await
+            .map_err(scim_error)?;
+        if let Some(members) = normalized.members {
+            add_members(&mut tx, scope.org_id, &row.id, &members).await?;
+        }
+        tx.commit().await.map_err(scim_error)?;
+        self.render(scope, row, proj).await
+    }
+
+    /// `GET /Users/{id}`.
+    pub async fn get(
+        &self,
+        scope: OrgScope<'_>,
+        kind: ResourceKind,
+        id: &str,
+        proj: &Projection,
+    ) -> Result<Resource> {
+        let row = self
+            .store
+            .get_resource(scope.org_id, kind, id)
+            .await
+            .map_err(scim_error)?
+            .ok_or_else(|| not_found(kind, id))?;
+        self.render(scope, row, proj).await
+    }
+
+    /// The current version of a resource, for `If-None-Match` before rendering.
+    pub async fn version(&self, scope: OrgScope<'_>, kind: ResourceKind, id: &str) -> Result<i64> {
+        self.store
+            .get_resource(scope.org_id, kind, id)
+            .await
+            .map_err(scim_error)?
+            .map(|r| r.version)
+            .ok_or_else(|| not_found(kind, id))
+    }
+
+    /// `GET /Users?...` and `POST /Users/.search`: a `ListResponse`.
+    pub async fn list(
+        &self,
+        scope: OrgScope<'_>,
+        kind: ResourceKind,
+        req: &SearchRequest,
+    ) -> Result<Value> {
+        let (total, resources) = self.list_page(scope, kind, req, req.start_index).await?;
+        Ok(self.list_response(total, req.start_index, resources))
+    }
+
+    /// `POST /.search` at the service root: Users then Groups, as one list.
+    /// Sorting applies within each resource type.
+    pub async fn search_all(&self, scope: OrgScope<'_>, req: &SearchRequest) -> Result<Value> {
+        let count = self.page_size(req);
+        let mut total = 0;
+        let mut out = Vec::new();
+        let mut start = req.start_index;
+        for kind in [ResourceKind::User, ResourceKind::Group] {
+            let sub = SearchRequest {
+                count: Some(count.saturating_sub(out.len() as u64)),
+                ..req.clone()
+            };
+            // A filter naming an attribute this type lacks selects none of it.
+            let (n, page) = match self.list_page(scope, kind, &sub, start).await {
+                Ok(r) => r,
+                Err(e) if e.scim_type == Some(scim::ScimType::InvalidFilter) => {
+                    if req.filter.as_ref().is_some_and(|f| resolves(other(kind), f)) {
+                        (0, Vec::new())
+                    } else {
+                        return Err(e);
+                    }
+                }
+                Err(e) => return Err(e),
+            };
+            total += n;
+            start = start.saturating_sub(n).max(1);
+            out.extend(page);
+        }
+        Ok(self.list_response(total, req.start_index, out))
+    }
+
+    fn page_size(&self, req: &SearchRequest) -> u64 {
+        req.count
+            .unwrap_or(self.limits.max_results)
+            .min(self.limits.max_results)
+    }
+
+    async fn list_page(
+        &self,
+        scope: OrgScope<'_>,
+        kind: ResourceKind,
+        req: &SearchRequest,
+        start_index: u64,
+    ) -> Result<(u64, Vec<Value>)> {
+        let query = ListQuery {
+            filter: req.filter.clone(),
+            sort_by: req.sort_by.clone(),
+            descending: req.descending,
+            start_index,
+            count: self.page_size(req),
+        };
+        let page = self
+            .store
+            .list_resources(scope.org_id, kind, &query)
+            .await
+            .map_err(scim_error)?;
+        let proj = Projection {
+            attributes: req.attributes.clone(),
+            excluded: req.excluded_attributes.clone(),
+        };
+        let rendered = self
+            .render_many(scope, page.resources, &proj)
+            .await?
+            .into_iter()
+            .map(|r| r.json)
+            .collect();
+        Ok((page.total_results, rendered))
+    }
+
+    fn list_response(&self, total: u64, start_index: u64, resources: Vec<Value>) -> Value {
+        json!({
+            "schemas": [LIST_RESPONSE_SCHEMA],
+            "totalResults": total,
+            "startIndex": start_index,
+            "itemsPerPage": resources.len(),
+            "Resources": resources,
+        })
+    }
+
+    /// `PUT /Users/{id}`: replaces the resource; members of a Group are applied as
+    /// a diff against the stored list.
+    pub async fn replace(
+        &self,
+        scope: OrgScope<'_>,
+        kind: ResourceKind,
+        id: &str,
+        body: &Value,
+        if_match: Option<&str>,
+        proj: &Projection,
+    ) -> Result<Resource> {
+        let normalized = resource::normalize(kind, body)?;
+        let new_hash = match normalized.password {
+            Some(p) => Some(password::hash(p).await?),
+            None => None,
+        };
+        let mut tx = self.begin().await?;
+        let current = tx
+            .get_resource_for_update(scope.org_id, kind, id)
+            .await
+            .map_err(scim_error)?
+            .ok_or_else(|| not_found(kind, id))?;
+        check_if_match(if_match, current.version)?;
+        resource::check_immutable(kind, &current.doc, &normalized.doc)?;
+        let mut changed = normalized.doc != current.doc || new_hash.is_some();
+        if kind == ResourceKind::Group {
+            let wanted = normalized.members.unwrap_or_default();
+            changed |= sync_members(&mut tx, scope.org_id, id, &wanted).await?;
+        }
+        let row = if changed {
+            let row = ResourceRow {
+                doc: normalized.doc,
+                password_hash: new_hash.or(current.password_hash),
+                version: current.version + 1,
+                last_modified: OffsetDateTime::now_utc(),
+                ..current
+            };
+            tx.update_resource(scope.org_id, &row)
+                .await
+                .map_err(scim_error)?;
+            row
+        } else {
+            current
+        };
+        tx.commit().await.map_err(scim_error)?;
+        self.render(scope, row, proj).await
+    }
+
+    /// `PATCH /Users/{id}`: answers 200 with the updated resource.
+    pub async fn patch(
+        &self,
+        scope: OrgScope<'_>,
+        kind: ResourceKind,
+        id: &str,
+        body: &Value,
+        if_match: Option<&str>,
+        proj: &Projection,
+    ) -> Result<Resource> {
+        let request = PatchRequest::parse(body)?;
+        let mut tx = self.begin().await?;
+        let current = tx
+            .get_resource_for_update(scope.org_id, kind, id)
+            .await
+            .map_err(scim_error)?
+            .ok_or_else(|| not_found(kind, id))?;
+        check_if_match(if_match, current.version)?;
+        let mut doc = current.doc.clone();
+        let outcome = scim::patch::apply(kind, &mut doc, &request)?;
+        let mut changed = doc != current.doc;
+        for change in &outcome.member_changes {
+            changed |= apply_member_change(&self.store, &mut tx, scope.org_id, id, change).await?;
+        }
+        let password_hash = match outcome.password {
+            Some(p) => {
+                changed = true;
+                Some(password::hash(p).await?)
+            }
+            None => current.password_hash.clone(),
+        };
+        let row = if changed {
+            let row = ResourceRow {
+                doc,
+                password_hash,
+                version: current.version + 1,
+                last_modified: OffsetDateTime::now_utc(),
+                ..current
+            };
+            tx.update_resource(scope.org_id, &row)
+                .await
+                .map_err(scim_error)?;
+            row
+        } else {
+            current
+        };
+        tx.commit().await.map_err(scim_error)?;
+        self.render(scope, row, proj).await
+    }
+
+    /// `DELETE /Users/{id}`.
+    pub async fn delete(
+        &self,
+        scope: OrgScope<'_>,
+        kind: ResourceKind,
+        id: &str,
+        if_match: Option<&str>,
+    ) -> Result<()> {
+        let mut tx = self.begin().await?;
+        let current = tx
+            .get_resource_for_update(scope.org_id, kind, id)
+            .await
+            .map_err(scim_error)?
+            .ok_or_else(|| not_found(kind, id))?;
+        check_if_match(if_match, current.version)?;
+        tx.delete_resource(scope.org_id, kind, id)
+            .await
+            .map_err(scim_error)?;
+        tx.commit().await.map_err(scim_error)
+    }
+
+    async fn begin(&self) -> Result<Tx> {
+        self.store.begin().await.map_err(scim_error)
+    }
+
+    async fn render(
+        &self,
+        scope: OrgScope<'_>,
+        row: ResourceRow,
+        proj: &Projection,
+    ) -> Result<Resource> {
+        let mut all = self.render_many(scope, vec![row], proj).await?;
+        all.pop()
+            .ok_or_else(|| ScimError::status(500, "rendering lost the resource"))
+    }
+
+    /// Renders rows, loading `members`/`groups` in one query per page and only when
+    /// the projection keeps them.
+    async fn render_many(
+        &self,
+        scope: OrgScope<'_>,
+        rows: Vec<ResourceRow>,
+        proj: &Projection,
+    ) -> Result<Vec<Resource>> {
+        let (groups, users): (Vec<&ResourceRow>, Vec<&ResourceRow>) =
+            rows.iter().partition(|r| r.kind == ResourceKind::Group);
+        let mut members = if !groups.is_empty() && proj.wants("members") {
+            let ids: Vec<&str> = groups.iter().map(|r| r.id.as_str()).collect();
+            self.store
+                .members(scope.org_id, &ids)
+                .await
+                .map_err(scim_error)?
+        } else {
+            Default::default()
+        };
+        let mut groups_of = if !users.is_empty() && proj.wants("groups") {
+            let ids: Vec<&str> = users.iter().map(|r| r.id.as_str()).collect();
+            self.store
+                .groups_of(scope.org_id, &ids)
+                .await
+                .map_err(scim_error)?
+        } else {
+            Default::default()
+        };
+        Ok(rows
+            .into_iter()
+            .map(|row| {
+                let m = members.remove(&row.id);
+                let g = groups_of.remove(&row.id);
+                let mut json = resource_json(scope.base_url, &row, m.as_deref(), g.as_deref());
+                let location = format!("{}/{}/{}", scope.base_url, row.kind.endpoint(), row.id);
+                proj.apply(row.kind, &mut json);
+                Resource {
+                    json,
+                    version: row.version,
+                    location,
+                }
+            })
+            .collect())
+    }
+}
+
+fn not_found(kind: ResourceKind, id: &str) -> ScimError {
+    ScimError::not_found(format!("{} {id} not found", kind.name()))
+}
+
+fn other(kind: ResourceKind) -> ResourceKind {
+    match kind {
+        ResourceKind::User => ResourceKind::Group,
+        ResourceKind::Group => ResourceKind::User,
+    }
+}
+
+/// Whether every attribute the filter names exists on `kind`.
+fn resolves(kind: ResourceKind, filter: &Filter) -> bool {
+    match filter {
+        Filter::Present(p) | Filter::Compare(p, _, _) | Filter::ValuePath(p, _) => {
+            kind.resolve(p).is_some()
+        }
+        Filter::Not(f) => resolves(kind, f),
+        Filter::And(a, b) | Filter::Or(a, b) => resolves(kind, a) && resolves(kind, b),
+    }
+}
+
+/// RFC 7644 §3.14: `If-Match` with `*` or a list of ETags, compared weakly.
+pub(crate) fn check_if_match(if_match: Option<&str>, version: i64) -> Result<()> {
+    let Some(header) = if_match else {
+        return Ok(());
+    };
+    if etag_matches(header, version) {
+        Ok(())
+    } else {
+        Err(ScimError::status(
+            412,
+            format!("the resource has changed: its version is {}", etag(version)),
+        ))
+    }
+}
+
+/// Whether an `If-Match`/`If-None-Match` header value designates `version`.
+pub fn etag_matches(header: &str, version: i64) -> bool {
+    let want = version.to_string();
+    header.split(',').map(str::trim).any(|tag| {
+        tag == "*" || tag.trim_start_matches("W/").trim_matches('"') == want.as_str()
+    })
+}
+
+fn to_store_members(values: &[MemberValue]) -> Vec<Member> {
+    values
+        .iter()
+        .map(|m| Member {
+            value: m.value.clone(),
+            kind: m.kind.unwrap_or(ResourceKind::User),
+            display: None,
+        })
+        .collect()
+}
+
+async fn add_members(tx: &mut Tx, org_id: i64, group_id: &str, values: &[MemberValue]) -> Result<()> {
+    tx.add_members(org_id, group_id, &to_store_members(values))
+        .await
+        .map_err(scim_error)
+}
+
+/// Makes the stored member list equal to `wanted`, writing only the difference.
+/// Returns whether anything changed.
+async fn sync_members(
+    tx: &mut Tx,
+    org_id: i64,
+    group_id: &str,
+    wanted: &[MemberValue],
+) -> Result<bool> {
+    let current: HashSet<String> = tx
+        .member_ids(org_id, group_id)
+        .await
+        .map_err(scim_error)?
+        .into_iter()
+        .collect();
+    let wanted_ids: HashSet<&str> = wanted.iter().map(|m| m.value.as_str()).collect();
+    let removed: Vec<String> = current
+        .iter()
+        .filter(|id| !wanted_ids.contains(id.as_str()))
+        .cloned()
+        .collect();
+    let added: Vec<MemberValue> = wanted
+        .iter()
+        .filter(|m| !current.contains(&m.value))
+        .cloned()
+        .collect();
+    if !removed.is_empty() {
+        tx.remove_members(org_id, group_id, &removed)
+            .await
+            .map_err(scim_error)?;
+    }
+    if !added.is_empty() {
+        add_members(tx, org_id, group_id, &added).await?;
+    }
+    Ok(!removed.is_empty() || !added.is_empty())
+}
+
+/// Applies one member change of a PATCH. Returns whether it may have changed
+/// the list.
+async fn apply_member_change(
+    store: &Store,
+    tx: &mut Tx,
+    org_id: i64,
+    group_id: &str,
+    change: &MemberChange,
+) -> Result<bool> {
+    match change {
+        MemberChange::Add(values) => {
+            add_members(tx, org_id, group_id, values).await?;
+            Ok(!values.is_empty())
+        }
+        MemberChange::Remove(ids) => {
+            tx.remove_members(org_id, group_id, ids)
+                .await
+                .map_err(scim_error)?;
+            Ok(!ids.is_empty())
+        }
+        MemberChange::Clear => {
+            tx.clear_members(org_id, group_id)
+                .await
+                .map_err(scim_error)?;
+            Ok(true)
+        }
+        MemberChange::RemoveWhere(filter) => {
+            // Rare (a filter on something other than `value`): evaluated on the
+            // committed member rows, which is the list before this request.
+            let members = store
+                .members(org_id, &[group_id])
+                .await
+                .map_err(scim_error)?
+                .remove(group_id)
+                .unwrap_or_default();
+            let wrapped = Filter::ValuePath(scim::AttrPath::new("members"), Box::new(filter.clone()));
+            let doomed: Vec<String> = members
+                .into_iter()
+                .filter(|m| {
+                    let probe = json!({"members": [{
+                        "value": m.value, "type": m.kind.name(), "display": m.display,
+                    }]});
+                    wrapped.matches(ResourceKind::Group, &probe)
+                })
+                .map(|m| m.value)
+                .collect();
+            if doomed.is_empty() {
+                return Ok(false);
+            }
+            tx.remove_members(org_id, group_id, &doomed)
+                .await
+                .map_err(scim_error)?;
+            Ok(true)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::etag_matches;
+
+    #[test]
+    fn etags_compare_weakly_and_accept_lists_and_star() {
+        assert!(etag_matches("W/\"3\"", 3));
+        assert!(etag_matches("\"3\"", 3));
+        assert!(etag_matches("W/\"1\", W/\"3\"", 3));
+        assert!(etag_matches("*", 9));
+        assert!(!etag_matches("W/\"2\"", 3));
+    }
+}

@@ -1,0 +1,320 @@
+//! Command-line interface.
+
+use crate::config::Config;
+use crate::http::{self, AppState};
+use crate::metrics::Metrics;
+use crate::tokens;
+use anyhow::{bail, Context};
+use clap::{Parser, Subcommand};
+use directory::Directory;
+use std::path::PathBuf;
+use std::sync::Arc;
+use store::{Store, StoreError, TokenRecord};
+use time::OffsetDateTime;
+use tracing_subscriber::EnvFilter;
+
+#[derive(Parser)]
+#[command(name = "liaison", version, about = "SCIM 2.0 backbone for hosting collectives")]
+pub struct Cli {
+    /// TOML configuration file; `LIAISON_*` environment variables override it.
+    #[arg(long, short, global = true, env = "LIAISON_CONFIG")]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Applies database migrations, then serves HTTP until SIGTERM or Ctrl-C.
+    Serve,
+    /// Applies database migrations and exits.
+    Migrate,
+    /// Runs a demonstration: an SQLite database (unless configured otherwise), an
+    /// organisation `demo`, a fresh token, and the server.
+    Demo,
+    /// Manages organisations.
+    #[command(subcommand)]
+    Org(OrgCommand),
+    /// Manages API tokens.
+    #[command(subcommand)]
+    Token(TokenCommand),
+}
+
+#[derive(Subcommand)]
+enum OrgCommand {
+    /// Creates an organisation.
+    Create {
+        /// Short name used in URLs (`/o/<slug>/...`): lower-case letters, digits, `-`.
+        slug: String,
+        /// Human-readable name (defaults to the slug).
+        #[arg(long)]
+        name: Option<String>,
+    },
+    /// Lists organisations.
+    List,
+    /// Deletes an organisation and everything it holds.
+    Delete { slug: String },
+}
+
+#[derive(Subcommand)]
+enum TokenCommand {
+    /// Issues a token for an organisation (or, with --operator, for all). The
+    /// token is printed alone on the last line; it is not stored and cannot be
+    /// shown again.
+    Issue {
+        /// The organisation's slug.
+        #[arg(required_unless_present = "operator")]
+        org: Option<String>,
+        /// A token valid for every organisation.
+        #[arg(long, conflicts_with = "org")]
+        operator: bool,
+    },
+    /// Revokes a token by its id (the 16 hex digits after `lsn_`).
+    Revoke {
+        /// The organisation's slug, or `-` for an operator token.
+        org: String,
+        token_id: String,
+    },
+}
+
+pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    let config = Config::load(cli.config.as_deref())?;
+    init_tracing(&config.log);
+    match cli.command {
+        Command::Serve => {
+            let store = open(&config).await?;
+            serve(config, store).await
+        }
+        Command::Migrate => {
+            open(&config).await?;
+            println!("migrations applied");
+            Ok(())
+        }
+        Command::Demo => demo(config).await,
+        Command::Org(cmd) => {
+            let store = open(&config).await?;
+            org_command(&store, cmd).await
+        }
+        Command::Token(cmd) => {
+            let store = open(&config).await?;
+            token_command(&store, cmd).await
+        }
+    }
+}
+
+fn init_tracing(default: &str) {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+async fn open(config: &Config) -> anyhow::Result<Store> {
+    let store = Store::connect(&config.database_url)
+        .await
+        .with_context(|| format!("cannot open the database {}", redact(&config.database_url)))?;
+    store.migrate().await.context("migrations failed")?;
+    Ok(store)
+}
+
+/// The database URL without its password, for messages.
+fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(s), Some(at)) if at > s => {
+            let creds = &url[s + 3..at];
+            match creds.split_once(':') {
+                Some((user, _)) => format!("{}{}:***{}", &url[..s + 3], user, &url[at..]),
+                None => url.to_owned(),
+            }
+        }
+        _ => url.to_owned(),
+    }
+}
+
+async fn serve(config: Config, store: Store) -> anyhow::Result<()> {
+    let listener = tokio::net::TcpListener::bind(&config.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", config.listen))?;
+    let addr = listener.local_addr()?;
+    let state = Arc::new(AppState {
+        directory: Directory::new(store.clone(), config.directory_limits()),
+        store,
+        config,
+        metrics: Metrics::new(),
+    });
+    tracing::info!(%addr, "listening");
+    axum::serve(listener, http::router(state))
+        .with_graceful_shutdown(shutdown_signal())
+        .await?;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+}
+
+async fn demo(config: Config) -> anyhow::Result<()> {
+    let store = open(&config).await?;
+    if store.org_by_slug("demo").await?.is_none() {
+        let mut tx = store.begin().await?;
+        tx.create_org("demo", "Demo organisation").await?;
+        tx.commit().await?;
+    }
+    let token = issue_token(&store, Some("demo")).await?;
+    let host = match config.listen.split_once(':') {
+        Some(("0.0.0.0", port)) | Some(("[::]", port)) => format!("localhost:{port}"),
+        _ => config.listen.clone(),
+    };
+    let base = config
+        .public_url
+        .clone()
+        .unwrap_or_else(|| format!("http://{host}"));
+    println!("Liaison demo: organisation `demo` on {}", redact(&config.database_url));
+    println!("SCIM base URL: {base}/o/demo/scim/v2");
+    println!("Try: curl -H 'Authorization: Bearer {token}' {base}/o/demo/scim/v2/Users");
+    println!("Token:");
+    println!("{token}");
+    serve(config, store).await
+}
+
+fn valid_slug(slug: &str) -> bool {
+    !slug.is_empty()
+        && slug.len() <= 63
+        && slug
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && !slug.starts_with('-')
+        && !slug.ends_with('-')
+}
+
+async fn org_command(store: &Store, cmd: OrgCommand) -> anyhow::Result<()> {
+    match cmd {
+        OrgCommand::Create { slug, name } => {
+            if !valid_slug(&slug) {
+                bail!("invalid slug {slug:?}: use 1 to 63 lower-case letters, digits and inner '-'");
+            }
+            let mut tx = store.begin().await?;
+            let org = match tx
+                .create_org(&slug, name.as_deref().unwrap_or(&slug))
+                .await
+            {
+                Ok(org) => org,
+                Err(StoreError::Conflict(_)) => bail!("organisation {slug} already exists"),
+                Err(e) => return Err(e.into()),
+            };
+            tx.commit().await?;
+            println!("created organisation {} ({})", org.slug, org.name);
+        }
+        OrgCommand::List => {
+            for org in store.list_orgs().await? {
+                println!("{}\t{}", org.slug, org.name);
+            }
+        }
+        OrgCommand::Delete { slug } => {
+            let mut tx = store.begin().await?;
+            if !tx.delete_org(&slug).await? {
+                bail!("no organisation {slug}");
+            }
+            tx.commit().await?;
+            println!("deleted organisation {slug}");
+        }
+    }
+    Ok(())
+}
+
+async fn issue_token(store: &Store, org: Option<&str>) -> anyhow::Result<String> {
+    let org_id = match org {
+        Some(slug) => Some(
+            store
+                .org_by_slug(slug)
+                .await?
+                .with_context(|| format!("no organisation {slug}"))?
+                .id,
+        ),
+        None => None,
+    };
+    let issued = tokens::issue();
+    let mut tx = store.begin().await?;
+    tx.insert_token(&TokenRecord {
+        id: issued.id.clone(),
+        org_id,
+        secret_hash: issued.secret_hash,
+        created: OffsetDateTime::now_utc(),
+    })
+    .await?;
+    tx.commit().await?;
+    tracing::info!(token_id = %issued.id, "token issued");
+    Ok(issued.token)
+}
+
+async fn token_command(store: &Store, cmd: TokenCommand) -> anyhow::Result<()> {
+    match cmd {
+        TokenCommand::Issue { org, operator } => {
+            let token = issue_token(store, if operator { None } else { org.as_deref() }).await?;
+            let id = tokens::parse(&token).map(|(id, _)| id).unwrap_or_default();
+            println!("token id: {id} (keep the token below secret; it is not shown again)");
+            println!("{token}");
+        }
+        TokenCommand::Revoke { org, token_id } => {
+            let org_id = if org == "-" {
+                None
+            } else {
+                Some(
+                    store
+                        .org_by_slug(&org)
+                        .await?
+                        .with_context(|| format!("no organisation {org}"))?
+                        .id,
+                )
+            };
+            let mut tx = store.begin().await?;
+            if !tx.revoke_token(org_id, &token_id).await? {
+                bail!("no token {token_id} for {org}");
+            }
+            tx.commit().await?;
+            println!("revoked token {token_id}");
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn slugs() {
+        assert!(valid_slug("ecole-jaures-2"));
+        for bad in ["", "-a", "a-", "Upper", "a_b", "a/b", &"a".repeat(64)] {
+            assert!(!valid_slug(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn passwords_are_redacted() {
+        assert_eq!(
+            redact("postgres://liaison:s3cret@db:5432/liaison"),
+            "postgres://liaison:***@db:5432/liaison"
+        );
+        assert_eq!(redact("sqlite://liaison.db"), "sqlite://liaison.db");
+    }
+}

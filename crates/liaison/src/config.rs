@@ -1,0 +1,110 @@
+//! Configuration: defaults, then a TOML file, then `LIAISON_*` environment
+//! variables (nested keys with `__`, e.g. `LIAISON_LIMITS__MAX_RESULTS`).
+
+use figment::providers::{Env, Format, Serialized, Toml};
+use figment::Figment;
+use serde::{Deserialize, Serialize};
+use std::path::Path;
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// `sqlite://path/to/file.db` or `postgres://user@host/db`.
+    pub database_url: String,
+    /// Address the HTTP server listens on.
+    pub listen: String,
+    /// External base URL (`https://liaison.example.org`) used in `meta.location`
+    /// and `$ref`; when unset, `http://` plus the request's `Host`.
+    pub public_url: Option<String>,
+    /// Log filter in `tracing` syntax; `RUST_LOG` wins when set.
+    pub log: String,
+    pub limits: LimitsConfig,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LimitsConfig {
+    /// Largest request body accepted, bytes (413 beyond). Also the bulk
+    /// `maxPayloadSize`.
+    pub max_body_bytes: usize,
+    /// Largest page of a list or search (`filter.maxResults`).
+    pub max_results: u64,
+    /// Bulk `maxOperations`.
+    pub bulk_max_operations: usize,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            database_url: "sqlite://liaison.db".into(),
+            listen: "127.0.0.1:8080".into(),
+            public_url: None,
+            log: "info".into(),
+            limits: LimitsConfig {
+                max_body_bytes: 1 << 20,
+                max_results: 1000,
+                bulk_max_operations: 1000,
+            },
+        }
+    }
+}
+
+impl Config {
+    /// Loads the configuration: defaults < `file` (when given) < environment.
+    pub fn load(file: Option<&Path>) -> anyhow::Result<Config> {
+        let mut fig = Figment::from(Serialized::defaults(Config::default()));
+        if let Some(f) = file {
+            if !f.exists() {
+                anyhow::bail!("configuration file {} does not exist", f.display());
+            }
+            fig = fig.merge(Toml::file(f));
+        }
+        let cfg: Config = fig.merge(Env::prefixed("LIAISON_").split("__")).extract()?;
+        if cfg.limits.max_results == 0 || cfg.limits.bulk_max_operations == 0 {
+            anyhow::bail!("limits.max_results and limits.bulk_max_operations must be positive");
+        }
+        Ok(cfg)
+    }
+
+    pub fn directory_limits(&self) -> directory::Limits {
+        directory::Limits {
+            max_results: self.limits.max_results,
+            bulk: directory::BulkLimits {
+                max_operations: self.limits.bulk_max_operations,
+                max_payload_size: self.limits.max_body_bytes,
+            },
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn file_then_env_override_defaults() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file(
+                "liaison.toml",
+                "listen = \"0.0.0.0:9000\"\n[limits]\nmax_results = 50\n",
+            )?;
+            jail.set_env("LIAISON_DATABASE_URL", "postgres://db/liaison");
+            jail.set_env("LIAISON_LIMITS__MAX_RESULTS", "70");
+            let cfg = Config::load(Some(Path::new("liaison.toml"))).expect("loads");
+            assert_eq!(cfg.listen, "0.0.0.0:9000");
+            assert_eq!(cfg.database_url, "postgres://db/liaison");
+            assert_eq!(cfg.limits.max_results, 70);
+            assert_eq!(cfg.limits.bulk_max_operations, 1000);
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn unknown_keys_are_refused() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file("bad.toml", "lissen = \"x\"\n")?;
+            assert!(Config::load(Some(Path::new("bad.toml"))).is_err());
+            Ok(())
+        });
+    }
+}

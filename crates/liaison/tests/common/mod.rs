@@ -1,0 +1,122 @@
+//! A Liaison router over each store under test, driven in-process (no socket).
+
+#![allow(dead_code)]
+
+use axum::body::Body;
+use axum::http::{Method, Request, StatusCode};
+use axum::Router;
+use liaison::config::Config;
+use liaison::http::{router, AppState};
+use liaison::metrics::Metrics;
+use liaison::tokens;
+use serde_json::Value;
+use std::sync::Arc;
+use store::{Store, TokenRecord};
+use tower::ServiceExt;
+
+pub struct App {
+    pub router: Router,
+    pub store: Store,
+    pub label: String,
+}
+
+pub struct Answer {
+    pub status: StatusCode,
+    pub headers: axum::http::HeaderMap,
+    pub body: Value,
+}
+
+impl App {
+    pub async fn new(label: String, store: Store, config: Config) -> App {
+        let state = Arc::new(AppState {
+            directory: directory::Directory::new(store.clone(), config.directory_limits()),
+            store: store.clone(),
+            config,
+            metrics: Metrics::new(),
+        });
+        App {
+            router: router(state),
+            store,
+            label,
+        }
+    }
+
+    /// Creates an organisation and returns a token for it.
+    pub async fn org(&self, slug: &str) -> String {
+        let mut tx = self.store.begin().await.unwrap();
+        let org = tx.create_org(slug, slug).await.unwrap();
+        let issued = tokens::issue();
+        tx.insert_token(&TokenRecord {
+            id: issued.id.clone(),
+            org_id: Some(org.id),
+            secret_hash: issued.secret_hash,
+            created: time::OffsetDateTime::now_utc(),
+        })
+        .await
+        .unwrap();
+        tx.commit().await.unwrap();
+        issued.token
+    }
+
+    pub async fn call(
+        &self,
+        method: Method,
+        uri: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+        headers: &[(&str, &str)],
+    ) -> Answer {
+        let mut req = Request::builder()
+            .method(method)
+            .uri(uri)
+            .header("host", "liaison.test");
+        if let Some(t) = token {
+            req = req.header("authorization", format!("Bearer {t}"));
+        }
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        let req = match body {
+            Some(b) => req
+                .header("content-type", "application/scim+json")
+                .body(Body::from(b.to_string())),
+            None => req.body(Body::empty()),
+        }
+        .unwrap();
+        self.send(req).await
+    }
+
+    pub async fn send(&self, req: Request<Body>) -> Answer {
+        let resp = self.router.clone().oneshot(req).await.unwrap();
+        let status = resp.status();
+        let headers = resp.headers().clone();
+        let bytes = axum::body::to_bytes(resp.into_body(), 64 << 20)
+            .await
+            .unwrap();
+        let body = if bytes.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_slice(&bytes).unwrap_or_else(|_| {
+                Value::String(String::from_utf8_lossy(&bytes).into_owned())
+            })
+        };
+        Answer {
+            status,
+            headers,
+            body,
+        }
+    }
+}
+
+/// One app per store under test (SQLite always, PostgreSQL when configured).
+pub async fn apps() -> Vec<App> {
+    apps_with(Config::default()).await
+}
+
+pub async fn apps_with(config: Config) -> Vec<App> {
+    let mut out = Vec::new();
+    for (label, store) in store::testing::stores_under_test().await {
+        out.push(App::new(label, store, config.clone()).await);
+    }
+    out
+}
