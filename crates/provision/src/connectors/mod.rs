@@ -1,0 +1,1 @@
+//! One module per app kind, each implementing [`crate::Connector`].

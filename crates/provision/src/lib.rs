@@ -1,0 +1,187 @@
+//! Provisioning: makes each app of an organisation (Matrix Synapse, Nextcloud,
+//! Rocket.Chat, any SCIM service provider) hold the users and groups the directory
+//! holds.
+//!
+//! A [`Connector`] speaks one app's own admin API and nothing else: it creates or
+//! updates a user or group idempotently, (de)activates, deletes, manages
+//! memberships, and lists what the app has for reconciliation. The outbox worker
+//! (which decides *what* to deliver and *when*, with retries) is built on top of
+//! this trait and never sees an app's wire format.
+
+pub mod connectors;
+
+use serde::{Deserialize, Serialize};
+
+/// The kinds of apps Liaison provisions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AppKind {
+    Synapse,
+    Nextcloud,
+    Rocketchat,
+    Scim,
+}
+
+impl AppKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AppKind::Synapse => "synapse",
+            AppKind::Nextcloud => "nextcloud",
+            AppKind::Rocketchat => "rocketchat",
+            AppKind::Scim => "scim",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<AppKind> {
+        match s {
+            "synapse" => Some(AppKind::Synapse),
+            "nextcloud" => Some(AppKind::Nextcloud),
+            "rocketchat" => Some(AppKind::Rocketchat),
+            "scim" => Some(AppKind::Scim),
+            _ => None,
+        }
+    }
+}
+
+/// What a group becomes in an app. Each connector documents which it supports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum GroupsAs {
+    /// The app's native groups (Nextcloud groups, SCIM Groups).
+    #[default]
+    Groups,
+    /// Matrix rooms (Synapse), private groups (Rocket.Chat).
+    Rooms,
+    /// Matrix spaces (Synapse), teams (Rocket.Chat).
+    Spaces,
+    /// Groups are not provisioned.
+    None,
+}
+
+/// A user as the directory wants it to be in an app.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UserSpec {
+    /// The SCIM id in Liaison (stable).
+    pub scim_id: String,
+    /// The identity provider's subject (`externalId`), when known.
+    pub external_id: Option<String>,
+    pub user_name: String,
+    pub display_name: Option<String>,
+    pub given_name: Option<String>,
+    pub family_name: Option<String>,
+    /// The primary (or first) e-mail address.
+    pub email: Option<String>,
+    pub active: bool,
+}
+
+/// A group as the directory wants it to be in an app.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GroupSpec {
+    pub scim_id: String,
+    pub display_name: String,
+}
+
+/// A user as an app has it, for drift detection.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AppUser {
+    /// The app's own id (Matrix user id, Nextcloud user id, Rocket.Chat `_id`, SCIM id).
+    pub app_id: String,
+    /// The login name in the app.
+    pub user_name: String,
+    pub display_name: Option<String>,
+    pub email: Option<String>,
+    pub active: bool,
+}
+
+/// A group as an app has it, for drift detection.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AppGroup {
+    pub app_id: String,
+    pub display_name: String,
+    /// App ids of the member users.
+    pub members: Vec<String>,
+}
+
+/// Why a delivery failed, which decides whether it is retried.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DeliveryError {
+    /// The app is unreachable, overloaded or failing (connection refused, timeout,
+    /// 429, 5xx): retry later with backoff.
+    #[error("transient: {0}")]
+    Transient(String),
+    /// The app refused the change for good (validation error, forbidden): retrying
+    /// the same change will not help.
+    #[error("permanent: {0}")]
+    Permanent(String),
+    /// The app already holds a different account under the name this user maps to.
+    /// Reported, never merged.
+    #[error("collision: {0}")]
+    Collision(String),
+    /// The app does not know this id (deleted behind Liaison's back).
+    #[error("not found in the app: {0}")]
+    NotFound(String),
+}
+
+impl DeliveryError {
+    pub fn is_transient(&self) -> bool {
+        matches!(self, DeliveryError::Transient(_))
+    }
+}
+
+/// One app's admin API. Every method is idempotent: repeating a call after an
+/// unknown outcome (timeout, crash) leaves the app in the same state.
+#[async_trait::async_trait]
+pub trait Connector: Send + Sync {
+    fn kind(&self) -> AppKind;
+
+    /// Creates the user, or updates it to match `user` when it exists. `known_id`
+    /// is the app id recorded at an earlier delivery. Returns the app's id.
+    /// Does not change the active state: see [`Connector::set_user_active`].
+    async fn upsert_user(
+        &self,
+        user: &UserSpec,
+        known_id: Option<&str>,
+    ) -> Result<String, DeliveryError>;
+
+    /// Enables or disables the account (sign-in refused, data kept).
+    async fn set_user_active(&self, app_id: &str, active: bool) -> Result<(), DeliveryError>;
+
+    /// Deletes the account (only when the organisation's policy says so).
+    async fn delete_user(&self, app_id: &str) -> Result<(), DeliveryError>;
+
+    /// Creates the group (room, space, team...) or renames it. Returns its app id.
+    async fn upsert_group(
+        &self,
+        group: &GroupSpec,
+        known_id: Option<&str>,
+    ) -> Result<String, DeliveryError>;
+
+    async fn delete_group(&self, app_id: &str) -> Result<(), DeliveryError>;
+
+    async fn add_member(&self, group_id: &str, user_id: &str) -> Result<(), DeliveryError>;
+
+    async fn remove_member(&self, group_id: &str, user_id: &str) -> Result<(), DeliveryError>;
+
+    /// Every user the app has (paged internally).
+    async fn list_users(&self) -> Result<Vec<AppUser>, DeliveryError>;
+
+    /// Every group the app has, with members.
+    async fn list_groups(&self) -> Result<Vec<AppGroup>, DeliveryError>;
+}
+
+/// Maps a reqwest error to a delivery error: network trouble is transient.
+pub(crate) fn transport_error(e: reqwest::Error) -> DeliveryError {
+    DeliveryError::Transient(format!("{e}"))
+}
+
+/// Maps an HTTP status that is not a success to a delivery error.
+pub(crate) fn status_error(status: reqwest::StatusCode, detail: &str) -> DeliveryError {
+    let msg = format!("HTTP {status}: {}", detail.chars().take(300).collect::<String>());
+    if status.is_server_error() || status == reqwest::StatusCode::TOO_MANY_REQUESTS || status == reqwest::StatusCode::REQUEST_TIMEOUT {
+        DeliveryError::Transient(msg)
+    } else if status == reqwest::StatusCode::NOT_FOUND {
+        DeliveryError::NotFound(msg)
+    } else {
+        DeliveryError::Permanent(msg)
+    }
+}
