@@ -13,9 +13,12 @@
 //! assert!(matches!(f, Filter::And(..)));
 //! ```
 
+pub mod discovery;
 pub mod error;
 pub mod filter;
+pub mod patch;
 pub mod path;
+pub mod resource;
 pub mod schema;
 
 pub use error::{ScimError, ScimType};

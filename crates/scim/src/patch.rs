@@ -1,0 +1,1 @@
+//! PATCH (RFC 7644 §3.5.2): parsing and application to a stored resource.
