@@ -13,7 +13,7 @@
 //! stack; `and`/`or` chains are parsed by loops.
 
 use crate::error::{Result, ScimError, ScimType};
-use crate::schema::{AttrDef, AttrType, ResourceKind, ENTERPRISE_USER_SCHEMA, GROUP_SCHEMA};
+use crate::schema::{AttrDef, AttrType, ResourceKind, GROUP_SCHEMA};
 use crate::schema::{Resolved, USER_SCHEMA};
 use serde_json::{Map, Number, Value};
 use std::cmp::Ordering;
@@ -877,18 +877,19 @@ fn target<'a>(kind: ResourceKind, scope: &Scope<'_>, node: &'a Value, p: &AttrPa
     let (full, container) = match scope {
         Scope::Resource => {
             let resolved = kind.resolve(p);
-            let container = match &p.schema {
-                Some(s)
-                    if s.eq_ignore_ascii_case(USER_SCHEMA)
-                        || s.eq_ignore_ascii_case(GROUP_SCHEMA) =>
-                {
-                    Some(node)
-                }
-                Some(s) => get_ci(node, s),
-                None if resolved.is_some_and(|r| r.is_extension()) => {
-                    get_ci(node, ENTERPRISE_USER_SCHEMA)
-                }
-                None => Some(node),
+            let core = |s: &str| {
+                s.eq_ignore_ascii_case(USER_SCHEMA) || s.eq_ignore_ascii_case(GROUP_SCHEMA)
+            };
+            let container = match (resolved, &p.schema) {
+                // Known: extension attributes live under their schema URN.
+                (Some(r), _) => match r.extension() {
+                    Some(ext) => get_ci(node, ext.id),
+                    None => Some(node),
+                },
+                // Unknown: core URNs mean the top level, other URNs their own object.
+                (None, Some(s)) if core(s) => Some(node),
+                (None, Some(s)) => get_ci(node, s),
+                (None, None) => Some(node),
             };
             (Some(p.clone()), container)
         }
@@ -1104,6 +1105,7 @@ fn as_i128(n: &Number) -> Option<i128> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::schema::ENTERPRISE_USER_SCHEMA;
     use serde_json::json;
 
     fn parse(s: &str) -> Filter {
@@ -1735,6 +1737,26 @@ mod tests {
         assert!(parse(r#"members[value eq "b2"]"#).matches(ResourceKind::Group, &group));
         assert!(parse(r#"members eq "A1""#).matches(ResourceKind::Group, &group));
         assert!(!parse(r#"members eq "c3""#).matches(ResourceKind::Group, &group));
+    }
+
+    #[test]
+    fn eval_uses_schema_definitions() {
+        // `id` and `externalId` are caseExact (RFC 7643 §3.1).
+        assert!(m(r#"id eq "2819c223-7f76-453a-919d-413861904646""#));
+        assert!(!m(r#"id eq "2819C223-7F76-453A-919D-413861904646""#));
+        assert!(!m(r#"id sw "2819C223""#));
+        let mut u = user();
+        u["externalId"] = json!("Ext-1");
+        let f = |s: &str| parse(s).matches(ResourceKind::User, &u);
+        assert!(f(r#"externalId eq "Ext-1""#));
+        assert!(!f(r#"externalId eq "ext-1""#));
+        // Unqualified extension attributes are found under the extension URN.
+        assert!(m(r#"employeeNumber eq "701984""#));
+        assert!(m(r#"manager.value sw "26118915""#));
+        // userName is not caseExact.
+        assert!(m(
+            r#"urn:ietf:params:scim:schemas:core:2.0:User:USERNAME eq "BJENSEN@example.com""#
+        ));
     }
 
     #[test]
