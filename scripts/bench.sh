@@ -1,0 +1,180 @@
+#!/usr/bin/env bash
+# SCIM benchmark: runs liaison-bench against Liaison on SQLite, Liaison on
+# PostgreSQL (a private cluster) and the Python peer scim2-server (in memory),
+# one after the other on this machine with the same settings, then writes the
+# results table, the command, the date, the machine and the versions into
+# docs/PERFORMANCE.md (between its bench:begin and bench:end markers).
+#
+# Usage: scripts/bench.sh [N] [options]
+#   N                     users to create on Liaison (default 100000)
+#   --peer-n N            users to create on scim2-server (default: same as N)
+#   -c, --concurrency C   concurrent clients (default 8)
+#   -d, --lookup-seconds D  seconds of filtered lookups (default 30)
+#   --group-members M     members of the large group (default: the number of users)
+#   --only LIST           comma-separated subset of sqlite,postgres,peer
+#   --no-doc              print the table only; leave docs/PERFORMANCE.md alone
+set -euo pipefail
+# shellcheck source=scripts/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+cd "$REPO_ROOT"
+
+COMMAND_LINE="scripts/bench.sh${*:+ $*}"
+N=100000
+PEER_N=""
+CONCURRENCY=8
+LOOKUP_SECONDS=30
+GROUP_MEMBERS=""
+ONLY="sqlite,postgres,peer"
+WRITE_DOC=1
+while (($#)); do
+	case "$1" in
+	--peer-n) PEER_N="${2:?}" && shift ;;
+	-c | --concurrency) CONCURRENCY="${2:?}" && shift ;;
+	-d | --lookup-seconds) LOOKUP_SECONDS="${2:?}" && shift ;;
+	--group-members) GROUP_MEMBERS="${2:?}" && shift ;;
+	--only) ONLY="${2:?}" && shift ;;
+	--no-doc) WRITE_DOC=0 ;;
+	-h | --help)
+		sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'
+		exit 0
+		;;
+	[0-9]*) N="$1" ;;
+	*) die "unknown argument: $1 (see --help)" ;;
+	esac
+	shift
+done
+PEER_N="${PEER_N:-$N}"
+for v in "$N" "$PEER_N" "$CONCURRENCY" "$LOOKUP_SECONDS" ${GROUP_MEMBERS:+"$GROUP_MEMBERS"}; do
+	[[ "$v" =~ ^[0-9]+$ ]] || die "not a whole number: $v"
+done
+want() { [[ ",$ONLY," == *",$1,"* ]]; }
+
+WORK="$(mktemp -d "${TMPDIR:-/tmp}/liaison-bench.XXXXXX")"
+chmod 755 "$WORK"
+SERVER_PID=""
+cleanup() {
+	stop_pid "$SERVER_PID"
+	pg_stop
+	rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+ensure_debs curl:curl
+if want postgres; then
+	ensure_debs "/usr/lib/postgresql/*/bin/initdb:postgresql" psql:postgresql-client
+fi
+want peer && ensure_venv
+
+echo "==== building (release) ===="
+cargo build --release --quiet -p bench --bin liaison-bench
+if want sqlite || want postgres; then
+	cargo build --release --quiet -p liaison --bin liaison
+fi
+TARGET="${CARGO_TARGET_DIR:-$REPO_ROOT/target}/release"
+BENCH="$TARGET/liaison-bench"
+LIAISON="$TARGET/liaison"
+
+ROWS=()
+# Runs liaison-bench against base URL $1, token $2, server pid $3, label $4, users $5.
+bench() {
+	local url="$1" token="$2" pid="$3" label="$4" users="$5" slug="$6"
+	local members="${GROUP_MEMBERS:-$users}"
+	LIAISON_BENCH_TOKEN="$token" "$BENCH" --url "$url" -n "$users" -c "$CONCURRENCY" \
+		-d "$LOOKUP_SECONDS" --group-members "$members" --pid "$pid" --label "$label" \
+		--json-out "$WORK/$slug.json" --markdown-out "$WORK/$slug.md" >/dev/null
+	cat "$WORK/$slug.json"
+	ROWS+=("$(cat "$WORK/$slug.md")")
+}
+
+# Benchmarks Liaison on store $1 with database URL $2.
+bench_liaison() {
+	local store="$1" db_url="$2" label="$3" port config token
+	port="$(free_port)"
+	config="$WORK/liaison-$store.toml"
+	echo "# benchmark run: settings come from the environment" >"$config"
+	export LIAISON_DATABASE_URL="$db_url" LIAISON_LISTEN="127.0.0.1:$port"
+	"$LIAISON" --config "$config" migrate >/dev/null
+	"$LIAISON" --config "$config" org create bench --name "Benchmark" >/dev/null
+	token="$("$LIAISON" --config "$config" token issue bench | tail -n 1)"
+	"$LIAISON" --config "$config" serve >"$WORK/server-$store.log" 2>&1 &
+	SERVER_PID=$!
+	wait_http "http://127.0.0.1:$port/healthz" 60 "$SERVER_PID" || {
+		tail -n 40 "$WORK/server-$store.log" >&2
+		return 1
+	}
+	bench "http://127.0.0.1:$port/o/bench/scim/v2" "$token" "$SERVER_PID" "$label" "$N" "$store"
+	stop_pid "$SERVER_PID"
+	SERVER_PID=""
+}
+
+bench_peer() {
+	local port token=bench-token label="$1"
+	port="$(free_port)"
+	"$VENV/bin/scim2-server" --hostname 127.0.0.1 --port "$port" --bearer-token "$token" >"$WORK/peer.log" 2>&1 &
+	SERVER_PID=$!
+	wait_http "http://127.0.0.1:$port/ServiceProviderConfig" 30 "$SERVER_PID" || {
+		tail -n 40 "$WORK/peer.log" >&2
+		return 1
+	}
+	bench "http://127.0.0.1:$port/v2" "$token" "$SERVER_PID" "$label" "$PEER_N" peer
+	stop_pid "$SERVER_PID"
+	SERVER_PID=""
+}
+
+PG_VERSION=""
+PEER_VERSION=""
+if want sqlite; then
+	echo "==== Liaison on SQLite: $N users ===="
+	bench_liaison sqlite "sqlite://$WORK/bench.db" "Liaison, SQLite"
+fi
+if want postgres; then
+	echo "==== Liaison on PostgreSQL: $N users ===="
+	pg_start
+	PG_VERSION="$("$(pg_bindir)/postgres" --version | awk '{print $3}')"
+	bench_liaison postgres "$(pg_create_db "$PG_URL" liaison_bench)" "Liaison, PostgreSQL $PG_VERSION"
+	pg_stop
+fi
+if want peer; then
+	PEER_VERSION="$("$VENV/bin/python" -m pip show scim2-server 2>/dev/null | awk '/^Version:/ {print $2}')"
+	echo "==== scim2-server $PEER_VERSION (Python, in memory): $PEER_N users ===="
+	bench_peer "scim2-server $PEER_VERSION (Python, in memory)"
+fi
+
+TABLE="$("$BENCH" --markdown-header)"$'\n'"$(printf '%s\n' "${ROWS[@]}")"
+echo
+echo "$TABLE"
+
+((WRITE_DOC)) || exit 0
+
+rev="$(git rev-parse --short HEAD 2>/dev/null || echo unknown)"
+git diff --quiet HEAD 2>/dev/null || rev="$rev (with uncommitted changes)"
+cpu="$(awk -F': ' '/^model name/ {print $2; exit}' /proc/cpuinfo)"
+mem_gib="$(awk '/^MemTotal/ {printf "%.0f", $2 / 1048576}' /proc/meminfo)"
+sqlite_crate="$(awk '/^name = "libsqlite3-sys"/ {getline; gsub(/"/, "", $3); print $3}' Cargo.lock)"
+{
+	echo "Measured $(date -u '+%Y-%m-%d %H:%M UTC') with:"
+	echo
+	echo '```'
+	echo "$COMMAND_LINE"
+	echo '```'
+	echo
+	echo "$TABLE"
+	echo
+	echo "- Settings: $N users on Liaison, $PEER_N on scim2-server; $CONCURRENCY concurrent clients; ${LOOKUP_SECONDS}s of lookups; group of ${GROUP_MEMBERS:-all created users but the 7 added one by one: N − 7} members."
+	echo "- Machine: $(nproc) cores ($cpu), ${mem_gib} GiB RAM, $(uname -sr); client and server share it."
+	echo "- Versions: Liaison $rev ($(rustc --version)); SQLite bundled by libsqlite3-sys ${sqlite_crate:-?}${PG_VERSION:+; PostgreSQL $PG_VERSION}${PEER_VERSION:+; scim2-server $PEER_VERSION on $("$VENV/bin/python" --version)}."
+} >"$WORK/section.md"
+
+python3 - "$REPO_ROOT/docs/PERFORMANCE.md" "$WORK/section.md" <<'PY'
+import sys
+doc_path, section_path = sys.argv[1], sys.argv[2]
+begin, end = "<!-- bench:begin -->", "<!-- bench:end -->"
+doc = open(doc_path, encoding="utf-8").read()
+section = open(section_path, encoding="utf-8").read().strip()
+head, sep, rest = doc.partition(begin)
+_, sep2, tail = rest.partition(end)
+if not sep or not sep2:
+    sys.exit(f"{doc_path}: markers {begin} and {end} not found")
+open(doc_path, "w", encoding="utf-8").write(f"{head}{begin}\n{section}\n{end}{tail}")
+PY
+echo "docs/PERFORMANCE.md updated"

@@ -1,0 +1,94 @@
+#!/usr/bin/env bash
+# The project's one test command. On a Debian 12 machine with Rust and Python 3
+# it installs what is missing (PostgreSQL from apt, the SCIM peer tools into
+# .venv from PyPI), starts a private PostgreSQL cluster on a free loopback port,
+# and runs, in order: rustfmt check, clippy, the workspace tests (on SQLite and
+# PostgreSQL), SCIM conformance with scim2-tester, and a fuzz smoke run.
+# Every section runs even when an earlier one failed; the run fails if any did.
+#
+# Usage: scripts/test.sh [--quick]
+#   --quick   skip the fuzz smoke run
+# Environment: FUZZ_SECONDS (per fuzz target, default 30), CI=true (sets
+# CARGO_INCREMENTAL=0).
+set -euo pipefail
+# shellcheck source=scripts/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+cd "$REPO_ROOT"
+
+QUICK=0
+for arg in "$@"; do
+	case "$arg" in
+	--quick) QUICK=1 ;;
+	-h | --help)
+		sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'
+		exit 0
+		;;
+	*) die "unknown argument: $arg (see --help)" ;;
+	esac
+done
+if [[ "${CI:-}" == true ]]; then
+	export CARGO_INCREMENTAL=0
+fi
+export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
+
+echo "==== setup ===="
+ensure_debs "/usr/lib/postgresql/*/bin/initdb:postgresql" psql:postgresql-client curl:curl
+ensure_venv
+trap pg_stop EXIT
+pg_start
+
+RESULTS=()
+PASSED=0
+FAILED=0
+SKIPPED=0
+# Runs one section: section NAME COMMAND... ; records PASS or FAIL and goes on.
+section() {
+	local name="$1" start rc=0
+	shift
+	echo
+	echo "==== $name ===="
+	echo "\$ $*"
+	start=$SECONDS
+	"$@" || rc=$?
+	if ((rc == 0)); then
+		PASSED=$((PASSED + 1))
+		RESULTS+=("PASS  $name ($((SECONDS - start))s)")
+	else
+		FAILED=$((FAILED + 1))
+		RESULTS+=("FAIL  $name ($((SECONDS - start))s, exit code $rc)")
+	fi
+	echo "==== $name: $([[ $rc -eq 0 ]] && echo passed || echo "FAILED (exit code $rc)") ===="
+}
+
+TEST_LOG="$PG_DIR/cargo-test.log"
+workspace_tests() {
+	LIAISON_TEST_POSTGRES_URL="$PG_URL" LIAISON_REQUIRE_POSTGRES=1 \
+		cargo test --workspace --all-features 2>&1 | tee "$TEST_LOG"
+}
+
+section "rustfmt" cargo fmt --all -- --check
+section "clippy" cargo clippy --workspace --all-targets -- -D warnings
+section "cargo test (SQLite and PostgreSQL)" workspace_tests
+section "SCIM conformance (scim2-tester)" env LIAISON_TEST_POSTGRES_URL="$PG_URL" scripts/conformance.sh
+if ((QUICK)); then
+	SKIPPED=$((SKIPPED + 1))
+	RESULTS+=("SKIP  fuzz smoke run (--quick)")
+else
+	section "fuzz smoke run" scripts/fuzz-smoke.sh
+fi
+
+echo
+echo "==== summary ===="
+printf '%s\n' "${RESULTS[@]}"
+if [[ -f "$TEST_LOG" ]]; then
+	# Totals of every "test result:" line cargo printed (unit, integration, doc tests).
+	awk '/^test result:/ { for (i = 1; i < NF; i++) { v = $i + 0; w = $(i + 1); sub(/[;,.]$/, "", w);
+		if (w == "passed") p += v; else if (w == "failed") f += v; else if (w == "ignored") g += v } }
+		END { printf "cargo tests: %d passed, %d failed, %d ignored\n", p, f, g }' "$TEST_LOG"
+fi
+if ((SKIPPED)); then
+	echo "sections: $PASSED passed, $FAILED failed, $SKIPPED skipped"
+else
+	echo "sections: $PASSED passed, $FAILED failed"
+fi
+((FAILED == 0))
