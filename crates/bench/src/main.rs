@@ -156,7 +156,9 @@ async fn run(args: &Args) -> Result<Report> {
     let page = page(&scim, args.users, repetitions).await?;
     eprintln!("    median {:.2} ms", page.median_ms);
 
-    let members = args.group_members.min(args.users.saturating_sub(repetitions));
+    let members = args
+        .group_members
+        .min(args.users.saturating_sub(repetitions));
     let group = if args.skip_group || members == 0 {
         None
     } else {
@@ -164,7 +166,15 @@ async fn run(args: &Args) -> Result<Report> {
             "[d] a group of {members} members in PATCH batches of {}",
             args.batch.max(1)
         );
-        let g = group(&scim, &prefix, &ids, members, args.batch.max(1), repetitions).await?;
+        let g = group(
+            &scim,
+            &prefix,
+            &ids,
+            members,
+            args.batch.max(1),
+            repetitions,
+        )
+        .await?;
         eprintln!(
             "    built in {:.1} s; PATCH +1 median {:.2} ms; PUT all median {:.1} ms",
             g.build_seconds, g.patch_add_one_median_ms, g.put_all_median_ms
@@ -173,8 +183,9 @@ async fn run(args: &Args) -> Result<Report> {
     };
 
     let server_memory = match args.pid {
-        Some(pid) => report::read_memory(pid)
-            .with_context(|| format!("reading /proc/{pid}/status"))?,
+        Some(pid) => {
+            report::read_memory(pid).with_context(|| format!("reading /proc/{pid}/status"))?
+        }
         None => None,
     };
 

@@ -47,10 +47,7 @@ mod tests {
     #[test]
     fn median_of_small_sets() {
         assert_eq!(median(&mut []), None);
-        assert_eq!(
-            median(&mut millis(&[7])),
-            Some(Duration::from_millis(7))
-        );
+        assert_eq!(median(&mut millis(&[7])), Some(Duration::from_millis(7)));
         assert_eq!(
             median(&mut millis(&[9, 1, 5])),
             Some(Duration::from_millis(5))
