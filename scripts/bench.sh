@@ -47,6 +47,8 @@ PEER_N="${PEER_N:-$N}"
 for v in "$N" "$PEER_N" "$CONCURRENCY" "$LOOKUP_SECONDS" ${GROUP_MEMBERS:+"$GROUP_MEMBERS"}; do
 	[[ "$v" =~ ^[0-9]+$ ]] || die "not a whole number: $v"
 done
+# Liaison's request body limit for the run: room for the PUT of the large group.
+BODY_LIMIT=$(((${GROUP_MEMBERS:-$N} * 64 / 1048576 + 16) * 1048576))
 want() { [[ ",$ONLY," == *",$1,"* ]]; }
 
 WORK="$(mktemp -d "${TMPDIR:-/tmp}/liaison-bench.XXXXXX")"
@@ -93,6 +95,8 @@ bench_liaison() {
 	config="$WORK/liaison-$store.toml"
 	echo "# benchmark run: settings come from the environment" >"$config"
 	export LIAISON_DATABASE_URL="$db_url" LIAISON_LISTEN="127.0.0.1:$port"
+	# A PUT of the large group carries every member: about 50 bytes each.
+	export LIAISON_LIMITS__MAX_BODY_BYTES="$BODY_LIMIT"
 	"$LIAISON" --config "$config" migrate >/dev/null
 	"$LIAISON" --config "$config" org create bench --name "Benchmark" >/dev/null
 	token="$("$LIAISON" --config "$config" token issue bench | tail -n 1)"
@@ -160,7 +164,14 @@ sqlite_crate="$(awk '/^name = "libsqlite3-sys"/ {getline; gsub(/"/, "", $3); pri
 	echo
 	echo "$TABLE"
 	echo
-	echo "- Settings: $N users on Liaison, $PEER_N on scim2-server; $CONCURRENCY concurrent clients; ${LOOKUP_SECONDS}s of lookups; group of ${GROUP_MEMBERS:-all created users but the 7 added one by one: N − 7} members."
+	settings=""
+	if want sqlite || want postgres; then
+		settings="$N users on Liaison (request body limit $((BODY_LIMIT / 1048576)) MiB); "
+	fi
+	if want peer; then
+		settings+="$PEER_N users on scim2-server; "
+	fi
+	echo "- Settings: $settings$CONCURRENCY concurrent clients; ${LOOKUP_SECONDS}s of lookups; a group of ${GROUP_MEMBERS:-all but 7 of the users} members, then 7 single-member PATCHes and 7 PUTs."
 	echo "- Machine: $(nproc) cores ($cpu), ${mem_gib} GiB RAM, $(uname -sr); client and server share it."
 	echo "- Versions: Liaison $rev ($(rustc --version)); SQLite bundled by libsqlite3-sys ${sqlite_crate:-?}${PG_VERSION:+; PostgreSQL $PG_VERSION}${PEER_VERSION:+; scim2-server $PEER_VERSION on $("$VENV/bin/python" --version)}."
 } >"$WORK/section.md"
