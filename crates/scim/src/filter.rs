@@ -748,12 +748,26 @@ fn parse_literal(w: &str) -> Option<CompValue> {
     } else if w.eq_ignore_ascii_case("null") {
         Some(CompValue::Null)
     } else if is_json_number(w) {
-        serde_json::from_str::<Number>(w)
-            .ok()
-            .map(CompValue::Number)
+        parse_number(w).map(CompValue::Number)
     } else {
         None
     }
+}
+
+/// A JSON number as an integer when it is one that fits in 64 bits, else as the
+/// nearest `f64` (correctly rounded, unlike serde_json's default parser, so the
+/// shortest form `Display` writes parses back to the same value). `None` when
+/// out of the `f64` range.
+fn parse_number(w: &str) -> Option<Number> {
+    if !w.contains(['.', 'e', 'E']) {
+        if let Ok(i) = w.parse::<i64>() {
+            return Some(i.into());
+        }
+        if let Ok(u) = w.parse::<u64>() {
+            return Some(u.into());
+        }
+    }
+    w.parse::<f64>().ok().and_then(Number::from_f64)
 }
 
 /// `-? (0 | [1-9][0-9]*) (. [0-9]+)? ([eE] [+-]? [0-9]+)?`
@@ -1207,6 +1221,11 @@ mod tests {
             panic!("not a number comparison")
         };
         assert_eq!(n.as_f64(), Some(1500.0));
+        // Correctly rounded, so the display parses back to the same value.
+        let big = parse("n ge 112000000000000000000000000000000000");
+        assert_eq!(big.to_string(), "n ge 1.12e+35");
+        assert_eq!(parse(&big.to_string()), big);
+        assert_eq!(parse("n eq -0").to_string(), "n eq 0");
         for bad in [
             "n gt 01",
             "n gt 1.",
