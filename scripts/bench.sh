@@ -7,7 +7,8 @@
 #
 # Usage: scripts/bench.sh [N] [options]
 #   N                     users to create on Liaison (default 100000)
-#   --peer-n N            users to create on scim2-server (default: same as N)
+#   --peer-n N            users to create on scim2-server (default: N, at most
+#                         10000: the peer slows down with size, see PERFORMANCE.md)
 #   -c, --concurrency C   concurrent clients (default 8)
 #   -d, --lookup-seconds D  seconds of filtered lookups (default 30)
 #   --group-members M     members of the large group (default: the number of users)
@@ -35,7 +36,7 @@ while (($#)); do
 	--only) ONLY="${2:?}" && shift ;;
 	--no-doc) WRITE_DOC=0 ;;
 	-h | --help)
-		sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'
+		usage "$0"
 		exit 0
 		;;
 	[0-9]*) N="$1" ;;
@@ -43,7 +44,7 @@ while (($#)); do
 	esac
 	shift
 done
-PEER_N="${PEER_N:-$N}"
+PEER_N="${PEER_N:-$((N < 10000 ? N : 10000))}"
 for v in "$N" "$PEER_N" "$CONCURRENCY" "$LOOKUP_SECONDS" ${GROUP_MEMBERS:+"$GROUP_MEMBERS"}; do
 	[[ "$v" =~ ^[0-9]+$ ]] || die "not a whole number: $v"
 done

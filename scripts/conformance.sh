@@ -30,7 +30,7 @@ while (($#)); do
 	--peer) PEER=1 ;;
 	-v | --verbose) VERBOSE=(--verbose) ;;
 	-h | --help)
-		sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//'
+		usage "$0"
 		exit 0
 		;;
 	*) die "unknown argument: $1 (see --help)" ;;

@@ -7,6 +7,11 @@ REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 VENV="${LIAISON_VENV:-$REPO_ROOT/.venv}"
 PY_REQUIREMENTS="$REPO_ROOT/scripts/requirements.txt"
 
+# Prints the comment block at the top of script $1 (its help).
+usage() {
+	awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$1"
+}
+
 log() { printf '%s\n' "$*" >&2; }
 die() {
 	log "error: $*"

@@ -20,7 +20,7 @@ for arg in "$@"; do
 	case "$arg" in
 	--quick) QUICK=1 ;;
 	-h | --help)
-		sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'
+		usage "$0"
 		exit 0
 		;;
 	*) die "unknown argument: $arg (see --help)" ;;
