@@ -123,8 +123,9 @@ pub struct AttrDef {
 }
 
 impl AttrDef {
-    /// A single-valued, optional, case-insensitive, readWrite attribute returned by
-    /// default; the builder methods below adjust it.
+    /// A single-valued, optional, readWrite attribute returned by default,
+    /// case-exact only for references and binary values; the builder methods below
+    /// adjust it.
     pub const fn new(name: &'static str, ty: AttrType, description: &'static str) -> AttrDef {
         AttrDef {
             name,
@@ -132,7 +133,7 @@ impl AttrDef {
             multi_valued: false,
             description,
             required: false,
-            case_exact: false,
+            case_exact: matches!(ty, AttrType::Reference | AttrType::Binary),
             mutability: Mutability::ReadWrite,
             returned: Returned::Default,
             uniqueness: Uniqueness::None,
