@@ -220,6 +220,13 @@ impl Filter {
     pub fn matches(&self, kind: ResourceKind, resource: &Value) -> bool {
         eval(self, kind, &Scope::Resource, resource)
     }
+
+    /// Checks that every attribute the filter names is defined for `kind`
+    /// (inside `emails[...]`, names are sub-attributes of `emails`); `schemas`
+    /// is always allowed. The error is `invalidFilter` naming the attribute.
+    pub fn validate(&self, kind: ResourceKind) -> Result<()> {
+        validate(self, kind, None)
+    }
 }
 
 impl fmt::Display for Filter {
@@ -812,6 +819,46 @@ fn is_json_number(w: &str) -> bool {
 // ---------------------------------------------------------------------------
 // Evaluation
 // ---------------------------------------------------------------------------
+
+fn validate(f: &Filter, kind: ResourceKind, parent: Option<&AttrPath>) -> Result<()> {
+    let check = |p: &AttrPath| -> Result<()> {
+        let full = match parent {
+            None if p.schema.is_none() && p.attr.eq_ignore_ascii_case("schemas") => return Ok(()),
+            None => Some(p.clone()),
+            Some(parent) => p.sub_attr.is_none().then(|| AttrPath {
+                schema: parent.schema.clone(),
+                attr: parent.attr.clone(),
+                sub_attr: Some(p.attr.clone()),
+            }),
+        };
+        match full.as_ref().and_then(|full| kind.resolve(full)) {
+            Some(_) => Ok(()),
+            None => {
+                let shown = match parent {
+                    Some(parent) => format!("{parent}.{p}"),
+                    None => p.to_string(),
+                };
+                Err(ScimError::invalid_filter(format!(
+                    "unknown attribute '{}' for {}",
+                    truncate(&shown),
+                    kind.name()
+                )))
+            }
+        }
+    };
+    match f {
+        Filter::Present(p) | Filter::Compare(p, ..) => check(p),
+        Filter::Not(x) => validate(x, kind, parent),
+        Filter::And(l, r) | Filter::Or(l, r) => {
+            validate(l, kind, parent)?;
+            validate(r, kind, parent)
+        }
+        Filter::ValuePath(p, inner) => {
+            check(p)?;
+            validate(inner, kind, Some(p))
+        }
+    }
+}
 
 /// Where attribute paths are looked up.
 enum Scope<'p> {
@@ -1776,6 +1823,40 @@ mod tests {
         assert!(m(
             r#"urn:ietf:params:scim:schemas:core:2.0:User:USERNAME eq "BJENSEN@example.com""#
         ));
+    }
+
+    #[test]
+    fn validate_names_unknown_attributes() {
+        let ok = |s: &str| parse(s).validate(ResourceKind::User);
+        assert_eq!(ok(r#"userName eq "x" and name.familyName pr"#), Ok(()));
+        assert_eq!(
+            ok(
+                r#"emails[type eq "work" and value co "@"] or meta.created gt "2020-01-01T00:00:00Z""#
+            ),
+            Ok(())
+        );
+        assert_eq!(
+            ok(r#"schemas eq "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User""#),
+            Ok(())
+        );
+        assert_eq!(
+            ok(r#"urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:manager.value pr"#),
+            Ok(())
+        );
+        let e = ok(r#"userName pr and not (nosuch eq 1)"#).unwrap_err();
+        assert_eq!(e.scim_type, Some(ScimType::InvalidFilter));
+        assert!(
+            e.detail.contains("unknown attribute 'nosuch' for User"),
+            "{}",
+            e.detail
+        );
+        let e = ok(r#"emails[nosuch pr]"#).unwrap_err();
+        assert!(e.detail.contains("'emails.nosuch'"), "{}", e.detail);
+        assert!(ok("name.nosuch pr").is_err());
+        assert!(parse("members[value pr]")
+            .validate(ResourceKind::Group)
+            .is_ok());
+        assert!(parse("userName pr").validate(ResourceKind::Group).is_err());
     }
 
     #[test]
