@@ -15,6 +15,9 @@
 #   --only LIST           comma-separated subset of sqlite,postgres,peer
 #   --no-doc              print the table only; leave docs/PERFORMANCE.md alone
 set -euo pipefail
+# The whole script is one block, read before it runs: editing the file while it
+# runs (a checkout, say) cannot change what the running shell does.
+{
 # shellcheck source=scripts/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 cd "$REPO_ROOT"
@@ -55,6 +58,7 @@ want() { [[ ",$ONLY," == *",$1,"* ]]; }
 WORK="$(mktemp -d "${TMPDIR:-/tmp}/liaison-bench.XXXXXX")"
 chmod 755 "$WORK"
 SERVER_PID=""
+# shellcheck disable=SC2317 # called by the EXIT trap
 cleanup() {
 	stop_pid "$SERVER_PID"
 	pg_stop
@@ -190,3 +194,5 @@ if not sep or not sep2:
 open(doc_path, "w", encoding="utf-8").write(f"{head}{begin}\n{section}\n{end}{tail}")
 PY
 echo "docs/PERFORMANCE.md updated"
+exit
+}

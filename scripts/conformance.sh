@@ -13,6 +13,9 @@
 #   CONFORMANCE_MIN_CHECKS     fewer checks than this fail the run (default 50)
 #   LIAISON_BIN                a prebuilt liaison binary (skips cargo build)
 set -euo pipefail
+# The whole script is one block, read before it runs: editing the file while it
+# runs (a checkout, say) cannot change what the running shell does.
+{
 # shellcheck source=scripts/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 cd "$REPO_ROOT"
@@ -50,6 +53,7 @@ ensure_venv
 WORK="$(mktemp -d "${TMPDIR:-/tmp}/liaison-conformance.XXXXXX")"
 chmod 755 "$WORK"
 SERVER_PID=""
+# shellcheck disable=SC2317 # called by the EXIT trap
 cleanup() {
 	stop_pid "$SERVER_PID"
 	pg_stop
@@ -165,3 +169,5 @@ if ((FAILED)); then
 	exit 1
 fi
 echo "conformance: all checks succeeded"
+exit
+}

@@ -5,6 +5,9 @@
 #
 # Usage: scripts/fuzz-smoke.sh [SECONDS_PER_TARGET]   (default 30, or $FUZZ_SECONDS)
 set -euo pipefail
+# The whole script is one block, read before it runs: editing the file while it
+# runs (a checkout, say) cannot change what the running shell does.
+{
 # shellcheck source=scripts/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 cd "$REPO_ROOT"
@@ -40,3 +43,5 @@ if ((${#failed[@]})); then
 	exit 1
 fi
 echo "fuzz: ${#targets[@]} targets ran ${SECONDS_PER_TARGET}s each without a crash"
+exit
+}

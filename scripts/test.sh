@@ -11,6 +11,9 @@
 # Environment: FUZZ_SECONDS (per fuzz target, default 30), CI=true (sets
 # CARGO_INCREMENTAL=0).
 set -euo pipefail
+# The whole script is one block, read before it runs: editing the file while it
+# runs (a checkout, say) cannot change what the running shell does.
+{
 # shellcheck source=scripts/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 cd "$REPO_ROOT"
@@ -61,6 +64,7 @@ section() {
 }
 
 TEST_LOG="$PG_DIR/cargo-test.log"
+# shellcheck disable=SC2317 # called through section
 workspace_tests() {
 	LIAISON_TEST_POSTGRES_URL="$PG_URL" LIAISON_REQUIRE_POSTGRES=1 \
 		cargo test --workspace --all-features 2>&1 | tee "$TEST_LOG"
@@ -92,3 +96,5 @@ else
 	echo "sections: $PASSED passed, $FAILED failed"
 fi
 ((FAILED == 0))
+exit
+}
