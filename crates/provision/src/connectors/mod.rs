@@ -1,1 +1,3 @@
 //! One module per app kind, each implementing [`crate::Connector`].
+pub mod scim;
+pub mod synapse;
