@@ -49,6 +49,9 @@ impl Default for Config {
     }
 }
 
+/// Top-level keys settable from the environment (`limits` is set key by key).
+const ENV_KEYS: &[&str] = &["database_url", "listen", "public_url", "log"];
+
 impl Config {
     /// Loads the configuration: defaults < `file` (when given) < environment.
     pub fn load(file: Option<&Path>) -> anyhow::Result<Config> {
@@ -59,7 +62,15 @@ impl Config {
             }
             fig = fig.merge(Toml::file(f));
         }
-        let cfg: Config = fig.merge(Env::prefixed("LIAISON_").split("__")).extract()?;
+        // Only the variables that name a key: `LIAISON_CONFIG` (the file's path)
+        // and variables of other tools sharing the prefix are not configuration.
+        let env = Env::prefixed("LIAISON_")
+            .filter(|key| {
+                let key = key.as_str().to_ascii_lowercase();
+                ENV_KEYS.iter().any(|k| key == *k) || key.starts_with("limits__")
+            })
+            .split("__");
+        let cfg: Config = fig.merge(env).extract()?;
         if cfg.limits.max_results == 0 || cfg.limits.bulk_max_operations == 0 {
             anyhow::bail!("limits.max_results and limits.bulk_max_operations must be positive");
         }
@@ -90,6 +101,8 @@ mod tests {
             )?;
             jail.set_env("LIAISON_DATABASE_URL", "postgres://db/liaison");
             jail.set_env("LIAISON_LIMITS__MAX_RESULTS", "70");
+            jail.set_env("LIAISON_CONFIG", "elsewhere.toml");
+            jail.set_env("LIAISON_TEST_POSTGRES_URL", "postgres://unrelated");
             let cfg = Config::load(Some(Path::new("liaison.toml"))).expect("loads");
             assert_eq!(cfg.listen, "0.0.0.0:9000");
             assert_eq!(cfg.database_url, "postgres://db/liaison");

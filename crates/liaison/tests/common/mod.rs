@@ -116,7 +116,7 @@ pub async fn apps() -> Vec<App> {
 pub async fn apps_with(config: Config) -> Vec<App> {
     let mut out = Vec::new();
     for (label, store) in store::testing::stores_under_test().await {
-        out.push(App::new(label, store, config.clone()).await);
+        out.push(App::new(label.to_string(), store, config.clone()).await);
     }
     out
 }
