@@ -86,7 +86,7 @@ ROWS=()
 bench() {
 	local url="$1" token="$2" pid="$3" label="$4" users="$5" slug="$6"
 	local members="${GROUP_MEMBERS:-$users}"
-	LIAISON_BENCH_TOKEN="$token" "$BENCH" --url "$url" -n "$users" -c "$CONCURRENCY" \
+	SCIM_BENCH_TOKEN="$token" "$BENCH" --url "$url" -n "$users" -c "$CONCURRENCY" \
 		-d "$LOOKUP_SECONDS" --group-members "$members" --pid "$pid" --label "$label" \
 		--json-out "$WORK/$slug.json" --markdown-out "$WORK/$slug.md" >/dev/null
 	cat "$WORK/$slug.json"
@@ -102,11 +102,11 @@ bench_liaison() {
 	export LIAISON_DATABASE_URL="$db_url" LIAISON_LISTEN="127.0.0.1:$port"
 	# A PUT of the large group carries every member: about 50 bytes each.
 	export LIAISON_LIMITS__MAX_BODY_BYTES="$BODY_LIMIT"
-	"$LIAISON" --config "$config" migrate >/dev/null
-	"$LIAISON" --config "$config" org create bench --name "Benchmark" >/dev/null
-	token="$("$LIAISON" --config "$config" token issue bench | tail -n 1)"
-	"$LIAISON" --config "$config" serve >"$WORK/server-$store.log" 2>&1 &
-	SERVER_PID=$!
+	LIAISON_CONFIG_FILE="$config"
+	liaison_cmd migrate >/dev/null
+	liaison_cmd org create bench --name "Benchmark" >/dev/null
+	token="$(liaison_cmd token issue bench | tail -n 1)"
+	liaison_serve "$WORK/server-$store.log"
 	wait_http "http://127.0.0.1:$port/healthz" 60 "$SERVER_PID" || {
 		tail -n 40 "$WORK/server-$store.log" >&2
 		return 1

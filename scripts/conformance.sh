@@ -78,7 +78,8 @@ run_tester() {
 	echo "conformance $name: $total checks, $ok SUCCESS, $bad not SUCCESS, scim2 exit code $rc"
 	if ((bad > 0)); then
 		echo "conformance $name: checks that did not succeed:"
-		grep -E '^(COMPLIANT|ACCEPTABLE|DEVIATION|ERROR|CRITICAL) ' "$out" | sort | uniq -c | sed 's/^/  /'
+		# Each failing check with the indented lines (its reason) that follow it.
+		awk '/^[A-Z]+ / { show = ($1 != "SUCCESS") } show { print "  " $0 }' "$out"
 	fi
 	((rc == 0 && bad == 0 && total >= MIN_CHECKS))
 }
@@ -121,12 +122,12 @@ run_liaison() {
 	config="$WORK/liaison-$store.toml"
 	echo "# conformance run: settings come from the environment" >"$config"
 	export LIAISON_DATABASE_URL="$db_url" LIAISON_LISTEN="127.0.0.1:$port"
-	"$LIAISON" --config "$config" migrate
-	"$LIAISON" --config "$config" org create conf --name "Conformance"
-	token="$("$LIAISON" --config "$config" token issue conf | tail -n 1)"
+	LIAISON_CONFIG_FILE="$config"
+	liaison_cmd migrate
+	liaison_cmd org create conf --name "Conformance"
+	token="$(liaison_cmd token issue conf | tail -n 1)"
 	[[ -n "$token" ]] || die "liaison token issue printed no token"
-	"$LIAISON" --config "$config" serve >"$WORK/server-$store.log" 2>&1 &
-	SERVER_PID=$!
+	liaison_serve "$WORK/server-$store.log"
 	wait_http "http://127.0.0.1:$port/healthz" 60 "$SERVER_PID" ||
 		{
 			cat "$WORK/server-$store.log" >&2

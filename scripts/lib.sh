@@ -138,6 +138,37 @@ wait_http() {
 	return 1
 }
 
+# Runs the liaison binary $LIAISON with config file $LIAISON_CONFIG_FILE and the
+# given arguments, with no LIAISON_* variables in its environment but the
+# settings it reads (LIAISON_DATABASE_URL, LIAISON_LISTEN, LIAISON_LIMITS__*):
+# the server takes every LIAISON_* variable as a setting and refuses unknown ones,
+# such as the test suite's LIAISON_TEST_POSTGRES_URL.
+liaison_cmd() {
+	liaison_env
+	env "${LIAISON_UNSET[@]}" "$LIAISON" --config "$LIAISON_CONFIG_FILE" "$@"
+}
+
+# Starts `liaison serve` in the background, its output going to file $1, and sets
+# SERVER_PID to the server's own pid.
+liaison_serve() {
+	liaison_env
+	(exec env "${LIAISON_UNSET[@]}" "$LIAISON" --config "$LIAISON_CONFIG_FILE" serve >"$1" 2>&1) &
+	# shellcheck disable=SC2034 # read by the scripts that source this file
+	SERVER_PID=$!
+}
+
+# Sets LIAISON_UNSET to the `env -u` options that drop the other LIAISON_* variables.
+liaison_env() {
+	local name
+	LIAISON_UNSET=()
+	while IFS= read -r name; do
+		case "$name" in
+		LIAISON_DATABASE_URL | LIAISON_LISTEN | LIAISON_PUBLIC_URL | LIAISON_LOG | LIAISON_LIMITS__*) ;;
+		LIAISON_*) LIAISON_UNSET+=(-u "$name") ;;
+		esac
+	done < <(compgen -e)
+}
+
 # Stops process $1 (TERM, then KILL after 10 s) and reaps it.
 stop_pid() {
 	local pid="$1" i

@@ -32,7 +32,7 @@ struct Args {
     #[arg(long, required_unless_present = "markdown_header")]
     url: Option<String>,
     /// Bearer token sent with every request.
-    #[arg(long, env = "LIAISON_BENCH_TOKEN", default_value = "")]
+    #[arg(long, env = "SCIM_BENCH_TOKEN", default_value = "")]
     token: String,
     /// Users to create.
     #[arg(short = 'n', long, default_value_t = 100_000)]
