@@ -9,6 +9,8 @@
 //! this trait and never sees an app's wire format.
 
 pub mod connectors;
+#[cfg(feature = "fakes")]
+pub mod fakes;
 
 use serde::{Deserialize, Serialize};
 

@@ -1,0 +1,812 @@
+//! Nextcloud connector: the OCS provisioning API (`/ocs/v2.php/cloud/...`), as
+//! described in the Nextcloud admin manual, "User provisioning API" and its
+//! "Instruction set for users" and "Instruction set for groups".
+//!
+//! Every request sends `OCS-APIRequest: true`, asks for JSON (`format=json`) and
+//! authenticates with Basic auth (an admin's app password). Answers are read from
+//! the `ocs.meta` envelope: `statuscode` 100 (v1) or 200 (v2) is success, other
+//! codes are interpreted per endpoint as documented, then generically: 997
+//! (unauthorised) and HTTP 401/403 are [`DeliveryError::Permanent`], 998 and HTTP
+//! 404 [`DeliveryError::NotFound`], 996/999, HTTP 5xx and 429
+//! [`DeliveryError::Transient`]. A body that is not an OCS envelope falls back to
+//! the HTTP status (a proxy's 502/503 is transient).
+//!
+//! Choices:
+//! - **User id** = the SCIM `userName`, unchanged, so that the SSO login (OIDC or
+//!   SAML, matching by user id) finds the account. Nextcloud allows only
+//!   `a-zA-Z0-9 _.@-'`, at most 64 characters and no surrounding spaces; any
+//!   other name is refused with a `Permanent` error rather than mapped, because a
+//!   mapped id would not match the SSO login and two names could map to one id.
+//!   Nextcloud user ids cannot change: once an account exists (`known_id`), a
+//!   later `userName` change updates its other fields but keeps the id.
+//! - **Password**: accounts are created with a random 40-character password that
+//!   is never stored or shown; people sign in through SSO. This needs no mail
+//!   server and sends no "set your password" link that would bypass SSO.
+//! - **Existing account** (OCS 102 "username already exists"): the account with
+//!   that user id is taken to be the person's (it is the id their SSO login uses)
+//!   and is updated; Nextcloud keeps no marker to tell otherwise.
+//! - **Updates** read the account first and edit only the fields that differ
+//!   (`displayname`, `email`). The quota of [`NextcloudConfig::quota`] is set at
+//!   creation only, so an admin's later change is kept.
+//! - **Active state**: a new account is disabled right after creation when the
+//!   spec says inactive; otherwise upserts leave it to
+//!   [`Connector::set_user_active`].
+//! - **Group id** = the SCIM id of the group (stable across renames); the SCIM
+//!   `displayName` is the Nextcloud group's display name (`displayname`, set at
+//!   creation and by `PUT /cloud/groups/{id}`). Group ids must be at most 64
+//!   characters of `a-zA-Z0-9._-`.
+//! - **Idempotence**: deleting a missing user or group and removing a membership
+//!   whose user or group is gone succeed; adding an existing membership succeeds
+//!   (Nextcloud answers 100).
+
+use std::collections::HashSet;
+use std::time::Duration;
+
+use reqwest::{Method, StatusCode, Url};
+use serde_json::Value;
+
+use crate::{
+    status_error, transport_error, AppGroup, AppKind, AppUser, Connector, DeliveryError, GroupSpec,
+    UserSpec,
+};
+
+/// How to reach a Nextcloud instance.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct NextcloudConfig {
+    /// E.g. `https://cloud.example.org` (a sub-path install works too).
+    pub base_url: String,
+    /// An admin account.
+    pub user: String,
+    /// An app password of that account.
+    pub app_password: String,
+    /// Quota given to new accounts (`"10 GB"`, `"none"`); `None` = Nextcloud's default.
+    pub quota: Option<String>,
+}
+
+/// Users and groups listed per request.
+const PAGE: usize = 100;
+
+/// The Nextcloud connector. See the module documentation.
+#[derive(Debug, Clone)]
+pub struct NextcloudConnector {
+    config: NextcloudConfig,
+    base: Url,
+    http: reqwest::Client,
+}
+
+/// An OCS failure: the HTTP status and the envelope's code and message.
+#[derive(Debug)]
+struct OcsFailure {
+    http: StatusCode,
+    code: i64,
+    message: String,
+}
+
+impl OcsFailure {
+    /// The generic meaning of a failure no endpoint-specific rule covered.
+    fn into_error(self, what: &str) -> DeliveryError {
+        let msg = format!(
+            "{what}: OCS {} (HTTP {}) {}",
+            self.code,
+            self.http.as_u16(),
+            self.message
+        );
+        if self.code == 997
+            || self.http == StatusCode::UNAUTHORIZED
+            || self.http == StatusCode::FORBIDDEN
+        {
+            DeliveryError::Permanent(format!("{msg} (check the user and app password)"))
+        } else if self.code == 998 || self.http == StatusCode::NOT_FOUND {
+            DeliveryError::NotFound(msg)
+        } else if self.code == 996
+            || self.code == 999
+            || self.http.is_server_error()
+            || self.http == StatusCode::TOO_MANY_REQUESTS
+        {
+            DeliveryError::Transient(msg)
+        } else {
+            DeliveryError::Permanent(msg)
+        }
+    }
+}
+
+/// A user as `GET /cloud/users/{id}` describes it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct NcAccount {
+    id: String,
+    display_name: String,
+    email: String,
+    enabled: bool,
+}
+
+/// Checks that a SCIM `userName` is usable as a Nextcloud user id.
+pub fn user_id_for(user_name: &str) -> Result<String, DeliveryError> {
+    let ok = !user_name.is_empty()
+        && user_name.chars().count() <= 64
+        && user_name.trim() == user_name
+        && user_name != "."
+        && user_name != ".."
+        && user_name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || " _.@-'".contains(c));
+    if ok {
+        Ok(user_name.to_string())
+    } else {
+        Err(DeliveryError::Permanent(format!(
+            "userName {user_name:?} is not a valid Nextcloud user id \
+             (allowed: a-z A-Z 0-9 space _ . @ - ', at most 64 characters)"
+        )))
+    }
+}
+
+/// The Nextcloud group id of a group: its SCIM id, checked.
+pub fn group_id_for(scim_id: &str) -> Result<String, DeliveryError> {
+    let ok = !scim_id.is_empty()
+        && scim_id.len() <= 64
+        && scim_id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "._-".contains(c));
+    if ok {
+        Ok(scim_id.to_string())
+    } else {
+        Err(DeliveryError::Permanent(format!(
+            "group id {scim_id:?} is not usable as a Nextcloud group id"
+        )))
+    }
+}
+
+/// The display name a user should have: `displayName`, else given and family
+/// names, else the user name.
+fn wanted_display_name(user: &UserSpec) -> String {
+    if let Some(d) = user
+        .display_name
+        .as_deref()
+        .filter(|d| !d.trim().is_empty())
+    {
+        return d.to_string();
+    }
+    let full = [user.given_name.as_deref(), user.family_name.as_deref()]
+        .into_iter()
+        .flatten()
+        .collect::<Vec<_>>()
+        .join(" ");
+    if full.trim().is_empty() {
+        user.user_name.clone()
+    } else {
+        full.trim().to_string()
+    }
+}
+
+/// A random password nobody knows (letters and digits, plus one of each class
+/// that password policies ask for).
+fn random_password() -> String {
+    use rand::Rng;
+    let mut p: String = rand::thread_rng()
+        .sample_iter(&rand::distributions::Alphanumeric)
+        .take(36)
+        .map(char::from)
+        .collect();
+    p.push_str("-Aa1");
+    p
+}
+
+fn string_field(v: &Value, key: &str) -> Option<String> {
+    match v.get(key) {
+        Some(Value::String(s)) => Some(s.clone()),
+        Some(Value::Number(n)) => Some(n.to_string()),
+        _ => None,
+    }
+}
+
+fn bool_field(v: &Value, key: &str) -> Option<bool> {
+    match v.get(key) {
+        Some(Value::Bool(b)) => Some(*b),
+        Some(Value::String(s)) => Some(s == "true" || s == "1"),
+        Some(Value::Number(n)) => Some(n.as_i64() != Some(0)),
+        _ => None,
+    }
+}
+
+fn parse_account(v: &Value, fallback_id: &str) -> NcAccount {
+    let id = string_field(v, "id").unwrap_or_else(|| fallback_id.to_string());
+    let display_name = string_field(v, "displayname")
+        .or_else(|| string_field(v, "display-name"))
+        .unwrap_or_else(|| id.clone());
+    NcAccount {
+        display_name,
+        email: string_field(v, "email").unwrap_or_default(),
+        enabled: bool_field(v, "enabled").unwrap_or(true),
+        id,
+    }
+}
+
+fn string_list(v: Option<&Value>) -> Vec<String> {
+    match v {
+        Some(Value::Array(items)) => items
+            .iter()
+            .filter_map(|i| i.as_str().map(str::to_string))
+            .collect(),
+        // PHP serialises a list with holes as an object.
+        Some(Value::Object(map)) => map
+            .values()
+            .filter_map(|i| i.as_str().map(str::to_string))
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
+impl NextcloudConnector {
+    /// Checks the base URL and builds an HTTP client with a 30 s timeout.
+    pub fn new(config: NextcloudConfig) -> Result<Self, DeliveryError> {
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(30))
+            .connect_timeout(Duration::from_secs(10))
+            .build()
+            .map_err(|e| DeliveryError::Permanent(format!("HTTP client: {e}")))?;
+        Self::with_client(config, http)
+    }
+
+    /// Uses the given HTTP client (its timeouts, proxies, TLS roots).
+    pub fn with_client(
+        config: NextcloudConfig,
+        http: reqwest::Client,
+    ) -> Result<Self, DeliveryError> {
+        let base = Url::parse(config.base_url.trim_end_matches('/'))
+            .map_err(|e| DeliveryError::Permanent(format!("Nextcloud base URL: {e}")))?;
+        if base.cannot_be_a_base() || !matches!(base.scheme(), "http" | "https") {
+            return Err(DeliveryError::Permanent(format!(
+                "Nextcloud base URL {:?} is not an http(s) URL",
+                config.base_url
+            )));
+        }
+        Ok(NextcloudConnector { config, base, http })
+    }
+
+    fn url(&self, segments: &[&str]) -> Url {
+        let mut url = self.base.clone();
+        if let Ok(mut path) = url.path_segments_mut() {
+            path.pop_if_empty()
+                .extend(["ocs", "v2.php", "cloud"])
+                .extend(segments);
+        }
+        url
+    }
+
+    /// Sends one OCS request. `Err` is a delivery error already (transport, not
+    /// an OCS answer); `Ok(Err)` an OCS failure for the caller to interpret.
+    async fn call(
+        &self,
+        method: Method,
+        segments: &[&str],
+        query: &[(&str, String)],
+        form: &[(&str, &str)],
+    ) -> Result<Result<Value, OcsFailure>, DeliveryError> {
+        let mut req = self
+            .http
+            .request(method.clone(), self.url(segments))
+            .basic_auth(&self.config.user, Some(&self.config.app_password))
+            .header("OCS-APIRequest", "true")
+            .header(reqwest::header::ACCEPT, "application/json")
+            .query(&[("format", "json")])
+            .query(query);
+        if !form.is_empty() {
+            req = req.form(form);
+        }
+        let resp = req.send().await.map_err(transport_error)?;
+        let status = resp.status();
+        let text = resp.text().await.map_err(transport_error)?;
+        let parsed: Option<Value> = serde_json::from_str(&text).ok();
+        let Some(meta) = parsed.as_ref().and_then(|v| v.pointer("/ocs/meta")) else {
+            if status.is_success() {
+                return Err(DeliveryError::Permanent(format!(
+                    "{method} {}: not an OCS answer (is the base URL right?)",
+                    segments.join("/")
+                )));
+            }
+            return Err(status_error(status, &text));
+        };
+        let code = match meta.get("statuscode") {
+            Some(Value::Number(n)) => n.as_i64().unwrap_or(0),
+            Some(Value::String(s)) => s.parse().unwrap_or(0),
+            _ => 0,
+        };
+        let ok = meta.get("status").and_then(Value::as_str) == Some("ok")
+            || ((code == 100 || code == 200) && status.is_success());
+        if ok {
+            Ok(Ok(parsed
+                .as_ref()
+                .and_then(|v| v.pointer("/ocs/data"))
+                .cloned()
+                .unwrap_or(Value::Null)))
+        } else {
+            Ok(Err(OcsFailure {
+                http: status,
+                code,
+                message: meta
+                    .get("message")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default()
+                    .to_string(),
+            }))
+        }
+    }
+
+    /// `GET /cloud/users/{id}`: `None` when Nextcloud does not know the user.
+    async fn get_user(&self, id: &str) -> Result<Option<NcAccount>, DeliveryError> {
+        match self.call(Method::GET, &["users", id], &[], &[]).await? {
+            Ok(data) => Ok(Some(parse_account(&data, id))),
+            Err(f) => match f.into_error("get user") {
+                DeliveryError::NotFound(_) => Ok(None),
+                e => Err(e),
+            },
+        }
+    }
+
+    async fn edit_user(&self, id: &str, key: &str, value: &str) -> Result<(), DeliveryError> {
+        match self
+            .call(
+                Method::PUT,
+                &["users", id],
+                &[],
+                &[("key", key), ("value", value)],
+            )
+            .await?
+        {
+            Ok(_) => Ok(()),
+            Err(f) if f.code == 101 => Err(DeliveryError::NotFound(format!("user {id}"))),
+            Err(f) if f.code == 102 || f.code == 103 => Err(DeliveryError::Permanent(format!(
+                "edit {key} of {id}: invalid input: {}",
+                f.message
+            ))),
+            Err(f) => Err(f.into_error(&format!("edit {key} of {id}"))),
+        }
+    }
+
+    /// Edits the fields of `current` that differ from `user`.
+    async fn update_user(&self, current: &NcAccount, user: &UserSpec) -> Result<(), DeliveryError> {
+        let display = wanted_display_name(user);
+        if current.display_name != display {
+            self.edit_user(&current.id, "displayname", &display).await?;
+        }
+        let email = user.email.as_deref().unwrap_or_default();
+        if !current.email.eq_ignore_ascii_case(email) {
+            self.edit_user(&current.id, "email", email).await?;
+        }
+        Ok(())
+    }
+
+    /// `POST /cloud/users`: `Ok(Some(id))` when created, `Ok(None)` when the user
+    /// id exists (OCS 102).
+    async fn create_user(
+        &self,
+        uid: &str,
+        user: &UserSpec,
+    ) -> Result<Option<String>, DeliveryError> {
+        let password = random_password();
+        let display = wanted_display_name(user);
+        let mut form: Vec<(&str, &str)> = vec![
+            ("userid", uid),
+            ("password", &password),
+            ("displayName", &display),
+        ];
+        if let Some(email) = user.email.as_deref().filter(|e| !e.is_empty()) {
+            form.push(("email", email));
+        }
+        if let Some(quota) = self.config.quota.as_deref() {
+            form.push(("quota", quota));
+        }
+        match self.call(Method::POST, &["users"], &[], &form).await? {
+            Ok(data) => Ok(Some(
+                string_field(&data, "id").unwrap_or_else(|| uid.to_string()),
+            )),
+            Err(f) => match f.code {
+                102 => Ok(None),
+                103 => Err(DeliveryError::Transient(format!(
+                    "create user {uid}: unknown error: {}",
+                    f.message
+                ))),
+                101 | 104..=109 => Err(DeliveryError::Permanent(format!(
+                    "create user {uid}: OCS {}: {}",
+                    f.code, f.message
+                ))),
+                _ => Err(f.into_error(&format!("create user {uid}"))),
+            },
+        }
+    }
+
+    /// The display name of a group, `None` when the group does not exist.
+    async fn group_display_name(&self, gid: &str) -> Result<Option<String>, DeliveryError> {
+        let mut offset = 0;
+        loop {
+            let data = self
+                .call(
+                    Method::GET,
+                    &["groups", "details"],
+                    &[
+                        ("search", gid.to_string()),
+                        ("limit", PAGE.to_string()),
+                        ("offset", offset.to_string()),
+                    ],
+                    &[],
+                )
+                .await?
+                .map_err(|f| f.into_error("search groups"))?;
+            let groups = data
+                .get("groups")
+                .and_then(Value::as_array)
+                .cloned()
+                .unwrap_or_default();
+            if let Some(g) = groups
+                .iter()
+                .find(|g| string_field(g, "id").as_deref() == Some(gid))
+            {
+                return Ok(Some(
+                    string_field(g, "displayname").unwrap_or_else(|| gid.to_string()),
+                ));
+            }
+            if groups.len() < PAGE {
+                return Ok(None);
+            }
+            offset += groups.len();
+        }
+    }
+
+    async fn membership(
+        &self,
+        method: Method,
+        group_id: &str,
+        user_id: &str,
+    ) -> Result<(), DeliveryError> {
+        let adding = method == Method::POST;
+        let what = if adding { "add" } else { "remove" };
+        match self
+            .call(
+                method,
+                &["users", user_id, "groups"],
+                &[],
+                &[("groupid", group_id)],
+            )
+            .await?
+        {
+            Ok(_) => Ok(()),
+            Err(f) => match f.code {
+                // The group (102) or the user (103) is gone: nothing to remove.
+                102 | 103 if !adding => Ok(()),
+                102 => Err(DeliveryError::NotFound(format!("group {group_id}"))),
+                103 => Err(DeliveryError::NotFound(format!("user {user_id}"))),
+                101 | 104 | 105 => Err(DeliveryError::Permanent(format!(
+                    "{what} {user_id} in {group_id}: OCS {}: {}",
+                    f.code, f.message
+                ))),
+                _ => Err(f.into_error(&format!("{what} {user_id} in {group_id}"))),
+            },
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl Connector for NextcloudConnector {
+    fn kind(&self) -> AppKind {
+        AppKind::Nextcloud
+    }
+
+    async fn upsert_user(
+        &self,
+        user: &UserSpec,
+        known_id: Option<&str>,
+    ) -> Result<String, DeliveryError> {
+        if let Some(id) = known_id {
+            if let Some(current) = self.get_user(id).await? {
+                self.update_user(&current, user).await?;
+                return Ok(current.id);
+            }
+            // Deleted behind Liaison's back: created again below.
+        }
+        let uid = user_id_for(&user.user_name)?;
+        match self.create_user(&uid, user).await? {
+            Some(id) => {
+                if !user.active {
+                    self.set_user_active(&id, false).await?;
+                }
+                Ok(id)
+            }
+            None => {
+                let current = self.get_user(&uid).await?.ok_or_else(|| {
+                    DeliveryError::Transient(format!(
+                        "user {uid} is reported as existing but cannot be read"
+                    ))
+                })?;
+                self.update_user(&current, user).await?;
+                Ok(current.id)
+            }
+        }
+    }
+
+    async fn set_user_active(&self, app_id: &str, active: bool) -> Result<(), DeliveryError> {
+        let action = if active { "enable" } else { "disable" };
+        match self
+            .call(Method::PUT, &["users", app_id, action], &[], &[])
+            .await?
+        {
+            Ok(_) => Ok(()),
+            // 101 "failure" also means "no such user": tell them apart.
+            Err(f) if f.code == 101 => match self.get_user(app_id).await? {
+                None => Err(DeliveryError::NotFound(format!("user {app_id}"))),
+                Some(_) => Err(DeliveryError::Permanent(format!(
+                    "{action} user {app_id}: refused: {}",
+                    f.message
+                ))),
+            },
+            Err(f) => Err(f.into_error(&format!("{action} user {app_id}"))),
+        }
+    }
+
+    async fn delete_user(&self, app_id: &str) -> Result<(), DeliveryError> {
+        match self
+            .call(Method::DELETE, &["users", app_id], &[], &[])
+            .await?
+        {
+            Ok(_) => Ok(()),
+            Err(f) if f.code == 101 => match self.get_user(app_id).await? {
+                None => Ok(()),
+                Some(_) => Err(DeliveryError::Permanent(format!(
+                    "delete user {app_id}: refused: {}",
+                    f.message
+                ))),
+            },
+            Err(f) => match f.into_error(&format!("delete user {app_id}")) {
+                DeliveryError::NotFound(_) => Ok(()),
+                e => Err(e),
+            },
+        }
+    }
+
+    async fn upsert_group(
+        &self,
+        group: &GroupSpec,
+        known_id: Option<&str>,
+    ) -> Result<String, DeliveryError> {
+        let gid = match known_id {
+            Some(id) => id.to_string(),
+            None => group_id_for(&group.scim_id)?,
+        };
+        let created = self
+            .call(
+                Method::POST,
+                &["groups"],
+                &[],
+                &[("groupid", &gid), ("displayname", &group.display_name)],
+            )
+            .await?;
+        match created {
+            Ok(_) => {}
+            Err(f) if f.code == 102 => {}
+            Err(f) if f.code == 101 || f.code == 103 => {
+                return Err(DeliveryError::Permanent(format!(
+                    "create group {gid}: OCS {}: {}",
+                    f.code, f.message
+                )))
+            }
+            Err(f) => return Err(f.into_error(&format!("create group {gid}"))),
+        }
+        // Older servers ignore `displayname` at creation: check it either way.
+        if self.group_display_name(&gid).await?.as_deref() != Some(group.display_name.as_str()) {
+            match self
+                .call(
+                    Method::PUT,
+                    &["groups", &gid],
+                    &[],
+                    &[("key", "displayname"), ("value", &group.display_name)],
+                )
+                .await?
+            {
+                Ok(_) => {}
+                Err(f) if f.code == 101 => {
+                    return Err(DeliveryError::Permanent(format!(
+                        "rename group {gid}: not supported by the group backend"
+                    )))
+                }
+                Err(f) => return Err(f.into_error(&format!("rename group {gid}"))),
+            }
+        }
+        Ok(gid)
+    }
+
+    async fn delete_group(&self, app_id: &str) -> Result<(), DeliveryError> {
+        match self
+            .call(Method::DELETE, &["groups", app_id], &[], &[])
+            .await?
+        {
+            Ok(_) => Ok(()),
+            Err(f) if f.code == 101 => Ok(()),
+            Err(f) if f.code == 102 => Err(DeliveryError::Permanent(format!(
+                "delete group {app_id}: refused: {}",
+                f.message
+            ))),
+            Err(f) => match f.into_error(&format!("delete group {app_id}")) {
+                DeliveryError::NotFound(_) => Ok(()),
+                e => Err(e),
+            },
+        }
+    }
+
+    async fn add_member(&self, group_id: &str, user_id: &str) -> Result<(), DeliveryError> {
+        self.membership(Method::POST, group_id, user_id).await
+    }
+
+    async fn remove_member(&self, group_id: &str, user_id: &str) -> Result<(), DeliveryError> {
+        self.membership(Method::DELETE, group_id, user_id).await
+    }
+
+    async fn list_users(&self) -> Result<Vec<AppUser>, DeliveryError> {
+        let mut out = Vec::new();
+        let mut seen = HashSet::new();
+        let mut offset = 0;
+        loop {
+            let data = self
+                .call(
+                    Method::GET,
+                    &["users", "details"],
+                    &[("limit", PAGE.to_string()), ("offset", offset.to_string())],
+                    &[],
+                )
+                .await?
+                .map_err(|f| f.into_error("list users"))?;
+            // A map from user id to details; `[]` when empty.
+            let entries: Vec<(String, Value)> = match data.get("users") {
+                Some(Value::Object(map)) => {
+                    map.iter().map(|(k, v)| (k.clone(), v.clone())).collect()
+                }
+                _ => Vec::new(),
+            };
+            let n = entries.len();
+            let mut fresh = 0;
+            for (key, details) in entries {
+                let acc = parse_account(&details, &key);
+                if seen.insert(acc.id.clone()) {
+                    fresh += 1;
+                    out.push(AppUser {
+                        app_id: acc.id.clone(),
+                        user_name: acc.id,
+                        display_name: Some(acc.display_name),
+                        email: Some(acc.email).filter(|e| !e.is_empty()),
+                        active: acc.enabled,
+                    });
+                }
+            }
+            if n < PAGE || fresh == 0 {
+                return Ok(out);
+            }
+            offset += n;
+        }
+    }
+
+    async fn list_groups(&self) -> Result<Vec<AppGroup>, DeliveryError> {
+        let mut groups: Vec<(String, String)> = Vec::new();
+        let mut seen = HashSet::new();
+        let mut offset = 0;
+        loop {
+            let data = self
+                .call(
+                    Method::GET,
+                    &["groups", "details"],
+                    &[("limit", PAGE.to_string()), ("offset", offset.to_string())],
+                    &[],
+                )
+                .await?
+                .map_err(|f| f.into_error("list groups"))?;
+            let page = data
+                .get("groups")
+                .and_then(Value::as_array)
+                .cloned()
+                .unwrap_or_default();
+            let n = page.len();
+            let mut fresh = 0;
+            for g in page {
+                if let Some(id) = string_field(&g, "id") {
+                    if seen.insert(id.clone()) {
+                        fresh += 1;
+                        let name = string_field(&g, "displayname").unwrap_or_else(|| id.clone());
+                        groups.push((id, name));
+                    }
+                }
+            }
+            if n < PAGE || fresh == 0 {
+                break;
+            }
+            offset += n;
+        }
+        let mut out = Vec::with_capacity(groups.len());
+        for (id, display_name) in groups {
+            let members = match self
+                .call(Method::GET, &["groups", &id, "users"], &[], &[])
+                .await?
+            {
+                Ok(data) => string_list(data.get("users")),
+                Err(f) => match f.into_error(&format!("members of {id}")) {
+                    // Deleted while listing.
+                    DeliveryError::NotFound(_) => continue,
+                    e => return Err(e),
+                },
+            };
+            out.push(AppGroup {
+                app_id: id,
+                display_name,
+                members,
+            });
+        }
+        Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn user_ids_follow_nextcloud_rules() {
+        assert!(user_id_for("alice").is_ok());
+        assert!(user_id_for("o'neil.a-b_c@example.org").is_ok());
+        assert!(user_id_for("Frank K").is_ok());
+        for bad in ["", " alice", "alice ", "a/b", "élodie", "..", "a:b"] {
+            assert!(
+                matches!(user_id_for(bad), Err(DeliveryError::Permanent(_))),
+                "{bad:?}"
+            );
+        }
+        assert!(user_id_for(&"a".repeat(65)).is_err());
+    }
+
+    #[test]
+    fn display_name_falls_back_to_names_then_user_name() {
+        let mut u = UserSpec {
+            scim_id: "1".into(),
+            external_id: None,
+            user_name: "bob".into(),
+            display_name: None,
+            given_name: Some("Bob".into()),
+            family_name: Some("Smith".into()),
+            email: None,
+            active: true,
+        };
+        assert_eq!(wanted_display_name(&u), "Bob Smith");
+        u.given_name = None;
+        u.family_name = None;
+        assert_eq!(wanted_display_name(&u), "bob");
+        u.display_name = Some("Bobby".into());
+        assert_eq!(wanted_display_name(&u), "Bobby");
+    }
+
+    #[test]
+    fn failures_map_to_delivery_errors() {
+        let f = |http: u16, code: i64| OcsFailure {
+            http: StatusCode::from_u16(http).unwrap_or(StatusCode::BAD_REQUEST),
+            code,
+            message: String::new(),
+        };
+        assert!(matches!(
+            f(401, 997).into_error("x"),
+            DeliveryError::Permanent(_)
+        ));
+        assert!(matches!(
+            f(200, 997).into_error("x"),
+            DeliveryError::Permanent(_)
+        ));
+        assert!(matches!(
+            f(404, 998).into_error("x"),
+            DeliveryError::NotFound(_)
+        ));
+        assert!(matches!(
+            f(500, 996).into_error("x"),
+            DeliveryError::Transient(_)
+        ));
+        assert!(matches!(
+            f(503, 0).into_error("x"),
+            DeliveryError::Transient(_)
+        ));
+        assert!(matches!(
+            f(400, 101).into_error("x"),
+            DeliveryError::Permanent(_)
+        ));
+    }
+}
