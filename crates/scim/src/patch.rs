@@ -457,6 +457,11 @@ impl Patcher<'_> {
 
     fn unfiltered(&mut self, op: PatchOpKind, r: Resolved, value: Option<&Value>) -> Result<()> {
         let def = r.attr;
+        if op == PatchOpKind::Remove && def.multi_valued && r.sub.is_none() {
+            if let Some(v) = value {
+                return self.remove_values(r, v);
+            }
+        }
         let value = value.unwrap_or(&Value::Null);
         let new = match (op, r.sub) {
             (PatchOpKind::Remove, _) => None,
@@ -554,6 +559,36 @@ impl Patcher<'_> {
                     None => map.remove(def.name),
                 };
             }
+        }
+        Ok(())
+    }
+
+    /// `remove` of a multi-valued attribute with a `value` (as Entra ID sends for
+    /// members): removes the listed values, matched on their `value`
+    /// sub-attribute when they have one, else as a whole.
+    fn remove_values(&mut self, r: Resolved, value: &Value) -> Result<()> {
+        let def = r.attr;
+        let Some(doomed) = check_writable(def, value, def.name)? else {
+            return Ok(());
+        };
+        let doomed = as_array(Some(&doomed));
+        let Some(map) = self.container(&r, false) else {
+            return Ok(());
+        };
+        canonical_key(map, def.name);
+        let mut values = as_array(map.get(def.name));
+        values.retain(|e| {
+            !doomed
+                .iter()
+                .any(|d| match (d.get("value"), e.get("value")) {
+                    (Some(a), Some(b)) => a == b,
+                    _ => d == e,
+                })
+        });
+        if values.is_empty() {
+            map.remove(def.name);
+        } else {
+            map.insert(def.name.to_string(), Value::Array(values));
         }
         Ok(())
     }
@@ -1112,6 +1147,26 @@ mod tests {
     }
 
     #[test]
+    fn remove_with_value_list() {
+        let mut doc = user();
+        run(
+            ResourceKind::User,
+            &mut doc,
+            json!([{"op": "remove", "path": "emails", "value": [{"value": "babs@jensen.org"}]}]),
+        );
+        assert_eq!(
+            doc["emails"],
+            json!([{"value": "bjensen@example.com", "type": "work", "primary": true}])
+        );
+        run(
+            ResourceKind::User,
+            &mut doc,
+            json!([{"op": "remove", "path": "emails", "value": {"value": "bjensen@example.com"}}]),
+        );
+        assert!(doc.get("emails").is_none());
+    }
+
+    #[test]
     fn primary_moves() {
         let mut doc = user();
         run(
@@ -1398,5 +1453,117 @@ mod tests {
         let mut doc = user();
         apply(ResourceKind::User, &mut doc, &request).unwrap();
         assert_eq!(doc["emails"][0]["display"], "Work");
+    }
+
+    fn all_paths(kind: ResourceKind) -> Vec<String> {
+        let mut out = Vec::new();
+        let common = crate::schema::COMMON_ATTRIBUTES.iter().map(|a| (None, a));
+        let schemas = kind
+            .schemas()
+            .flat_map(|s| s.attributes.iter().map(move |a| (Some(s), a)));
+        for (schema, a) in common.chain(schemas) {
+            let base = match schema {
+                Some(s) if s.id != kind.core_schema().id => format!("{}:{}", s.id, a.name),
+                _ => a.name.to_string(),
+            };
+            out.push(base.clone());
+            for sub in a.sub_attributes {
+                out.push(format!("{base}.{}", sub.name));
+            }
+            if a.multi_valued {
+                for f in [
+                    "[type eq \"work\"]",
+                    "[value eq \"x\"]",
+                    "[primary eq true]",
+                ] {
+                    out.push(format!("{base}{f}"));
+                    for sub in a.sub_attributes {
+                        out.push(format!("{base}{f}.{}", sub.name));
+                    }
+                }
+            }
+        }
+        for s in kind.extensions() {
+            out.push(s.id.to_string());
+        }
+        out
+    }
+
+    fn sample_values() -> Vec<Value> {
+        vec![
+            json!(true),
+            json!("True"),
+            json!(1),
+            json!(1.5),
+            json!("work"),
+            json!("2010-01-23T04:56:22Z"),
+            json!([]),
+            json!([null]),
+            json!([{}]),
+            json!({}),
+            json!({"value": 1}),
+            json!({"value": "x", "type": "work", "primary": true}),
+            json!([{"value": "x", "primary": true}, {"value": "y", "primary": "true"}]),
+            json!([{"value": "x", "type": "work"}, "y"]),
+            json!({"givenName": "G", "department": "D", "value": "v"}),
+        ]
+    }
+
+    /// Whatever the operation, `apply` does not panic, leaves the document
+    /// unchanged on error, and otherwise leaves a document that `normalize`
+    /// accepts as it is.
+    #[test]
+    fn apply_invariants() {
+        for (kind, start) in [
+            (ResourceKind::User, {
+                let mut u = user();
+                u["phoneNumbers"] = json!([{"value": "1", "type": "work"}]);
+                u["schemas"] = json!([USER_SCHEMA, ENTERPRISE_USER_SCHEMA]);
+                u[ENTERPRISE_USER_SCHEMA] = json!({"department": "D", "manager": {"value": "m"}});
+                u
+            }),
+            (ResourceKind::Group, group()),
+        ] {
+            let mut ops: Vec<Value> = Vec::new();
+            for path in all_paths(kind) {
+                ops.push(json!({"op": "remove", "path": path}));
+                for v in sample_values() {
+                    ops.push(json!({"op": "add", "path": path, "value": v}));
+                    ops.push(json!({"op": "replace", "path": path, "value": v}));
+                }
+            }
+            for path in all_paths(kind) {
+                for v in sample_values() {
+                    ops.push(json!({"op": "add", "value": {path.as_str(): v}}));
+                    ops.push(json!({"op": "replace", "value": {path.as_str(): v}}));
+                }
+            }
+            let (mut ok, mut failed) = (0, 0);
+            for op in ops {
+                let Ok(request) =
+                    PatchRequest::parse(&json!({"schemas": [PATCH_OP_SCHEMA], "Operations": [op]}))
+                else {
+                    continue;
+                };
+                let mut doc = start.clone();
+                match apply(kind, &mut doc, &request) {
+                    Ok(_) => {
+                        ok += 1;
+                        let again = crate::resource::normalize(kind, &doc)
+                            .unwrap_or_else(|e| panic!("{op}: result rejected: {e}"));
+                        assert_eq!(again.doc, doc, "{op}");
+                    }
+                    Err(e) => {
+                        failed += 1;
+                        assert_eq!(doc, start, "{op}: changed on error {e}");
+                        assert!(e.scim_type.is_some(), "{op}: {e}");
+                    }
+                }
+            }
+            assert!(
+                ok > 100 && failed > 100,
+                "{kind:?}: {ok} ok, {failed} failed"
+            );
+        }
     }
 }
