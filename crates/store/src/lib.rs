@@ -8,10 +8,33 @@
 //! (to pick columns) but not HTTP, tokens' wire form or SCIM's JSON envelopes.
 //!
 //! Every write happens inside a [`Tx`]; nothing is written outside a transaction.
+//! Every query is scoped by an organisation id first: tenant isolation is enforced
+//! by the queries and by the schema (memberships reference both sides through
+//! `(org_id, id)` keys, so they can never cross organisations).
+//!
+//! ```no_run
+//! # async fn demo() -> store::Result<()> {
+//! let store = store::Store::connect("sqlite::memory:").await?;
+//! store.migrate().await?;
+//! let mut tx = store.begin().await?;
+//! let org = tx.create_org("acme", "Acme").await?;
+//! tx.commit().await?;
+//! assert_eq!(store.org_by_slug("acme").await?, Some(org));
+//! # Ok(()) }
+//! ```
+
+mod conn;
+mod members;
+mod orgs;
+mod resources;
+pub mod sql;
+#[cfg(feature = "testing")]
+pub mod testing;
 
 use serde_json::Value;
 use time::OffsetDateTime;
 
+pub use conn::{Store, Tx};
 pub use scim::ResourceKind;
 
 /// Which SQL engine a URL designates.
@@ -29,6 +52,9 @@ pub enum StoreError {
     Conflict(String),
     #[error("not found")]
     NotFound,
+    /// A member to add to a group is not a resource of the group's organisation.
+    #[error("unknown member: {0}")]
+    UnknownMember(String),
     /// A filter or sort the store cannot translate (already a SCIM error).
     #[error(transparent)]
     Scim(#[from] scim::ScimError),

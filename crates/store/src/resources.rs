@@ -1,0 +1,306 @@
+//! SCIM resources: reads, list queries (filter, sort, paging) and writes.
+//!
+//! The indexed columns (`name_lc`, `user_name`, `display_name`, `external_id`,
+//! `active`) are derived from [`ResourceRow::doc`] on every insert and update.
+
+use crate::conn::{decode_error, from_micros, map_unique, to_micros};
+use crate::sql::{self, Arg, Sql};
+use crate::{Dialect, ListQuery, Page, ResourceKind, ResourceRow, Result, Store, StoreError, Tx};
+use scim::ScimError;
+use serde_json::Value;
+use sqlx::any::AnyRow;
+use sqlx::Row;
+
+/// The columns a [`ResourceRow`] is read from, for a table aliased `res`.
+fn columns(d: Dialect) -> &'static str {
+    match d {
+        Dialect::Sqlite => {
+            "res.id, res.kind, res.doc, res.password_hash, res.version, res.created, \
+             res.last_modified"
+        }
+        Dialect::Postgres => {
+            "res.id, res.kind, res.doc::text AS doc, res.password_hash, res.version, \
+             res.created, res.last_modified"
+        }
+    }
+}
+
+/// `$n` for a document parameter: PostgreSQL casts the text to `jsonb`.
+fn doc_param(d: Dialect, p: &str) -> String {
+    match d {
+        Dialect::Sqlite => p.to_owned(),
+        Dialect::Postgres => format!("{p}::jsonb"),
+    }
+}
+
+pub(crate) fn kind_from_str(s: &str) -> Result<ResourceKind> {
+    match s {
+        "User" => Ok(ResourceKind::User),
+        "Group" => Ok(ResourceKind::Group),
+        other => Err(decode_error(format!("unknown resource kind {other:?}"))),
+    }
+}
+
+fn row_from(row: &AnyRow) -> Result<ResourceRow> {
+    let doc: String = row.try_get("doc")?;
+    Ok(ResourceRow {
+        id: row.try_get("id")?,
+        kind: kind_from_str(&row.try_get::<String, _>("kind")?)?,
+        doc: serde_json::from_str(&doc)
+            .map_err(|e| StoreError::Db(sqlx::Error::Decode(Box::new(e))))?,
+        password_hash: row.try_get("password_hash")?,
+        version: row.try_get("version")?,
+        created: from_micros(row.try_get("created")?)?,
+        last_modified: from_micros(row.try_get("last_modified")?)?,
+    })
+}
+
+/// A top-level member of the document, matched exactly, else ignoring ASCII case.
+fn field<'a>(doc: &'a Value, name: &str) -> Option<&'a Value> {
+    let obj = doc.as_object()?;
+    obj.get(name).or_else(|| {
+        obj.iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v)
+    })
+}
+
+fn string_field(doc: &Value, name: &str) -> Option<String> {
+    field(doc, name).and_then(Value::as_str).map(str::to_owned)
+}
+
+/// The indexed columns of a resource, derived from its document.
+struct Hot {
+    name_lc: String,
+    user_name: Option<String>,
+    display_name: Option<String>,
+    external_id: Option<String>,
+    active: Option<bool>,
+}
+
+impl Hot {
+    fn of(row: &ResourceRow) -> Result<Hot> {
+        let user_name = match row.kind {
+            ResourceKind::User => string_field(&row.doc, "userName"),
+            ResourceKind::Group => None,
+        };
+        let display_name = string_field(&row.doc, "displayName");
+        let name = match row.kind {
+            ResourceKind::User => user_name.as_deref(),
+            ResourceKind::Group => display_name.as_deref(),
+        };
+        let Some(name) = name else {
+            let attr = match row.kind {
+                ResourceKind::User => "userName",
+                ResourceKind::Group => "displayName",
+            };
+            return Err(StoreError::Scim(ScimError::invalid_value(format!(
+                "{attr} is required"
+            ))));
+        };
+        Ok(Hot {
+            name_lc: name.to_lowercase(),
+            external_id: string_field(&row.doc, "externalId"),
+            active: match row.kind {
+                ResourceKind::User => field(&row.doc, "active").and_then(Value::as_bool),
+                ResourceKind::Group => None,
+            },
+            user_name,
+            display_name,
+        })
+    }
+}
+
+/// The conflict message for a unique violation on `resources`.
+fn conflict_message(kind: ResourceKind, constraint: &str) -> String {
+    if constraint.contains("name_lc") {
+        match kind {
+            ResourceKind::User => "a User with this userName already exists".to_owned(),
+            ResourceKind::Group => "a Group with this displayName already exists".to_owned(),
+        }
+    } else {
+        format!("a {} with this id already exists", kind.name())
+    }
+}
+
+impl Store {
+    /// One resource of one organisation.
+    pub async fn get_resource(
+        &self,
+        org_id: i64,
+        kind: ResourceKind,
+        id: &str,
+    ) -> Result<Option<ResourceRow>> {
+        let q = format!(
+            "SELECT {} FROM resources res WHERE res.org_id = $1 AND res.kind = $2 AND res.id = $3",
+            columns(self.dialect())
+        );
+        let row = sqlx::query(&q)
+            .bind(org_id)
+            .bind(kind.name())
+            .bind(id)
+            .fetch_optional(self.reader())
+            .await?;
+        row.as_ref().map(row_from).transpose()
+    }
+
+    /// One page of the resources of `kind` in an organisation that match
+    /// `q.filter`, sorted by `q.sort_by` (ties and unsorted lists by id / creation),
+    /// starting at the 1-based `q.start_index` (values below 1 count as 1), at most
+    /// `q.count` of them (0: only the total). `total_results` counts all matches.
+    pub async fn list_resources(
+        &self,
+        org_id: i64,
+        kind: ResourceKind,
+        q: &ListQuery,
+    ) -> Result<Page> {
+        let d = self.dialect();
+        let mut sql = Sql::default();
+        let org = sql.param(Arg::Int(Some(org_id)));
+        let k = sql.param(Arg::Text(Some(kind.name().to_owned())));
+        let mut where_ = format!("res.org_id = {org} AND res.kind = {k}");
+        if let Some(f) = &q.filter {
+            let cond = sql::filter_sql(&mut sql, d, kind, f)?;
+            where_.push_str(&format!(" AND {cond}"));
+        }
+        let order = sql::order_by(d, kind, q.sort_by.as_ref(), q.descending)?;
+
+        let mut count = Sql {
+            text: format!("SELECT COUNT(*) FROM resources res WHERE {where_}"),
+            args: sql.args.clone(),
+        };
+        let total: i64 = count.query().fetch_one(self.reader()).await?.try_get(0)?;
+        count.args.clear();
+
+        let mut resources = Vec::new();
+        let offset = q.start_index.saturating_sub(1);
+        if q.count > 0 && offset < u64::try_from(total).unwrap_or(0) {
+            let limit = sql.param(Arg::Int(Some(i64::try_from(q.count).unwrap_or(i64::MAX))));
+            let off = sql.param(Arg::Int(Some(i64::try_from(offset).unwrap_or(i64::MAX))));
+            sql.text = format!(
+                "SELECT {} FROM resources res WHERE {where_} ORDER BY {order} LIMIT {limit} OFFSET {off}",
+                columns(d)
+            );
+            let rows = sql.query().fetch_all(self.reader()).await?;
+            resources = rows.iter().map(row_from).collect::<Result<_>>()?;
+        }
+        Ok(Page {
+            total_results: u64::try_from(total).unwrap_or(0),
+            resources,
+        })
+    }
+}
+
+impl Tx {
+    /// One resource, locked until the end of the transaction on PostgreSQL
+    /// (`FOR UPDATE`); on SQLite the single writer connection already serialises
+    /// transactions.
+    pub async fn get_resource_for_update(
+        &mut self,
+        org_id: i64,
+        kind: ResourceKind,
+        id: &str,
+    ) -> Result<Option<ResourceRow>> {
+        let lock = match self.dialect {
+            Dialect::Sqlite => "",
+            Dialect::Postgres => " FOR UPDATE",
+        };
+        let q = format!(
+            "SELECT {} FROM resources res WHERE res.org_id = $1 AND res.kind = $2 AND res.id = $3{lock}",
+            columns(self.dialect)
+        );
+        let row = sqlx::query(&q)
+            .bind(org_id)
+            .bind(kind.name())
+            .bind(id)
+            .fetch_optional(&mut *self.tx)
+            .await?;
+        row.as_ref().map(row_from).transpose()
+    }
+
+    /// Stores a new resource. [`StoreError::Conflict`] when the organisation
+    /// already has a resource of this kind with the same name (userName or Group
+    /// displayName, compared case-insensitively) or one with this id.
+    pub async fn insert_resource(&mut self, org_id: i64, row: &ResourceRow) -> Result<()> {
+        let hot = Hot::of(row)?;
+        let doc = serde_json::to_string(&row.doc)
+            .map_err(|e| StoreError::Db(sqlx::Error::Encode(Box::new(e))))?;
+        let q = format!(
+            "INSERT INTO resources (org_id, id, kind, name_lc, user_name, display_name, \
+             external_id, active, doc, password_hash, version, created, last_modified) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, {}, $10, $11, $12, $13)",
+            doc_param(self.dialect, "$9")
+        );
+        sqlx::query(&q)
+            .bind(org_id)
+            .bind(&row.id)
+            .bind(row.kind.name())
+            .bind(&hot.name_lc)
+            .bind(&hot.user_name)
+            .bind(&hot.display_name)
+            .bind(&hot.external_id)
+            .bind(hot.active)
+            .bind(&doc)
+            .bind(&row.password_hash)
+            .bind(row.version)
+            .bind(to_micros(row.created))
+            .bind(to_micros(row.last_modified))
+            .execute(&mut *self.tx)
+            .await
+            .map_err(|e| map_unique(e, |c| conflict_message(row.kind, c)))?;
+        Ok(())
+    }
+
+    /// Replaces a stored resource's document, password hash, version and
+    /// lastModified (the caller has bumped the version; `created` is kept).
+    /// [`StoreError::NotFound`] if it does not exist, [`StoreError::Conflict`] on
+    /// a name clash as for [`Tx::insert_resource`].
+    pub async fn update_resource(&mut self, org_id: i64, row: &ResourceRow) -> Result<()> {
+        let hot = Hot::of(row)?;
+        let doc = serde_json::to_string(&row.doc)
+            .map_err(|e| StoreError::Db(sqlx::Error::Encode(Box::new(e))))?;
+        let q = format!(
+            "UPDATE resources SET name_lc = $1, user_name = $2, display_name = $3, \
+             external_id = $4, active = $5, doc = {}, password_hash = $7, version = $8, \
+             last_modified = $9 WHERE org_id = $10 AND kind = $11 AND id = $12",
+            doc_param(self.dialect, "$6")
+        );
+        let done = sqlx::query(&q)
+            .bind(&hot.name_lc)
+            .bind(&hot.user_name)
+            .bind(&hot.display_name)
+            .bind(&hot.external_id)
+            .bind(hot.active)
+            .bind(&doc)
+            .bind(&row.password_hash)
+            .bind(row.version)
+            .bind(to_micros(row.last_modified))
+            .bind(org_id)
+            .bind(row.kind.name())
+            .bind(&row.id)
+            .execute(&mut *self.tx)
+            .await
+            .map_err(|e| map_unique(e, |c| conflict_message(row.kind, c)))?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound);
+        }
+        Ok(())
+    }
+
+    /// Deletes a resource and every membership it takes part in (as group or as
+    /// member). Returns whether it existed.
+    pub async fn delete_resource(
+        &mut self,
+        org_id: i64,
+        kind: ResourceKind,
+        id: &str,
+    ) -> Result<bool> {
+        let done = sqlx::query("DELETE FROM resources WHERE org_id = $1 AND kind = $2 AND id = $3")
+            .bind(org_id)
+            .bind(kind.name())
+            .bind(id)
+            .execute(&mut *self.tx)
+            .await?;
+        Ok(done.rows_affected() > 0)
+    }
+}

@@ -1,0 +1,161 @@
+//! Fresh, migrated stores on every engine under test, for integration tests of
+//! this crate and of the crates above it (feature `testing`).
+//!
+//! SQLite is always tested, on a private temporary file. PostgreSQL is tested when
+//! `LIAISON_TEST_POSTGRES_URL` names a server where the user may create databases:
+//! each store gets its own database `liaison_t_<random>`, dropped when the last
+//! clone of the store goes away (also when the test panics). With
+//! `LIAISON_REQUIRE_POSTGRES=1` and no URL, the helpers panic, so that CI cannot
+//! silently skip PostgreSQL.
+//!
+//! ```no_run
+//! # async fn demo() {
+//! for (engine, store) in store::testing::stores_under_test().await {
+//!     let mut tx = store.begin().await.unwrap();
+//!     tx.create_org("acme", "Acme").await.unwrap();
+//!     tx.commit().await.unwrap();
+//!     assert!(store.org_by_slug("acme").await.unwrap().is_some(), "{engine}");
+//! }
+//! # }
+//! ```
+
+use crate::conn::DropGuard;
+use crate::Store;
+use sqlx::{AnyConnection, Connection, Executor};
+use std::future::Future;
+
+/// The PostgreSQL server URL variable.
+pub const POSTGRES_URL_VAR: &str = "LIAISON_TEST_POSTGRES_URL";
+/// Set to `1` to make a missing PostgreSQL URL an error.
+pub const REQUIRE_POSTGRES_VAR: &str = "LIAISON_REQUIRE_POSTGRES";
+
+/// One migrated, empty store per engine under test, labelled `"sqlite"` or
+/// `"postgres"`.
+///
+/// # Panics
+/// When a store cannot be created, or PostgreSQL is required but not configured.
+pub async fn stores_under_test() -> Vec<(&'static str, Store)> {
+    let mut out = vec![("sqlite", sqlite_store().await)];
+    match std::env::var(POSTGRES_URL_VAR) {
+        Ok(url) if !url.is_empty() => out.push(("postgres", postgres_store(&url).await)),
+        _ => {
+            if std::env::var(REQUIRE_POSTGRES_VAR).as_deref() == Ok("1") {
+                panic!("{REQUIRE_POSTGRES_VAR}=1 but {POSTGRES_URL_VAR} is not set");
+            }
+        }
+    }
+    out
+}
+
+/// Runs `test` once per engine under test, each time on a fresh store; a panic
+/// names the engine it happened on.
+pub async fn for_each_store<F, Fut>(test: F)
+where
+    F: Fn(Store) -> Fut,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    for (engine, store) in stores_under_test().await {
+        let outcome = tokio::spawn(test(store)).await;
+        if let Err(e) = outcome {
+            eprintln!("test failed on {engine}");
+            match e.try_into_panic() {
+                Ok(panic) => std::panic::resume_unwind(panic),
+                Err(e) => panic!("test on {engine} did not finish: {e}"),
+            }
+        }
+    }
+}
+
+/// A migrated SQLite store on a temporary file.
+pub async fn sqlite_store() -> Store {
+    let store = Store::connect("sqlite::memory:")
+        .await
+        .expect("open temporary SQLite database");
+    store.migrate().await.expect("migrate SQLite");
+    store
+}
+
+/// A migrated store on a new database of the PostgreSQL server at `server_url`.
+pub async fn postgres_store(server_url: &str) -> Store {
+    sqlx::any::install_default_drivers();
+    let name = format!("liaison_t_{}", uuid::Uuid::new_v4().simple());
+    let mut admin = AnyConnection::connect(server_url)
+        .await
+        .expect("connect to the PostgreSQL test server");
+    admin
+        .execute(format!("CREATE DATABASE \"{name}\"").as_str())
+        .await
+        .expect("create test database");
+    let _ = admin.close().await;
+    let url = with_database(server_url, &name);
+    let server = server_url.to_owned();
+    let drop_name = name.clone();
+    let guard = DropGuard::new(move || drop_database(server, drop_name));
+    let store = Store::connect(&url)
+        .await
+        .expect("connect to the test database")
+        .with_guard(guard);
+    store.migrate().await.expect("migrate PostgreSQL");
+    store
+}
+
+/// Drops a test database from a thread of its own (this runs in `Drop`, possibly
+/// inside an async runtime).
+fn drop_database(server_url: String, name: String) {
+    let job = std::thread::spawn(move || {
+        let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+        else {
+            return;
+        };
+        rt.block_on(async {
+            if let Ok(mut admin) = AnyConnection::connect(&server_url).await {
+                let sql = format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)");
+                if let Err(e) = admin.execute(sql.as_str()).await {
+                    eprintln!("could not drop test database {name}: {e}");
+                }
+                let _ = admin.close().await;
+            }
+        });
+    });
+    let _ = job.join();
+}
+
+/// `url` with its database name replaced by `db` (query parameters kept).
+pub fn with_database(url: &str, db: &str) -> String {
+    let (base, query) = match url.split_once('?') {
+        Some((b, q)) => (b, Some(q)),
+        None => (url, None),
+    };
+    let authority_start = base.find("://").map(|i| i + 3).unwrap_or(0);
+    let base = match base[authority_start..].find('/') {
+        Some(i) => &base[..authority_start + i],
+        None => base,
+    };
+    match query {
+        Some(q) => format!("{base}/{db}?{q}"),
+        None => format!("{base}/{db}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::with_database;
+
+    #[test]
+    fn replaces_the_database_name() {
+        assert_eq!(
+            with_database("postgres://postgres@127.0.0.1:55432/postgres", "t1"),
+            "postgres://postgres@127.0.0.1:55432/t1"
+        );
+        assert_eq!(
+            with_database("postgres://u:p@h/db?sslmode=disable", "t2"),
+            "postgres://u:p@h/t2?sslmode=disable"
+        );
+        assert_eq!(
+            with_database("postgres://h:5432", "t3"),
+            "postgres://h:5432/t3"
+        );
+    }
+}

@@ -1,0 +1,8 @@
+//! Integration tests of the store, run on SQLite and (when configured) PostgreSQL
+//! through `store::testing::for_each_store`.
+
+mod common;
+mod filters;
+mod members;
+mod orgs;
+mod resources;
