@@ -202,11 +202,20 @@ impl Store {
     }
 
     /// Starts a transaction. On SQLite transactions are serialised (one writer
-    /// connection); reads through [`Store`] methods keep running meanwhile and
-    /// see the last committed state.
+    /// connection): a task holding a [`Tx`] must not wait for a second one (it
+    /// would wait for itself until the pool's acquire timeout). Reads through
+    /// [`Store`] methods keep running meanwhile and see the last committed state,
+    /// not the open transaction's writes.
     pub async fn begin(&self) -> Result<Tx> {
+        let tx = match self.dialect {
+            // IMMEDIATE takes the write lock up front, so another process writing
+            // the same file (the CLI next to the server) makes this wait for the
+            // busy timeout instead of failing on lock upgrade mid-transaction.
+            Dialect::Sqlite => self.writer.begin_with("BEGIN IMMEDIATE").await?,
+            Dialect::Postgres => self.writer.begin().await?,
+        };
         Ok(Tx {
-            tx: self.writer.begin().await?,
+            tx,
             dialect: self.dialect,
         })
     }

@@ -1183,3 +1183,250 @@ mod tests {
         assert!(key("a\"b").is_err());
     }
 }
+
+/// Operand types the User and Group schemas do not use (numbers, JSON
+/// date-times, JSON booleans, multi-valued simple attributes), run against real
+/// rows on every engine under test with made-up attribute definitions.
+#[cfg(all(test, feature = "testing"))]
+mod typed_json_tests {
+    use super::*;
+    use crate::testing::stores_under_test;
+    use crate::{ResourceRow, Store};
+    use serde_json::json;
+    use sqlx::Row;
+
+    static SCORE: AttrDef = AttrDef::new("score", AttrType::Integer, "");
+    static WHEN: AttrDef = AttrDef::new("when", AttrType::DateTime, "");
+    static FLAG: AttrDef = AttrDef::new("flag", AttrType::Boolean, "");
+    static TAGS: AttrDef = AttrDef::new("tags", AttrType::String, "").multi();
+
+    fn scalar(def: &'static AttrDef) -> Target {
+        Target::Scalar(
+            Operand::Json(JsonRef {
+                base: JBase::Doc,
+                path: vec![def.name],
+            }),
+            def,
+        )
+    }
+
+    fn tags() -> Target {
+        Target::Multi {
+            array: JsonRef {
+                base: JBase::Doc,
+                path: vec!["tags"],
+            },
+            attr: &TAGS,
+            sub: None,
+        }
+    }
+
+    async fn ids(
+        store: &Store,
+        org: i64,
+        build: impl FnOnce(&mut Tr<'_>) -> (String, String),
+    ) -> Vec<String> {
+        let mut q = Sql::default();
+        let o = q.param(Arg::Int(Some(org)));
+        let (cond, order) = build(&mut Tr {
+            d: store.dialect(),
+            kind: ResourceKind::User,
+            q: &mut q,
+            aliases: 0,
+        });
+        q.text = format!(
+            "SELECT res.id FROM resources res WHERE res.org_id = {o} AND {cond} ORDER BY {order}"
+        );
+        q.query()
+            .fetch_all(store.reader())
+            .await
+            .unwrap()
+            .iter()
+            .map(|r| r.get::<String, _>(0))
+            .collect()
+    }
+
+    async fn filter(store: &Store, org: i64, t: Target, op: CompOp, v: CompValue) -> Vec<String> {
+        ids(store, org, |tr| {
+            (tr.compare(&t, op, &v).unwrap(), "res.id".into())
+        })
+        .await
+    }
+
+    async fn present(store: &Store, org: i64, t: Target) -> Vec<String> {
+        ids(store, org, |tr| (tr.present(&t).unwrap(), "res.id".into())).await
+    }
+
+    async fn sorted(store: &Store, org: i64, t: Target) -> Vec<String> {
+        ids(store, org, |tr| {
+            let (key, _) = tr.sort_key(&t, &AttrPath::new("x")).unwrap();
+            ("(1 = 1)".into(), format!("{key} ASC NULLS LAST, res.id"))
+        })
+        .await
+    }
+
+    fn num(n: serde_json::Number) -> CompValue {
+        CompValue::Number(n)
+    }
+
+    #[tokio::test]
+    async fn numbers_dates_booleans_and_simple_arrays() {
+        for (engine, store) in stores_under_test().await {
+            let mut tx = store.begin().await.unwrap();
+            let org = tx.create_org("o", "o").await.unwrap().id;
+            let docs = [
+                (
+                    "u1",
+                    json!({"userName": "a", "score": 5, "when": "2020-01-01T00:00:00Z", "flag": true, "tags": ["b", "A"]}),
+                ),
+                (
+                    "u2",
+                    json!({"userName": "b", "score": 12.5, "when": "2021-06-01T12:00:00+02:00", "flag": false, "tags": []}),
+                ),
+                ("u3", json!({"userName": "c", "score": "7"})),
+                ("u4", json!({"userName": "d"})),
+            ];
+            for (id, doc) in docs {
+                let now = time::OffsetDateTime::now_utc();
+                let row = ResourceRow {
+                    id: id.into(),
+                    kind: ResourceKind::User,
+                    doc,
+                    password_hash: None,
+                    version: 1,
+                    created: now,
+                    last_modified: now,
+                };
+                tx.insert_resource(org, &row).await.unwrap();
+            }
+            tx.commit().await.unwrap();
+            let s = &store;
+            let n = |v: f64| num(serde_json::Number::from_f64(v).unwrap());
+            let i = |v: i64| num(v.into());
+            let t = |v: &str| CompValue::String(v.into());
+
+            assert_eq!(
+                filter(s, org, scalar(&SCORE), CompOp::Gt, i(6)).await,
+                ["u2"],
+                "{engine}"
+            );
+            assert_eq!(
+                filter(s, org, scalar(&SCORE), CompOp::Eq, i(5)).await,
+                ["u1"],
+                "{engine}"
+            );
+            assert_eq!(
+                filter(s, org, scalar(&SCORE), CompOp::Le, n(12.5)).await,
+                ["u1", "u2"],
+                "{engine}"
+            );
+            assert_eq!(
+                filter(s, org, scalar(&SCORE), CompOp::Lt, n(5.5)).await,
+                ["u1"],
+                "{engine}"
+            );
+            assert_eq!(
+                filter(s, org, scalar(&SCORE), CompOp::Ne, i(5)).await,
+                ["u2", "u3", "u4"],
+                "{engine}"
+            );
+            assert_eq!(
+                present(s, org, scalar(&SCORE)).await,
+                ["u1", "u2", "u3"],
+                "{engine}"
+            );
+
+            assert_eq!(
+                filter(s, org, scalar(&WHEN), CompOp::Gt, t("2020-06-01T00:00:00Z")).await,
+                ["u2"],
+                "{engine}"
+            );
+            assert_eq!(
+                filter(
+                    s,
+                    org,
+                    scalar(&WHEN),
+                    CompOp::Eq,
+                    t("2020-01-01T01:00:00+01:00")
+                )
+                .await,
+                ["u1"],
+                "{engine}"
+            );
+            assert_eq!(
+                filter(s, org, scalar(&WHEN), CompOp::Lt, t("2021-06-01T10:00:01Z")).await,
+                ["u1", "u2"],
+                "{engine}"
+            );
+            assert_eq!(
+                filter(s, org, scalar(&WHEN), CompOp::Ge, t("2021-06-01T10:00:01Z")).await,
+                Vec::<String>::new(),
+                "{engine}"
+            );
+
+            assert_eq!(
+                filter(s, org, scalar(&FLAG), CompOp::Eq, CompValue::Bool(true)).await,
+                ["u1"],
+                "{engine}"
+            );
+            assert_eq!(
+                filter(s, org, scalar(&FLAG), CompOp::Eq, CompValue::Bool(false)).await,
+                ["u2"],
+                "{engine}"
+            );
+            assert_eq!(
+                filter(s, org, scalar(&FLAG), CompOp::Ne, CompValue::Bool(true)).await,
+                ["u2", "u3", "u4"],
+                "{engine}"
+            );
+            assert_eq!(
+                present(s, org, scalar(&FLAG)).await,
+                ["u1", "u2"],
+                "{engine}"
+            );
+
+            assert_eq!(
+                filter(s, org, tags(), CompOp::Eq, t("a")).await,
+                ["u1"],
+                "{engine}"
+            );
+            assert_eq!(
+                filter(s, org, tags(), CompOp::Sw, t("B")).await,
+                ["u1"],
+                "{engine}"
+            );
+            assert_eq!(present(s, org, tags()).await, ["u1"], "{engine}");
+
+            assert_eq!(
+                sorted(s, org, scalar(&SCORE)).await,
+                ["u1", "u2", "u3", "u4"],
+                "{engine}"
+            );
+            assert_eq!(
+                sorted(s, org, scalar(&WHEN)).await,
+                ["u1", "u2", "u3", "u4"],
+                "{engine}"
+            );
+            assert_eq!(
+                sorted(s, org, tags()).await,
+                ["u1", "u2", "u3", "u4"],
+                "{engine}"
+            );
+
+            // Wrong value types and operators are refused.
+            let mut q = Sql::default();
+            let mut tr = Tr {
+                d: store.dialect(),
+                kind: ResourceKind::User,
+                q: &mut q,
+                aliases: 0,
+            };
+            assert!(tr.compare(&scalar(&SCORE), CompOp::Co, &i(1)).is_err());
+            assert!(tr.compare(&scalar(&SCORE), CompOp::Eq, &t("1")).is_err());
+            assert!(tr.compare(&scalar(&WHEN), CompOp::Sw, &t("2020")).is_err());
+            assert!(tr
+                .compare(&scalar(&FLAG), CompOp::Gt, &CompValue::Bool(true))
+                .is_err());
+        }
+    }
+}
