@@ -347,6 +347,9 @@ impl Patcher<'_> {
             }
         };
         for (k, v) in inner {
+            if k.eq_ignore_ascii_case("schemas") {
+                continue;
+            }
             let r = self
                 .kind
                 .resolve(&AttrPath::new(k.as_str()).with_schema(ext.id))
@@ -1038,7 +1041,8 @@ mod tests {
         run(
             ResourceKind::User,
             &mut doc,
-            json!([{"op": "replace", "path": ENTERPRISE_USER_SCHEMA, "value": {"division": "D"}}]),
+            json!([{"op": "replace", "path": ENTERPRISE_USER_SCHEMA,
+                    "value": {"schemas": [ENTERPRISE_USER_SCHEMA], "division": "D"}}]),
         );
         assert_eq!(doc[ENTERPRISE_USER_SCHEMA]["division"], "D");
         run(

@@ -445,7 +445,10 @@ fn check_immutable_attrs(
 pub fn parse_attr_list(s: &str) -> Result<Vec<AttrPath>> {
     let mut out = Vec::new();
     for item in s.split(',').map(str::trim).filter(|i| !i.is_empty()) {
-        if item.get(..4).is_some_and(|p| p.eq_ignore_ascii_case("urn:")) {
+        if item
+            .get(..4)
+            .is_some_and(|p| p.eq_ignore_ascii_case("urn:"))
+        {
             if let Some(schema) = [&USER, &ENTERPRISE_USER, &GROUP]
                 .into_iter()
                 .find(|s| s.id.eq_ignore_ascii_case(item))
@@ -1003,7 +1006,14 @@ mod tests {
             Some("$ref")
         );
         assert!(parse_attr_list("").unwrap().is_empty());
-        for bad in ["name.", "a b", "aéé", "ué:x", "\"userName\"", "emails[type eq \"work\"]"] {
+        for bad in [
+            "name.",
+            "a b",
+            "aéé",
+            "ué:x",
+            "\"userName\"",
+            "emails[type eq \"work\"]",
+        ] {
             let e = parse_attr_list(bad).unwrap_err();
             assert_eq!(e.scim_type, Some(ScimType::InvalidValue), "{bad}");
         }
@@ -1112,5 +1122,26 @@ mod tests {
             g,
             json!({"schemas": [GROUP_SCHEMA], "id": "1", "members": [{"value": "a"}]})
         );
+        // members.display is returned on request only.
+        let g0 = json!({"schemas": [GROUP_SCHEMA], "id": "1", "members": [{"value": "a", "display": "A"}]});
+        let mut g = g0.clone();
+        project(ResourceKind::Group, &mut g, &[], &[]);
+        assert_eq!(g["members"], json!([{"value": "a"}]));
+        let mut g = g0.clone();
+        project(
+            ResourceKind::Group,
+            &mut g,
+            &[AttrPath::new("members")],
+            &[],
+        );
+        assert_eq!(g["members"], json!([{"value": "a"}]));
+        let mut g = g0.clone();
+        project(
+            ResourceKind::Group,
+            &mut g,
+            &[AttrPath::with_sub("members", "display")],
+            &[],
+        );
+        assert_eq!(g["members"], json!([{"display": "A"}]));
     }
 }

@@ -597,9 +597,10 @@ static MEMBER_SUBS: [AttrDef; 4] = [
     AttrDef::new(
         "display",
         T::String,
-        "A human-readable name for the member.",
+        "A human-readable name for the member: the displayName of a Group, or of a User (its userName when it has none). Returned only when requested (attributes=members.display).",
     )
-    .read_only(),
+    .read_only()
+    .returned(Returned::Request),
     AttrDef::new(
         "type",
         T::String,
@@ -1424,6 +1425,10 @@ mod tests {
             .unwrap();
         assert_eq!(t.leaf().canonical_values, ["User", "Group"]);
         assert!(GROUP.attr("displayName").unwrap().required);
+        let d = ResourceKind::Group
+            .resolve(&path(None, "members", Some("display")))
+            .unwrap();
+        assert_eq!(d.leaf().returned, Returned::Request);
     }
 
     #[test]
