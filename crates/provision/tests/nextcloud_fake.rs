@@ -378,3 +378,51 @@ async fn the_fake_answers_ocs_envelopes_like_the_documentation() {
     assert!(text.contains("<statuscode>100</statuscode>"), "{text}");
     assert!(text.contains("<email>alice@example.org</email>"), "{text}");
 }
+
+#[tokio::test]
+async fn a_base_url_without_ocs_is_a_permanent_error_not_a_missing_user() {
+    let (fake, _) = setup().await;
+    let mut cfg = config(&fake, "app-pass");
+    cfg.base_url = format!("{}/not-nextcloud", fake.base_url());
+    let nc = NextcloudConnector::new(cfg).expect("connector");
+    let err = nc.delete_user("alice").await.expect_err("no OCS here");
+    assert!(matches!(err, DeliveryError::Permanent(_)), "{err:?}");
+    let err = nc
+        .upsert_user(&user("alice"), Some("alice"))
+        .await
+        .expect_err("no OCS here");
+    assert!(matches!(err, DeliveryError::Permanent(_)), "{err:?}");
+}
+
+#[tokio::test]
+async fn user_ids_with_spaces_and_apostrophes_reach_the_right_account() {
+    let (fake, nc) = setup().await;
+    let mut frank = user("Frank O'Neil");
+    frank.email = Some("frank@example.org".into());
+    let id = nc.upsert_user(&frank, None).await.expect("created");
+    assert_eq!(id, "Frank O'Neil");
+    nc.set_user_active(&id, false).await.expect("disabled");
+    assert!(!fake.state().users["Frank O'Neil"].enabled);
+    nc.delete_user(&id).await.expect("deleted");
+    assert_eq!(fake.state().users.len(), 1);
+}
+
+#[tokio::test]
+async fn the_fake_can_go_down_and_come_back_repeatedly() {
+    let (fake, nc) = setup().await;
+    for round in 0..3 {
+        fake.set_outage(Outage::Refuse, OutageFor::UntilCleared)
+            .await;
+        let err = nc.list_users().await.expect_err("down");
+        assert!(err.is_transient(), "round {round}: {err:?}");
+        fake.clear_outage().await;
+        nc.list_users().await.expect("up");
+    }
+    fake.set_outage(Outage::Status(502), OutageFor::Requests(2))
+        .await;
+    assert!(nc.list_users().await.expect_err("1st").is_transient());
+    assert!(nc.list_users().await.expect_err("2nd").is_transient());
+    nc.list_users().await.expect("3rd");
+    let statuses: Vec<u16> = fake.requests().iter().map(|r| r.status).collect();
+    assert_eq!(&statuses[statuses.len() - 3..], &[502, 502, 200]);
+}

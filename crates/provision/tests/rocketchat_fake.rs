@@ -397,3 +397,13 @@ async fn the_fake_answers_the_documented_envelopes() {
     let body: serde_json::Value = resp.json().await.expect("json");
     assert_eq!(body["status"], "error");
 }
+
+#[tokio::test]
+async fn a_base_url_without_the_api_is_a_permanent_error_not_a_missing_user() {
+    let (fake, _) = setup(GroupsAs::Rooms).await;
+    let mut cfg = config(&fake, TOKEN, GroupsAs::Rooms);
+    cfg.base_url = format!("{}/not-rocketchat", fake.base_url());
+    let rc = RocketChatConnector::new(cfg).expect("connector");
+    let err = rc.delete_user("someone").await.expect_err("no API here");
+    assert!(matches!(err, DeliveryError::Permanent(_)), "{err:?}");
+}

@@ -9,7 +9,9 @@
 //! (unauthorised) and HTTP 401/403 are [`DeliveryError::Permanent`], 998 and HTTP
 //! 404 [`DeliveryError::NotFound`], 996/999, HTTP 5xx and 429
 //! [`DeliveryError::Transient`]. A body that is not an OCS envelope falls back to
-//! the HTTP status (a proxy's 502/503 is transient).
+//! the HTTP status (a proxy's 502/503 is transient), except that a 404 or a 2xx
+//! without an envelope is `Permanent` (wrong base URL or provisioning app
+//! disabled: never read as "user already deleted").
 //!
 //! Choices:
 //! - **User id** = the SCIM `userName`, unchanged, so that the SSO login (OIDC or
@@ -297,10 +299,14 @@ impl NextcloudConnector {
         let text = resp.text().await.map_err(transport_error)?;
         let parsed: Option<Value> = serde_json::from_str(&text).ok();
         let Some(meta) = parsed.as_ref().and_then(|v| v.pointer("/ocs/meta")) else {
-            if status.is_success() {
+            // A 404 without an envelope is no OCS endpoint at all (wrong base URL,
+            // provisioning app disabled), not a missing user or group.
+            if status.is_success() || status == StatusCode::NOT_FOUND {
                 return Err(DeliveryError::Permanent(format!(
-                    "{method} {}: not an OCS answer (is the base URL right?)",
-                    segments.join("/")
+                    "{method} {}: HTTP {}, not an OCS answer (is the base URL right? \
+                     is the provisioning_api app enabled?)",
+                    segments.join("/"),
+                    status.as_u16()
                 )));
             }
             return Err(status_error(status, &text));

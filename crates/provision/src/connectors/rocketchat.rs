@@ -11,7 +11,9 @@
 //! "errorType": ...}` (HTTP 400) which is classified by its error type: unknown
 //! user, room or team → [`DeliveryError::NotFound`]; a name or e-mail already in
 //! use → [`DeliveryError::Collision`]; anything else → `Permanent`. HTTP 401/403
-//! are `Permanent`, 429 and 5xx `Transient`, network errors `Transient`.
+//! are `Permanent`, 429 and 5xx `Transient`, network errors `Transient`; a 404
+//! or 2xx without a Rocket.Chat body (wrong base URL, unknown endpoint) is
+//! `Permanent`, never read as "already deleted".
 //!
 //! Choices:
 //! - **Username** = the SCIM `userName` with every character outside Rocket.Chat's
@@ -42,7 +44,9 @@
 //!   creates; it is left out of the members that [`Connector::list_groups`]
 //!   reports. `list_groups` leaves out teams' main rooms in rooms mode.
 //! - **Idempotence**: deleting a missing user, room or team and removing a member
-//!   who is not in the room (or whose room or account is gone) succeed.
+//!   who is not in the room (or whose room or account is gone) succeed; when
+//!   `teams.addMembers` refuses, the member list is read and an existing
+//!   membership counts as success.
 
 use std::collections::HashSet;
 use std::time::Duration;
@@ -346,9 +350,14 @@ impl RocketChatConnector {
                     error_type: str_at(&v, "/errorType").unwrap_or_default(),
                 }))
             }
-            _ if status.is_success() => Err(DeliveryError::Permanent(format!(
-                "{endpoint}: not a Rocket.Chat answer (is the base URL right?)"
-            ))),
+            // A 404 without `success` is an unknown endpoint (wrong base URL, a
+            // Rocket.Chat too old for this API), not a missing user or room.
+            _ if status.is_success() || status == StatusCode::NOT_FOUND => {
+                Err(DeliveryError::Permanent(format!(
+                    "{endpoint}: HTTP {}, not a Rocket.Chat answer (is the base URL right?)",
+                    status.as_u16()
+                )))
+            }
             _ => Err(status_error(status, &text)),
         }
     }
@@ -651,9 +660,30 @@ impl Connector for RocketChatConnector {
                 json!({ "roomId": group_id, "userId": user_id }),
             )
         };
-        self.call_ok(Method::POST, endpoint, &[], Some(body))
-            .await
-            .map(|_| ())
+        let teams = endpoint == "teams.addMembers";
+        match self.call(Method::POST, endpoint, &[], Some(body)).await? {
+            Ok(_) => Ok(()),
+            Err(f) if teams && !f.is_not_found() && f.http == StatusCode::BAD_REQUEST => {
+                // Adding someone who is already a member may be refused: that is
+                // the wanted state.
+                let members = self
+                    .all_pages(
+                        "teams.members",
+                        &[("teamId", group_id.to_string())],
+                        "members",
+                    )
+                    .await?;
+                if members
+                    .iter()
+                    .any(|m| str_at(m, "/user/_id").as_deref() == Some(user_id))
+                {
+                    Ok(())
+                } else {
+                    Err(f.into_error(endpoint))
+                }
+            }
+            Err(f) => Err(f.into_error(endpoint)),
+        }
     }
 
     async fn remove_member(&self, group_id: &str, user_id: &str) -> Result<(), DeliveryError> {
