@@ -92,7 +92,11 @@ fn scim_error(status: StatusCode, body: &str) -> DeliveryError {
             format!("{scim_type} {detail}").trim().to_string()
         })
         .filter(|d| !d.is_empty())
-        .unwrap_or_else(|| body.to_string());
+        .unwrap_or_else(|| body.chars().take(300).collect());
+    if status == StatusCode::NOT_IMPLEMENTED {
+        // The peer lacks the feature (e.g. PATCH): retrying will not help.
+        return DeliveryError::Permanent(format!("HTTP {status}: {detail}"));
+    }
     status_error(status, &detail)
 }
 
@@ -722,6 +726,13 @@ mod tests {
         assert!(is_status(&e, 409));
         assert!(matches!(e, DeliveryError::Permanent(m) if m.contains("uniqueness")));
         assert!(scim_error(StatusCode::SERVICE_UNAVAILABLE, "").is_transient());
+        assert!(matches!(
+            scim_error(
+                StatusCode::NOT_IMPLEMENTED,
+                r#"{"detail":"PATCH is not supported"}"#
+            ),
+            DeliveryError::Permanent(_)
+        ));
         assert!(matches!(
             scim_error(StatusCode::NOT_FOUND, "{}"),
             DeliveryError::NotFound(_)
