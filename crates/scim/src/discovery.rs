@@ -117,7 +117,7 @@ pub fn resource_types(base_url: &str) -> Value {
 pub fn resource_type(base_url: &str, id: &str) -> Option<Value> {
     ResourceKind::ALL
         .into_iter()
-        .find(|k| k.name() == id)
+        .find(|k| k.name().eq_ignore_ascii_case(id))
         .map(|k| resource_type_json(base_url, k))
 }
 
@@ -177,7 +177,7 @@ pub fn schemas(base_url: &str) -> Value {
 pub fn schema(base_url: &str, id: &str) -> Option<Value> {
     ALL_SCHEMAS
         .iter()
-        .find(|s| s.id == id)
+        .find(|s| s.id.eq_ignore_ascii_case(id))
         .map(|s| schema_json(base_url, s))
 }
 
