@@ -1570,4 +1570,33 @@ mod tests {
             );
         }
     }
+
+    /// `normalize` does not panic on any attribute/value pair, and its output is
+    /// a fixed point.
+    #[test]
+    fn normalize_invariants() {
+        for kind in ResourceKind::ALL {
+            let required = match kind {
+                ResourceKind::User => "userName",
+                ResourceKind::Group => "displayName",
+            };
+            for key in all_paths(kind) {
+                for v in sample_values() {
+                    let body = json!({
+                        "schemas": kind.schema_ids(),
+                        required: "x",
+                        key.as_str(): v,
+                    });
+                    match crate::resource::normalize(kind, &body) {
+                        Ok(n) => {
+                            let again = crate::resource::normalize(kind, &n.doc)
+                                .unwrap_or_else(|e| panic!("{body}: output rejected: {e}"));
+                            assert_eq!(again.doc, n.doc, "{body}");
+                        }
+                        Err(e) => assert!(e.scim_type.is_some(), "{body}: {e}"),
+                    }
+                }
+            }
+        }
+    }
 }
