@@ -424,6 +424,7 @@ impl Patcher<'_> {
             if op != PatchOpKind::Remove {
                 match check_writable(r.attr, value.unwrap_or(&Value::Null), "password")? {
                     Some(Value::String(p)) => self.out.password = Some(p),
+                    None => {}
                     _ => {
                         return Err(ScimError::invalid_value(
                             "attribute 'password' must be a string",
