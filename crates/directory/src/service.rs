@@ -455,7 +455,7 @@ fn to_store_members(values: &[MemberValue]) -> Vec<Member> {
         .map(|m| Member {
             value: m.value.clone(),
             kind: m.kind.unwrap_or(ResourceKind::User),
-            display: None,
+            display: m.display.clone(),
         })
         .collect()
 }
