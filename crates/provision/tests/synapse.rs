@@ -372,6 +372,33 @@ async fn groups_as_spaces() {
 }
 
 #[tokio::test]
+async fn admin_rate_limits_can_be_lifted() {
+    let Some(env) = env() else { return };
+    let c = connector(&env, GroupsAs::Rooms);
+    c.exempt_admin_from_rate_limits().await.expect("override");
+    c.exempt_admin_from_rate_limits()
+        .await
+        .expect("override again");
+    let (_, who) = raw(
+        &env,
+        reqwest::Method::GET,
+        "/_matrix/client/v3/account/whoami",
+        None,
+    )
+    .await;
+    let admin = who["user_id"].as_str().expect("user_id").to_string();
+    let (status, v) = raw(
+        &env,
+        reqwest::Method::GET,
+        &format!("/_synapse/admin/v1/users/{admin}/override_ratelimit"),
+        None,
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert_eq!(v, json!({ "messages_per_second": 0, "burst_count": 0 }));
+}
+
+#[tokio::test]
 async fn bad_token_is_permanent_and_not_echoed() {
     let Some(env) = env() else { return };
     let mut config = SynapseConfig::new(&env.url, &env.server, "syt_not_a_valid_token_42");

@@ -271,6 +271,27 @@ impl SynapseConnector {
         format!("#{}:{}", alias_localpart(scim_id), self.server_name)
     }
 
+    /// Lifts the message rate limits of the admin user (the
+    /// `override_ratelimit` admin API), so that creating rooms, renaming them and
+    /// kicking members in bulk is not throttled by `rc_message`. Idempotent; meant
+    /// to be called once when the app is set up.
+    pub async fn exempt_admin_from_rate_limits(&self) -> Result<(), DeliveryError> {
+        let admin = self.admin_id().await?.to_string();
+        let url = self.api.url(&[
+            "_synapse",
+            "admin",
+            "v1",
+            "users",
+            &admin,
+            "override_ratelimit",
+        ])?;
+        let body = json!({ "messages_per_second": 0, "burst_count": 0 });
+        self.api
+            .send(Method::POST, url, Some(&body))
+            .await
+            .map(|_| ())
+    }
+
     async fn admin_id(&self) -> Result<&str, DeliveryError> {
         let id = self
             .admin_id
