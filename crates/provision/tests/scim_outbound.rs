@@ -119,9 +119,10 @@ async fn lifecycle(p: &Peer, c: &ScimConnector, tag: &str) {
     assert_eq!(v["emails"][0]["value"], format!("{tag}a-{u}@example.org"));
     assert_eq!(v["active"], true);
 
-    // Update: new display name, no more e-mail.
+    // Update: new display name, no more e-mail, no more family name.
     alice.display_name = Some("Jeanne Martin-Roy".into());
     alice.email = None;
+    alice.family_name = None;
     assert_eq!(c.upsert_user(&alice, Some(&id)).await.expect("update"), id);
     assert_eq!(
         c.upsert_user(&alice, Some(&id))
@@ -132,6 +133,8 @@ async fn lifecycle(p: &Peer, c: &ScimConnector, tag: &str) {
     let v = fetch(p, "Users", &id).await;
     assert_eq!(v["displayName"], "Jeanne Martin-Roy");
     assert!(v["emails"].as_array().is_none_or(Vec::is_empty), "{v}");
+    assert_eq!(v["name"]["givenName"], "Jeanne");
+    assert!(v["name"].get("familyName").is_none(), "{v}");
 
     // Renamed in the directory, id unknown: found by externalId.
     alice.user_name = format!("{tag}a.renamed-{u}");

@@ -31,7 +31,58 @@ const SCIM_JSON: &str = "application/scim+json";
 /// Page size asked for by the list calls.
 const PAGE: usize = 100;
 /// The user attributes Liaison manages (besides `active`).
-const USER_ATTRS: [&str; 5] = ["userName", "externalId", "name", "displayName", "emails"];
+const USER_ATTRS: [&str; 6] = [
+    "userName",
+    "externalId",
+    "name.givenName",
+    "name.familyName",
+    "displayName",
+    "emails",
+];
+
+/// The value at an attribute path of at most one dot (`name.givenName`).
+fn at<'a>(resource: &'a Map<String, Value>, path: &str) -> Option<&'a Value> {
+    match path.split_once('.') {
+        Some((parent, sub)) => resource.get(parent)?.get(sub),
+        None => resource.get(path),
+    }
+}
+
+/// Sets (or removes, for `None`) the value at an attribute path; a complex
+/// attribute left empty is removed.
+fn set_at(resource: &mut Map<String, Value>, path: &str, value: Option<Value>) {
+    match path.split_once('.') {
+        Some((parent, sub)) => {
+            let entry = resource
+                .entry(parent.to_string())
+                .or_insert_with(|| Value::Object(Map::new()));
+            if !entry.is_object() {
+                *entry = Value::Object(Map::new());
+            }
+            if let Some(obj) = entry.as_object_mut() {
+                match value {
+                    Some(v) => {
+                        obj.insert(sub.to_string(), v);
+                    }
+                    None => {
+                        obj.remove(sub);
+                    }
+                }
+                // A changed part makes the peer's `formatted` stale.
+                obj.remove("formatted");
+                if obj.is_empty() {
+                    resource.remove(parent);
+                }
+            }
+        }
+        None => {
+            match value {
+                Some(v) => resource.insert(path.to_string(), v),
+                None => resource.remove(path),
+            };
+        }
+    }
+}
 
 /// Where and how to reach a SCIM service provider.
 #[derive(Clone)]
@@ -385,9 +436,14 @@ impl ScimConnector {
         want: Map<String, Value>,
     ) -> Result<String, DeliveryError> {
         let id = id_of(&existing)?;
+        let Value::Object(mut resource) = existing else {
+            return Err(DeliveryError::Permanent(
+                "the SCIM peer sent a user that is not an object".into(),
+            ));
+        };
         let changed: Vec<&str> = USER_ATTRS
             .into_iter()
-            .filter(|a| !same_value(existing.get(*a), want.get(*a)))
+            .filter(|a| !same_value(at(&resource, a), at(&want, a)))
             .collect();
         if changed.is_empty() {
             return Ok(id);
@@ -395,23 +451,17 @@ impl ScimConnector {
         if self.uses_patch().await? {
             let ops = changed
                 .iter()
-                .map(|a| match want.get(*a) {
+                .map(|a| match at(&want, a) {
                     Some(v) => json!({ "op": "replace", "path": a, "value": v }),
                     None => json!({ "op": "remove", "path": a }),
                 })
                 .collect();
             self.patch("Users", &id, ops).await?;
         } else {
-            let mut resource = existing;
-            if let Some(m) = resource.as_object_mut() {
-                for a in changed {
-                    match want.get(a) {
-                        Some(v) => m.insert(a.to_string(), v.clone()),
-                        None => m.remove(a),
-                    };
-                }
+            for a in changed {
+                set_at(&mut resource, a, at(&want, a).cloned());
             }
-            self.put("Users", &id, resource).await?;
+            self.put("Users", &id, Value::Object(resource)).await?;
         }
         Ok(id)
     }
@@ -715,6 +765,22 @@ mod tests {
         assert!(same_value(None, None));
         assert!(same_value(Some(&json!([])), None));
         assert!(!same_value(Some(&have), None));
+    }
+
+    #[test]
+    fn dotted_paths_reach_sub_attributes() {
+        let mut m = Map::new();
+        set_at(&mut m, "name.givenName", Some(json!("Jane")));
+        set_at(&mut m, "name.familyName", Some(json!("Doe")));
+        assert_eq!(at(&m, "name.givenName"), Some(&json!("Jane")));
+        m["name"]["formatted"] = json!("Jane Doe");
+        set_at(&mut m, "name.familyName", None);
+        assert_eq!(m["name"], json!({ "givenName": "Jane" }));
+        set_at(&mut m, "name.givenName", None);
+        assert!(!m.contains_key("name"));
+        set_at(&mut m, "displayName", Some(json!("J")));
+        assert_eq!(at(&m, "displayName"), Some(&json!("J")));
+        assert_eq!(at(&m, "name.givenName"), None);
     }
 
     #[test]
