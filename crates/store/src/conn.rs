@@ -154,6 +154,8 @@ impl Store {
             .after_connect(|conn, _| {
                 Box::pin(async move {
                     sqlite_pragmas(conn, false).await?;
+                    conn.execute("PRAGMA analysis_limit = 1000").await?;
+                    conn.execute("PRAGMA optimize = 0x10002").await?;
                     Ok(())
                 })
             })
@@ -192,6 +194,19 @@ impl Store {
             Dialect::Postgres => migrator(POSTGRES_MIGRATIONS),
         };
         m.run(&self.writer).await?;
+        Ok(())
+    }
+
+    /// Refreshes the query planner's statistics where they are stale (SQLite:
+    /// `PRAGMA optimize`, bounded by `analysis_limit`; PostgreSQL: nothing,
+    /// autovacuum does it). Runs when the writer connection opens; a long-running
+    /// server should also call it now and then (e.g. hourly) as the data grows.
+    pub async fn optimize(&self) -> Result<()> {
+        if self.dialect == Dialect::Sqlite {
+            let mut conn = self.writer.acquire().await?;
+            conn.execute("PRAGMA analysis_limit = 1000").await?;
+            conn.execute("PRAGMA optimize").await?;
+        }
         Ok(())
     }
 

@@ -84,13 +84,16 @@ impl Store {
                  WHERE m.org_id = {org} AND m.member_id IN ("
             ));
             q.push_list(chunk.iter().copied());
+            // CROSS JOIN makes SQLite keep `g` (a few rows) as the outer loop;
+            // without statistics it would otherwise scan the organisation's
+            // memberships and resources. PostgreSQL plans it freely.
             q.push(&format!(
                 ") UNION \
-                 SELECT g.user_id, m.group_id, 0 FROM g \
-                 JOIN members m ON m.org_id = {org} AND m.member_id = g.group_id) \
+                 SELECT g.user_id, m.group_id, 0 FROM g CROSS JOIN members m \
+                 WHERE m.org_id = {org} AND m.member_id = g.group_id) \
                  SELECT g.user_id, g.group_id, CAST(MAX(g.direct) AS BIGINT) AS direct, \
-                 r.display_name FROM g \
-                 JOIN resources r ON r.org_id = {org} AND r.id = g.group_id \
+                 r.display_name FROM g CROSS JOIN resources r \
+                 WHERE r.org_id = {org} AND r.id = g.group_id \
                  GROUP BY g.user_id, g.group_id, r.display_name \
                  ORDER BY g.user_id, g.group_id"
             ));

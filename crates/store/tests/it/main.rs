@@ -5,4 +5,5 @@ mod common;
 mod filters;
 mod members;
 mod orgs;
+mod perf;
 mod resources;
