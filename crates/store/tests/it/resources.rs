@@ -288,3 +288,77 @@ async fn paging_counts_all_matches_and_slices_in_order() {
     })
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_writers_and_readers() {
+    for_each_store(|s| async move {
+        let o = org(&s, "o").await;
+        // Distinct names from many tasks at once, with reads in between: all land.
+        let mut tasks = Vec::new();
+        for t in 0..8 {
+            let s = s.clone();
+            tasks.push(tokio::spawn(async move {
+                for i in 0..10 {
+                    let mut tx = s.begin().await.unwrap();
+                    let id = format!("t{t}-{i}");
+                    assert!(tx
+                        .get_resource_for_update(o.id, ResourceKind::User, &id)
+                        .await
+                        .unwrap()
+                        .is_none());
+                    tx.insert_resource(o.id, &user(&id, &id)).await.unwrap();
+                    tx.commit().await.unwrap();
+                    assert!(s
+                        .get_resource(o.id, ResourceKind::User, &id)
+                        .await
+                        .unwrap()
+                        .is_some());
+                }
+            }));
+        }
+        for t in tasks {
+            t.await.unwrap();
+        }
+        let q = ListQuery {
+            start_index: 1,
+            count: 0,
+            ..Default::default()
+        };
+        assert_eq!(
+            s.list_resources(o.id, ResourceKind::User, &q)
+                .await
+                .unwrap()
+                .total_results,
+            80
+        );
+
+        // The same name from many tasks at once: exactly one wins.
+        let mut tasks = Vec::new();
+        for t in 0..8 {
+            let s = s.clone();
+            tasks.push(tokio::spawn(async move {
+                let mut tx = s.begin().await.unwrap();
+                match tx
+                    .insert_resource(
+                        o.id,
+                        &user(&format!("dup{t}"), if t % 2 == 0 { "same" } else { "SAME" }),
+                    )
+                    .await
+                {
+                    Ok(()) => {
+                        tx.commit().await.unwrap();
+                        true
+                    }
+                    Err(StoreError::Conflict(_)) => false,
+                    Err(e) => panic!("{e}"),
+                }
+            }));
+        }
+        let mut wins = 0;
+        for t in tasks {
+            wins += usize::from(t.await.unwrap());
+        }
+        assert_eq!(wins, 1);
+    })
+    .await;
+}
