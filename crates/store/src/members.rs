@@ -11,7 +11,7 @@ use sqlx::Row;
 use std::collections::{HashMap, HashSet};
 
 /// Ids per statement in batched membership queries.
-const CHUNK: usize = 500;
+const CHUNK: usize = 2000;
 
 /// Removes duplicate ids, keeping the first occurrence's position.
 fn dedup<'a>(ids: impl IntoIterator<Item = &'a str>) -> Vec<&'a str> {
