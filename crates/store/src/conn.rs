@@ -26,16 +26,22 @@ const SQLITE_BUSY_TIMEOUT_MS: u32 = 10_000;
 /// The migrations, one list per engine, embedded at compile time. A new migration
 /// is a new file in both `migrations/sqlite` and `migrations/postgres` plus one
 /// line in each list below (versions must match the file names' prefixes).
-const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[(
-    1,
-    "init",
-    include_str!("../migrations/sqlite/0001_init.sql"),
-)];
-const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[(
-    1,
-    "init",
-    include_str!("../migrations/postgres/0001_init.sql"),
-)];
+const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
+    (1, "init", include_str!("../migrations/sqlite/0001_init.sql")),
+    (
+        2,
+        "provisioning",
+        include_str!("../migrations/sqlite/0002_provisioning.sql"),
+    ),
+];
+const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
+    (1, "init", include_str!("../migrations/postgres/0001_init.sql")),
+    (
+        2,
+        "provisioning",
+        include_str!("../migrations/postgres/0002_provisioning.sql"),
+    ),
+];
 
 fn migrator(list: &'static [(i64, &'static str, &'static str)]) -> Migrator {
     let migrations = list

@@ -26,6 +26,7 @@
 mod conn;
 mod members;
 mod orgs;
+mod provisioning;
 mod resources;
 pub mod sql;
 #[cfg(feature = "testing")]
@@ -35,6 +36,7 @@ use serde_json::Value;
 use time::OffsetDateTime;
 
 pub use conn::{Store, Tx};
+pub use provisioning::{AppRecord, Delivery, Link, OutboxStats, PendingDelivery, Target};
 pub use scim::ResourceKind;
 
 /// Which SQL engine a URL designates.

@@ -164,6 +164,11 @@ pub fn order_by(
         (false, true) => "ASC NULLS LAST",
         (true, true) => "DESC NULLS FIRST",
     };
+    if matches!(key.as_str(), "res.name_lc" | "res.id") {
+        // Unique within an organisation's resources of one kind: no tie to break,
+        // and the index alone can deliver the order.
+        return Ok(format!("{key} {dir}"));
+    }
     Ok(format!("{key} {dir}, res.id ASC"))
 }
 

@@ -1,0 +1,573 @@
+//! Provisioning state: the apps of each organisation, the outbox of pending
+//! deliveries, and what each app holds for each resource (`app_links`).
+//!
+//! The outbox is filled inside the transaction of the directory change that
+//! causes it ([`Tx::enqueue`]), so a change and its deliveries commit or vanish
+//! together. Workers lease due rows ([`Store::claim_deliveries`]); on PostgreSQL
+//! several processes share the work with `FOR UPDATE SKIP LOCKED`, on SQLite the
+//! single writer connection serialises claims. A lease that expires (the worker
+//! died) makes the row claimable again: a crash delays a delivery, never drops it.
+
+use crate::conn::{from_micros, map_unique, to_micros};
+use crate::{Dialect, Result, Store, Tx};
+use serde_json::Value;
+use sqlx::any::AnyRow;
+use sqlx::Row;
+use std::time::Duration;
+use time::OffsetDateTime;
+
+/// An app of an organisation, as configured.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AppRecord {
+    pub id: i64,
+    pub org_id: i64,
+    /// Unique within the organisation.
+    pub name: String,
+    /// `synapse`, `nextcloud`, `rocketchat` or `scim`.
+    pub kind: String,
+    pub base_url: String,
+    /// Where the secret is: `file:/path` or `env:VAR`. Never the secret.
+    pub credential: String,
+    /// `groups`, `rooms`, `spaces` or `none`.
+    pub groups_as: String,
+    /// `disable` or `delete`.
+    pub deprovision: String,
+    /// Kind-specific settings (e.g. Synapse's `server_name`).
+    pub settings: Value,
+    pub created: OffsetDateTime,
+}
+
+/// What a delivery brings up to date.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Target {
+    User,
+    Group,
+    /// One membership: `resource_id` is the group, `member_id` the member.
+    Member,
+}
+
+impl Target {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Target::User => "user",
+            Target::Group => "group",
+            Target::Member => "member",
+        }
+    }
+
+    fn parse(s: &str) -> Result<Target> {
+        match s {
+            "user" => Ok(Target::User),
+            "group" => Ok(Target::Group),
+            "member" => Ok(Target::Member),
+            other => Err(crate::conn::decode_error(format!("unknown outbox target {other}"))),
+        }
+    }
+}
+
+/// A leased outbox row.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Delivery {
+    pub id: i64,
+    pub org_id: i64,
+    pub app_id: i64,
+    pub target: Target,
+    pub resource_id: String,
+    /// Empty unless `target` is [`Target::Member`].
+    pub member_id: String,
+    /// The change count this lease covers; a newer change bumps it.
+    pub seq: i64,
+    /// Failed attempts so far.
+    pub attempts: i64,
+}
+
+/// What an app holds for a resource, and how the last attempt went.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Link {
+    pub app_id: i64,
+    pub resource_id: String,
+    /// The app's own id for the resource, once created there.
+    pub app_ref: Option<String>,
+    /// The state last delivered (connector-specific JSON).
+    pub delivered: Option<Value>,
+    /// `ok`, `retrying`, `failed` (poison), `deprovisioned`.
+    pub status: String,
+    pub last_attempt: OffsetDateTime,
+    pub last_error: Option<String>,
+}
+
+/// A pending or poisoned outbox row, for operators.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PendingDelivery {
+    pub app_id: i64,
+    pub target: Target,
+    pub resource_id: String,
+    pub member_id: String,
+    pub poisoned: bool,
+    pub attempts: i64,
+    pub next_attempt: OffsetDateTime,
+    pub last_error: Option<String>,
+    pub enqueued: OffsetDateTime,
+}
+
+/// Outbox figures for one app, for metrics.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OutboxStats {
+    pub org_slug: String,
+    pub app_name: String,
+    pub pending: i64,
+    pub poisoned: i64,
+    pub oldest_pending: Option<OffsetDateTime>,
+}
+
+const APP_COLUMNS: &str =
+    "id, org_id, name, kind, base_url, credential, groups_as, deprovision, settings, created";
+
+fn app_from_row(row: &AnyRow) -> Result<AppRecord> {
+    let settings: String = row.try_get("settings")?;
+    Ok(AppRecord {
+        id: row.try_get("id")?,
+        org_id: row.try_get("org_id")?,
+        name: row.try_get("name")?,
+        kind: row.try_get("kind")?,
+        base_url: row.try_get("base_url")?,
+        credential: row.try_get("credential")?,
+        groups_as: row.try_get("groups_as")?,
+        deprovision: row.try_get("deprovision")?,
+        settings: serde_json::from_str(&settings)
+            .map_err(|e| crate::conn::decode_error(format!("app settings: {e}")))?,
+        created: from_micros(row.try_get("created")?)?,
+    })
+}
+
+fn delivery_from_row(row: &AnyRow) -> Result<Delivery> {
+    Ok(Delivery {
+        id: row.try_get("id")?,
+        org_id: row.try_get("org_id")?,
+        app_id: row.try_get("app_id")?,
+        target: Target::parse(row.try_get("target")?)?,
+        resource_id: row.try_get("resource_id")?,
+        member_id: row.try_get("member_id")?,
+        seq: row.try_get("seq")?,
+        attempts: row.try_get("attempts")?,
+    })
+}
+
+fn link_from_row(row: &AnyRow) -> Result<Link> {
+    let delivered: Option<String> = row.try_get("delivered")?;
+    Ok(Link {
+        app_id: row.try_get("app_id")?,
+        resource_id: row.try_get("resource_id")?,
+        app_ref: row.try_get("app_ref")?,
+        delivered: delivered.and_then(|d| serde_json::from_str(&d).ok()),
+        status: row.try_get("status")?,
+        last_attempt: from_micros(row.try_get("last_attempt")?)?,
+        last_error: row.try_get("last_error")?,
+    })
+}
+
+fn now_micros() -> i64 {
+    to_micros(OffsetDateTime::now_utc())
+}
+
+/// The upsert that records a change: a new row, or the existing row bumped
+/// (pending again, attempts reset, due now) so superseded changes coalesce.
+const ENQUEUE_CONFLICT: &str = "ON CONFLICT (app_id, target, resource_id, member_id) DO UPDATE \
+     SET seq = outbox.seq + 1, state = 'pending', attempts = 0, \
+     next_attempt = excluded.next_attempt, last_error = NULL";
+
+impl Tx {
+    /// Adds an app; `Conflict` if the organisation already has one of that name.
+    pub async fn create_app(&mut self, app: &AppRecord) -> Result<AppRecord> {
+        let created = to_micros(app.created);
+        let sql = format!(
+            "INSERT INTO apps (org_id, name, kind, base_url, credential, groups_as, deprovision, \
+             settings, created) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING {APP_COLUMNS}"
+        );
+        let row = sqlx::query(&sql)
+            .bind(app.org_id)
+            .bind(&app.name)
+            .bind(&app.kind)
+            .bind(&app.base_url)
+            .bind(&app.credential)
+            .bind(&app.groups_as)
+            .bind(&app.deprovision)
+            .bind(app.settings.to_string())
+            .bind(created)
+            .fetch_one(&mut *self.tx)
+            .await
+            .map_err(|e| map_unique(e, |_| format!("app {} already exists", app.name)))?;
+        app_from_row(&row)
+    }
+
+    /// Removes an app with its outbox rows and links.
+    pub async fn delete_app(&mut self, org_id: i64, name: &str) -> Result<bool> {
+        let app: Option<i64> = sqlx::query_scalar("SELECT id FROM apps WHERE org_id = $1 AND name = $2")
+            .bind(org_id)
+            .bind(name)
+            .fetch_optional(&mut *self.tx)
+            .await?;
+        let Some(id) = app else { return Ok(false) };
+        for table in ["outbox", "app_links"] {
+            sqlx::query(&format!("DELETE FROM {table} WHERE app_id = $1"))
+                .bind(id)
+                .execute(&mut *self.tx)
+                .await?;
+        }
+        sqlx::query("DELETE FROM apps WHERE id = $1")
+            .bind(id)
+            .execute(&mut *self.tx)
+            .await?;
+        Ok(true)
+    }
+
+    /// Records that `target` changed, for every app of the organisation (groups
+    /// and memberships only for apps that provision groups). One statement,
+    /// whatever the number of apps; nothing when the organisation has none.
+    pub async fn enqueue(
+        &mut self,
+        org_id: i64,
+        target: Target,
+        resource_id: &str,
+        member_id: Option<&str>,
+    ) -> Result<()> {
+        let groups_only = if target == Target::User {
+            ""
+        } else {
+            " AND groups_as <> 'none'"
+        };
+        let sql = format!(
+            "INSERT INTO outbox (org_id, app_id, target, resource_id, member_id, seq, state, \
+             attempts, next_attempt, lease_until, enqueued) \
+             SELECT org_id, id, $2, $3, $4, 1, 'pending', 0, $5, 0, $5 FROM apps \
+             WHERE org_id = $1{groups_only} {ENQUEUE_CONFLICT}"
+        );
+        sqlx::query(&sql)
+            .bind(org_id)
+            .bind(target.as_str())
+            .bind(resource_id)
+            .bind(member_id.unwrap_or(""))
+            .bind(now_micros())
+            .execute(&mut *self.tx)
+            .await?;
+        Ok(())
+    }
+
+    /// [`Tx::enqueue`] for many memberships of one group, batched.
+    pub async fn enqueue_members(&mut self, org_id: i64, group_id: &str, member_ids: &[String]) -> Result<()> {
+        let has_apps: Option<i64> = sqlx::query_scalar(
+            "SELECT id FROM apps WHERE org_id = $1 AND groups_as <> 'none' LIMIT 1",
+        )
+        .bind(org_id)
+        .fetch_optional(&mut *self.tx)
+        .await?;
+        if has_apps.is_none() {
+            return Ok(());
+        }
+        for id in member_ids {
+            self.enqueue(org_id, Target::Member, group_id, Some(id)).await?;
+        }
+        Ok(())
+    }
+
+    /// Records a change for one app only (reconciliation repairs, re-delivery).
+    pub async fn enqueue_for_app(
+        &mut self,
+        app: &AppRecord,
+        target: Target,
+        resource_id: &str,
+        member_id: Option<&str>,
+    ) -> Result<()> {
+        let sql = format!(
+            "INSERT INTO outbox (org_id, app_id, target, resource_id, member_id, seq, state, \
+             attempts, next_attempt, lease_until, enqueued) \
+             VALUES ($1, $2, $3, $4, $5, 1, 'pending', 0, $6, 0, $6) {ENQUEUE_CONFLICT}"
+        );
+        sqlx::query(&sql)
+            .bind(app.org_id)
+            .bind(app.id)
+            .bind(target.as_str())
+            .bind(resource_id)
+            .bind(member_id.unwrap_or(""))
+            .bind(now_micros())
+            .execute(&mut *self.tx)
+            .await?;
+        Ok(())
+    }
+
+    /// Memberships of one user (as member), for deliveries after a user change
+    /// that apps forget (Synapse drops room memberships on deactivation).
+    pub async fn enqueue_memberships_of(&mut self, app: &AppRecord, member_id: &str) -> Result<()> {
+        let groups: Vec<String> = sqlx::query_scalar(
+            "SELECT group_id FROM members WHERE org_id = $1 AND member_id = $2",
+        )
+        .bind(app.org_id)
+        .bind(member_id)
+        .fetch_all(&mut *self.tx)
+        .await?;
+        for g in groups {
+            self.enqueue_for_app(app, Target::Member, &g, Some(member_id)).await?;
+        }
+        Ok(())
+    }
+}
+
+impl Store {
+    /// The apps of an organisation, by name.
+    pub async fn apps(&self, org_id: i64) -> Result<Vec<AppRecord>> {
+        let sql = format!("SELECT {APP_COLUMNS} FROM apps WHERE org_id = $1 ORDER BY name");
+        let rows = sqlx::query(&sql).bind(org_id).fetch_all(self.reader()).await?;
+        rows.iter().map(app_from_row).collect()
+    }
+
+    /// Every app of every organisation.
+    pub async fn all_apps(&self) -> Result<Vec<AppRecord>> {
+        let sql = format!("SELECT {APP_COLUMNS} FROM apps ORDER BY org_id, name");
+        let rows = sqlx::query(&sql).fetch_all(self.reader()).await?;
+        rows.iter().map(app_from_row).collect()
+    }
+
+    pub async fn app_by_id(&self, id: i64) -> Result<Option<AppRecord>> {
+        let sql = format!("SELECT {APP_COLUMNS} FROM apps WHERE id = $1");
+        let row = sqlx::query(&sql).bind(id).fetch_optional(self.reader()).await?;
+        row.as_ref().map(app_from_row).transpose()
+    }
+
+    /// Leases up to `limit` due deliveries for `lease`. Rows leased by another
+    /// worker are skipped; rows whose lease expired are taken again.
+    pub async fn claim_deliveries(&self, limit: i64, lease: Duration) -> Result<Vec<Delivery>> {
+        let now = now_micros();
+        let until = now + lease.as_micros() as i64;
+        let lock = match self.dialect() {
+            Dialect::Postgres => " FOR UPDATE SKIP LOCKED",
+            Dialect::Sqlite => "",
+        };
+        let sql = format!(
+            "UPDATE outbox SET lease_until = $1 WHERE id IN (SELECT id FROM outbox \
+             WHERE state = 'pending' AND next_attempt <= $2 AND lease_until <= $2 \
+             ORDER BY next_attempt, id LIMIT $3{lock}) \
+             RETURNING id, org_id, app_id, target, resource_id, member_id, seq, attempts"
+        );
+        let mut tx = self.begin().await?;
+        let rows = sqlx::query(&sql)
+            .bind(until)
+            .bind(now)
+            .bind(limit)
+            .fetch_all(&mut *tx.tx)
+            .await?;
+        tx.commit().await?;
+        let mut out = rows.iter().map(delivery_from_row).collect::<Result<Vec<_>>>()?;
+        out.sort_by_key(|d| d.id);
+        Ok(out)
+    }
+
+    /// A delivery succeeded: the row goes, unless a newer change arrived
+    /// meanwhile (then it is released for another round).
+    pub async fn complete_delivery(&self, d: &Delivery) -> Result<()> {
+        let mut tx = self.begin().await?;
+        let done = sqlx::query("DELETE FROM outbox WHERE id = $1 AND seq = $2")
+            .bind(d.id)
+            .bind(d.seq)
+            .execute(&mut *tx.tx)
+            .await?
+            .rows_affected();
+        if done == 0 {
+            sqlx::query("UPDATE outbox SET lease_until = 0 WHERE id = $1")
+                .bind(d.id)
+                .execute(&mut *tx.tx)
+                .await?;
+        }
+        tx.commit().await
+    }
+
+    /// A delivery failed: retry at `retry_at`, or park the row as poison when
+    /// `retry_at` is `None`. A newer change that arrived meanwhile wins: the row
+    /// is released for a fresh attempt instead.
+    pub async fn fail_delivery(
+        &self,
+        d: &Delivery,
+        error: &str,
+        retry_at: Option<OffsetDateTime>,
+    ) -> Result<()> {
+        let mut tx = self.begin().await?;
+        let (state, next) = match retry_at {
+            Some(t) => ("pending", to_micros(t)),
+            None => ("poison", now_micros()),
+        };
+        let n = sqlx::query(
+            "UPDATE outbox SET state = $1, attempts = attempts + 1, next_attempt = $2, \
+             lease_until = 0, last_error = $3 WHERE id = $4 AND seq = $5",
+        )
+        .bind(state)
+        .bind(next)
+        .bind(error)
+        .bind(d.id)
+        .bind(d.seq)
+        .execute(&mut *tx.tx)
+        .await?
+        .rows_affected();
+        if n == 0 {
+            sqlx::query("UPDATE outbox SET lease_until = 0 WHERE id = $1")
+                .bind(d.id)
+                .execute(&mut *tx.tx)
+                .await?;
+        }
+        tx.commit().await
+    }
+
+    /// Makes poisoned deliveries of an organisation (optionally one app) due again.
+    pub async fn retry_poisoned(&self, org_id: i64, app_id: Option<i64>) -> Result<u64> {
+        let mut tx = self.begin().await?;
+        let n = sqlx::query(
+            "UPDATE outbox SET state = 'pending', attempts = 0, next_attempt = $1 \
+             WHERE state = 'poison' AND org_id = $2 AND ($3 = 0 OR app_id = $3)",
+        )
+        .bind(now_micros())
+        .bind(org_id)
+        .bind(app_id.unwrap_or(0))
+        .execute(&mut *tx.tx)
+        .await?
+        .rows_affected();
+        tx.commit().await?;
+        Ok(n)
+    }
+
+    /// The link of a resource in an app.
+    pub async fn link(&self, app_id: i64, resource_id: &str) -> Result<Option<Link>> {
+        let row = sqlx::query(
+            "SELECT app_id, resource_id, app_ref, delivered, status, last_attempt, last_error \
+             FROM app_links WHERE app_id = $1 AND resource_id = $2",
+        )
+        .bind(app_id)
+        .bind(resource_id)
+        .fetch_optional(self.reader())
+        .await?;
+        row.as_ref().map(link_from_row).transpose()
+    }
+
+    /// Every link of an app (reconciliation).
+    pub async fn links(&self, app_id: i64) -> Result<Vec<Link>> {
+        let rows = sqlx::query(
+            "SELECT app_id, resource_id, app_ref, delivered, status, last_attempt, last_error \
+             FROM app_links WHERE app_id = $1",
+        )
+        .bind(app_id)
+        .fetch_all(self.reader())
+        .await?;
+        rows.iter().map(link_from_row).collect()
+    }
+
+    /// The links of one resource in every app of its organisation.
+    pub async fn links_of(&self, org_id: i64, resource_id: &str) -> Result<Vec<Link>> {
+        let rows = sqlx::query(
+            "SELECT l.app_id, l.resource_id, l.app_ref, l.delivered, l.status, l.last_attempt, \
+             l.last_error FROM app_links l JOIN apps a ON a.id = l.app_id \
+             WHERE a.org_id = $1 AND l.resource_id = $2",
+        )
+        .bind(org_id)
+        .bind(resource_id)
+        .fetch_all(self.reader())
+        .await?;
+        rows.iter().map(link_from_row).collect()
+    }
+
+    /// Records the outcome of an attempt for a resource in an app. `app_ref` and
+    /// `delivered` are kept when `None` is given.
+    pub async fn record_link(
+        &self,
+        app_id: i64,
+        resource_id: &str,
+        app_ref: Option<&str>,
+        delivered: Option<&Value>,
+        status: &str,
+        error: Option<&str>,
+    ) -> Result<()> {
+        let mut tx = self.begin().await?;
+        sqlx::query(
+            "INSERT INTO app_links (app_id, resource_id, app_ref, delivered, status, last_attempt, \
+             last_error) VALUES ($1, $2, $3, $4, $5, $6, $7) \
+             ON CONFLICT (app_id, resource_id) DO UPDATE SET \
+             app_ref = COALESCE(excluded.app_ref, app_links.app_ref), \
+             delivered = COALESCE(excluded.delivered, app_links.delivered), \
+             status = excluded.status, last_attempt = excluded.last_attempt, \
+             last_error = excluded.last_error",
+        )
+        .bind(app_id)
+        .bind(resource_id)
+        .bind(app_ref)
+        .bind(delivered.map(Value::to_string))
+        .bind(status)
+        .bind(now_micros())
+        .bind(error)
+        .execute(&mut *tx.tx)
+        .await?;
+        tx.commit().await
+    }
+
+    /// Forgets what an app held for a resource (after a deletion there).
+    pub async fn delete_link(&self, app_id: i64, resource_id: &str) -> Result<()> {
+        let mut tx = self.begin().await?;
+        sqlx::query("DELETE FROM app_links WHERE app_id = $1 AND resource_id = $2")
+            .bind(app_id)
+            .bind(resource_id)
+            .execute(&mut *tx.tx)
+            .await?;
+        tx.commit().await
+    }
+
+    /// Pending and poisoned deliveries touching a resource (as the resource, or
+    /// as the member of a membership).
+    pub async fn pending_for(&self, org_id: i64, resource_id: &str) -> Result<Vec<PendingDelivery>> {
+        let rows = sqlx::query(
+            "SELECT app_id, target, resource_id, member_id, state, attempts, next_attempt, \
+             last_error, enqueued FROM outbox WHERE org_id = $1 \
+             AND (resource_id = $2 OR member_id = $2) ORDER BY id",
+        )
+        .bind(org_id)
+        .bind(resource_id)
+        .fetch_all(self.reader())
+        .await?;
+        rows.iter()
+            .map(|row| {
+                let state: String = row.try_get("state")?;
+                Ok(PendingDelivery {
+                    app_id: row.try_get("app_id")?,
+                    target: Target::parse(row.try_get("target")?)?,
+                    resource_id: row.try_get("resource_id")?,
+                    member_id: row.try_get("member_id")?,
+                    poisoned: state == "poison",
+                    attempts: row.try_get("attempts")?,
+                    next_attempt: from_micros(row.try_get("next_attempt")?)?,
+                    last_error: row.try_get("last_error")?,
+                    enqueued: from_micros(row.try_get("enqueued")?)?,
+                })
+            })
+            .collect()
+    }
+
+    /// Depth and age of the outbox per app.
+    pub async fn outbox_stats(&self) -> Result<Vec<OutboxStats>> {
+        let rows = sqlx::query(
+            "SELECT o.slug AS org_slug, a.name AS app_name, \
+             SUM(CASE WHEN x.state = 'pending' THEN 1 ELSE 0 END) AS pending, \
+             SUM(CASE WHEN x.state = 'poison' THEN 1 ELSE 0 END) AS poisoned, \
+             MIN(CASE WHEN x.state = 'pending' THEN x.enqueued END) AS oldest \
+             FROM apps a JOIN orgs o ON o.id = a.org_id LEFT JOIN outbox x ON x.app_id = a.id \
+             GROUP BY o.slug, a.name ORDER BY o.slug, a.name",
+        )
+        .fetch_all(self.reader())
+        .await?;
+        rows.iter()
+            .map(|row| {
+                let oldest: Option<i64> = row.try_get("oldest")?;
+                Ok(OutboxStats {
+                    org_slug: row.try_get("org_slug")?,
+                    app_name: row.try_get("app_name")?,
+                    pending: row.try_get::<Option<i64>, _>("pending")?.unwrap_or(0),
+                    poisoned: row.try_get::<Option<i64>, _>("poisoned")?.unwrap_or(0),
+                    oldest_pending: oldest.map(from_micros).transpose()?,
+                })
+            })
+            .collect()
+    }
+}
