@@ -27,7 +27,11 @@ const SQLITE_BUSY_TIMEOUT_MS: u32 = 10_000;
 /// is a new file in both `migrations/sqlite` and `migrations/postgres` plus one
 /// line in each list below (versions must match the file names' prefixes).
 const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
-    (1, "init", include_str!("../migrations/sqlite/0001_init.sql")),
+    (
+        1,
+        "init",
+        include_str!("../migrations/sqlite/0001_init.sql"),
+    ),
     (
         2,
         "provisioning",
@@ -35,7 +39,11 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
     ),
 ];
 const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
-    (1, "init", include_str!("../migrations/postgres/0001_init.sql")),
+    (
+        1,
+        "init",
+        include_str!("../migrations/postgres/0001_init.sql"),
+    ),
     (
         2,
         "provisioning",

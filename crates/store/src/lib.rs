@@ -12,6 +12,19 @@
 //! by the queries and by the schema (memberships reference both sides through
 //! `(org_id, id)` keys, so they can never cross organisations).
 //!
+//! Notes for callers:
+//! * SQLite runs every [`Tx`] on one writer connection (`BEGIN IMMEDIATE`): a task
+//!   holding a `Tx` must not begin another. [`Store`] reads use separate reader
+//!   connections and see committed data only.
+//! * On PostgreSQL a failed statement (e.g. a [`StoreError::Conflict`]) aborts the
+//!   whole transaction: drop the `Tx` and start over rather than continuing it.
+//! * Timestamps are stored with microsecond precision.
+//! * PostgreSQL keeps documents as `jsonb`, which does not preserve object key
+//!   order: a document reads back equal (as a `serde_json::Value`) but possibly
+//!   with its keys reordered.
+//! * Documents must use canonical attribute names (as `scim` normalises them):
+//!   filters read JSON keys exactly.
+//!
 //! ```no_run
 //! # async fn demo() -> store::Result<()> {
 //! let store = store::Store::connect("sqlite::memory:").await?;

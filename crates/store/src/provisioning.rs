@@ -60,7 +60,9 @@ impl Target {
             "user" => Ok(Target::User),
             "group" => Ok(Target::Group),
             "member" => Ok(Target::Member),
-            other => Err(crate::conn::decode_error(format!("unknown outbox target {other}"))),
+            other => Err(crate::conn::decode_error(format!(
+                "unknown outbox target {other}"
+            ))),
         }
     }
 }
@@ -202,11 +204,12 @@ impl Tx {
 
     /// Removes an app with its outbox rows and links.
     pub async fn delete_app(&mut self, org_id: i64, name: &str) -> Result<bool> {
-        let app: Option<i64> = sqlx::query_scalar("SELECT id FROM apps WHERE org_id = $1 AND name = $2")
-            .bind(org_id)
-            .bind(name)
-            .fetch_optional(&mut *self.tx)
-            .await?;
+        let app: Option<i64> =
+            sqlx::query_scalar("SELECT id FROM apps WHERE org_id = $1 AND name = $2")
+                .bind(org_id)
+                .bind(name)
+                .fetch_optional(&mut *self.tx)
+                .await?;
         let Some(id) = app else { return Ok(false) };
         for table in ["outbox", "app_links"] {
             sqlx::query(&format!("DELETE FROM {table} WHERE app_id = $1"))
@@ -254,7 +257,12 @@ impl Tx {
     }
 
     /// [`Tx::enqueue`] for many memberships of one group, batched.
-    pub async fn enqueue_members(&mut self, org_id: i64, group_id: &str, member_ids: &[String]) -> Result<()> {
+    pub async fn enqueue_members(
+        &mut self,
+        org_id: i64,
+        group_id: &str,
+        member_ids: &[String],
+    ) -> Result<()> {
         let has_apps: Option<i64> = sqlx::query_scalar(
             "SELECT id FROM apps WHERE org_id = $1 AND groups_as <> 'none' LIMIT 1",
         )
@@ -265,7 +273,8 @@ impl Tx {
             return Ok(());
         }
         for id in member_ids {
-            self.enqueue(org_id, Target::Member, group_id, Some(id)).await?;
+            self.enqueue(org_id, Target::Member, group_id, Some(id))
+                .await?;
         }
         Ok(())
     }
@@ -298,15 +307,15 @@ impl Tx {
     /// Memberships of one user (as member), for deliveries after a user change
     /// that apps forget (Synapse drops room memberships on deactivation).
     pub async fn enqueue_memberships_of(&mut self, app: &AppRecord, member_id: &str) -> Result<()> {
-        let groups: Vec<String> = sqlx::query_scalar(
-            "SELECT group_id FROM members WHERE org_id = $1 AND member_id = $2",
-        )
-        .bind(app.org_id)
-        .bind(member_id)
-        .fetch_all(&mut *self.tx)
-        .await?;
+        let groups: Vec<String> =
+            sqlx::query_scalar("SELECT group_id FROM members WHERE org_id = $1 AND member_id = $2")
+                .bind(app.org_id)
+                .bind(member_id)
+                .fetch_all(&mut *self.tx)
+                .await?;
         for g in groups {
-            self.enqueue_for_app(app, Target::Member, &g, Some(member_id)).await?;
+            self.enqueue_for_app(app, Target::Member, &g, Some(member_id))
+                .await?;
         }
         Ok(())
     }
@@ -316,7 +325,10 @@ impl Store {
     /// The apps of an organisation, by name.
     pub async fn apps(&self, org_id: i64) -> Result<Vec<AppRecord>> {
         let sql = format!("SELECT {APP_COLUMNS} FROM apps WHERE org_id = $1 ORDER BY name");
-        let rows = sqlx::query(&sql).bind(org_id).fetch_all(self.reader()).await?;
+        let rows = sqlx::query(&sql)
+            .bind(org_id)
+            .fetch_all(self.reader())
+            .await?;
         rows.iter().map(app_from_row).collect()
     }
 
@@ -329,7 +341,10 @@ impl Store {
 
     pub async fn app_by_id(&self, id: i64) -> Result<Option<AppRecord>> {
         let sql = format!("SELECT {APP_COLUMNS} FROM apps WHERE id = $1");
-        let row = sqlx::query(&sql).bind(id).fetch_optional(self.reader()).await?;
+        let row = sqlx::query(&sql)
+            .bind(id)
+            .fetch_optional(self.reader())
+            .await?;
         row.as_ref().map(app_from_row).transpose()
     }
 
@@ -356,7 +371,10 @@ impl Store {
             .fetch_all(&mut *tx.tx)
             .await?;
         tx.commit().await?;
-        let mut out = rows.iter().map(delivery_from_row).collect::<Result<Vec<_>>>()?;
+        let mut out = rows
+            .iter()
+            .map(delivery_from_row)
+            .collect::<Result<Vec<_>>>()?;
         out.sort_by_key(|d| d.id);
         Ok(out)
     }
@@ -517,7 +535,11 @@ impl Store {
 
     /// Pending and poisoned deliveries touching a resource (as the resource, or
     /// as the member of a membership).
-    pub async fn pending_for(&self, org_id: i64, resource_id: &str) -> Result<Vec<PendingDelivery>> {
+    pub async fn pending_for(
+        &self,
+        org_id: i64,
+        resource_id: &str,
+    ) -> Result<Vec<PendingDelivery>> {
         let rows = sqlx::query(
             "SELECT app_id, target, resource_id, member_id, state, attempts, next_attempt, \
              last_error, enqueued FROM outbox WHERE org_id = $1 \
