@@ -8,7 +8,7 @@ use scim::resource::{self, MemberValue};
 use scim::{Filter, ResourceKind, ScimError};
 use serde_json::{json, Value};
 use std::collections::HashSet;
-use store::{ListQuery, Member, ResourceRow, Store, Tx};
+use store::{ListQuery, Member, ResourceRow, Store, Target, Tx};
 use time::OffsetDateTime;
 
 /// Server limits advertised in `/ServiceProviderConfig` and enforced here.
@@ -100,6 +100,7 @@ impl Directory {
         tx.insert_resource(scope.org_id, &row)
             .await
             .map_err(scim_error)?;
+        enqueue(&mut tx, scope.org_id, kind, &row.id).await?;
         if let Some(members) = normalized.members {
             add_members(&mut tx, scope.org_id, &row.id, &members).await?;
         }
@@ -264,6 +265,7 @@ impl Directory {
             tx.update_resource(scope.org_id, &row)
                 .await
                 .map_err(scim_error)?;
+            enqueue(&mut tx, scope.org_id, kind, &row.id).await?;
             row
         } else {
             current
@@ -314,6 +316,7 @@ impl Directory {
             tx.update_resource(scope.org_id, &row)
                 .await
                 .map_err(scim_error)?;
+            enqueue(&mut tx, scope.org_id, kind, &row.id).await?;
             row
         } else {
             current
@@ -337,9 +340,22 @@ impl Directory {
             .map_err(scim_error)?
             .ok_or_else(|| not_found(kind, id))?;
         check_if_match(if_match, current.version)?;
+        if kind == ResourceKind::User {
+            // The memberships go with the user: each app drops them too.
+            let groups = tx
+                .groups_of_member(scope.org_id, id)
+                .await
+                .map_err(scim_error)?;
+            for g in groups {
+                tx.enqueue(scope.org_id, Target::Member, &g, Some(id))
+                    .await
+                    .map_err(scim_error)?;
+            }
+        }
         tx.delete_resource(scope.org_id, kind, id)
             .await
             .map_err(scim_error)?;
+        enqueue(&mut tx, scope.org_id, kind, id).await?;
         tx.commit().await.map_err(scim_error)
     }
 
@@ -460,8 +476,32 @@ fn to_store_members(values: &[MemberValue]) -> Vec<Member> {
         .collect()
 }
 
+/// Records a change of a resource in the outbox, in the caller's transaction.
+async fn enqueue(tx: &mut Tx, org_id: i64, kind: ResourceKind, id: &str) -> Result<()> {
+    let target = match kind {
+        ResourceKind::User => Target::User,
+        ResourceKind::Group => Target::Group,
+    };
+    tx.enqueue(org_id, target, id, None)
+        .await
+        .map_err(scim_error)
+}
+
 async fn add_members(tx: &mut Tx, org_id: i64, group_id: &str, values: &[MemberValue]) -> Result<()> {
     tx.add_members(org_id, group_id, &to_store_members(values))
+        .await
+        .map_err(scim_error)?;
+    let ids: Vec<String> = values.iter().map(|m| m.value.clone()).collect();
+    tx.enqueue_members(org_id, group_id, &ids)
+        .await
+        .map_err(scim_error)
+}
+
+async fn remove_members(tx: &mut Tx, org_id: i64, group_id: &str, ids: &[String]) -> Result<()> {
+    tx.remove_members(org_id, group_id, ids)
+        .await
+        .map_err(scim_error)?;
+    tx.enqueue_members(org_id, group_id, ids)
         .await
         .map_err(scim_error)
 }
@@ -492,9 +532,7 @@ async fn sync_members(
         .cloned()
         .collect();
     if !removed.is_empty() {
-        tx.remove_members(org_id, group_id, &removed)
-            .await
-            .map_err(scim_error)?;
+        remove_members(tx, org_id, group_id, &removed).await?;
     }
     if !added.is_empty() {
         add_members(tx, org_id, group_id, &added).await?;
@@ -517,16 +555,18 @@ async fn apply_member_change(
             Ok(!values.is_empty())
         }
         MemberChange::Remove(ids) => {
-            tx.remove_members(org_id, group_id, ids)
-                .await
-                .map_err(scim_error)?;
+            remove_members(tx, org_id, group_id, ids).await?;
             Ok(!ids.is_empty())
         }
         MemberChange::Clear => {
+            let ids = tx.member_ids(org_id, group_id).await.map_err(scim_error)?;
             tx.clear_members(org_id, group_id)
                 .await
                 .map_err(scim_error)?;
-            Ok(true)
+            tx.enqueue_members(org_id, group_id, &ids)
+                .await
+                .map_err(scim_error)?;
+            Ok(!ids.is_empty())
         }
         MemberChange::RemoveWhere(filter) => {
             // Rare (a filter on something other than `value`): evaluated on the
@@ -551,9 +591,7 @@ async fn apply_member_change(
             if doomed.is_empty() {
                 return Ok(false);
             }
-            tx.remove_members(org_id, group_id, &doomed)
-                .await
-                .map_err(scim_error)?;
+            remove_members(tx, org_id, group_id, &doomed).await?;
             Ok(true)
         }
     }
