@@ -9,6 +9,9 @@
 //! this trait and never sees an app's wire format.
 
 pub mod connectors;
+pub mod deliver;
+pub mod registry;
+pub mod worker;
 #[cfg(feature = "fakes")]
 pub mod fakes;
 

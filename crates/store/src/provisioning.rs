@@ -333,6 +333,19 @@ impl Tx {
 }
 
 impl Store {
+    /// Whether `member_id` is a direct member of `group_id`.
+    pub async fn is_member(&self, org_id: i64, group_id: &str, member_id: &str) -> Result<bool> {
+        let found: Option<String> = sqlx::query_scalar(
+            "SELECT member_kind FROM members WHERE org_id = $1 AND group_id = $2 AND member_id = $3",
+        )
+        .bind(org_id)
+        .bind(group_id)
+        .bind(member_id)
+        .fetch_optional(self.reader())
+        .await?;
+        Ok(found.is_some())
+    }
+
     /// The apps of an organisation, by name.
     pub async fn apps(&self, org_id: i64) -> Result<Vec<AppRecord>> {
         let sql = format!("SELECT {APP_COLUMNS} FROM apps WHERE org_id = $1 ORDER BY name");

@@ -1,0 +1,279 @@
+//! The outbox worker: leases due deliveries, runs them against the apps, and
+//! records the outcome: done, retry later (exponential backoff with jitter), or
+//! poison (after `max_attempts` transient failures, or at once for a permanent
+//! error or a collision), with the error kept for operators.
+//!
+//! Several workers, in one process or many, can run on one PostgreSQL database:
+//! leases are taken with `FOR UPDATE SKIP LOCKED`. A worker that dies loses its
+//! leases when they expire; the rows are then taken again.
+
+use crate::deliver::deliver;
+use crate::registry::connector_for;
+use crate::{Connector, DeliveryError};
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use rand::Rng;
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+use store::{AppRecord, Delivery, Store};
+use time::OffsetDateTime;
+use tokio::sync::{watch, Mutex, Notify};
+
+/// Tuning of a worker.
+#[derive(Debug, Clone)]
+pub struct WorkerConfig {
+    /// Rows leased per round.
+    pub batch: i64,
+    /// Deliveries run at once.
+    pub concurrency: usize,
+    /// How long a lease lasts; longer than the slowest delivery.
+    pub lease: Duration,
+    /// Transient failures before a delivery is parked as poison.
+    pub max_attempts: i64,
+    /// First retry delay; doubled at each failure, up to `max_backoff`.
+    pub base_backoff: Duration,
+    pub max_backoff: Duration,
+    /// Sleep between rounds when nothing is due (a local change wakes the worker
+    /// at once through [`Worker::notifier`]).
+    pub idle_poll: Duration,
+    /// How long a built connector (and the secret it read) is reused.
+    pub connector_ttl: Duration,
+}
+
+impl Default for WorkerConfig {
+    fn default() -> Self {
+        WorkerConfig {
+            batch: 64,
+            concurrency: 8,
+            lease: Duration::from_secs(120),
+            max_attempts: 12,
+            base_backoff: Duration::from_secs(1),
+            max_backoff: Duration::from_secs(3600),
+            idle_poll: Duration::from_millis(500),
+            connector_ttl: Duration::from_secs(60),
+        }
+    }
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct DeliveryLabels {
+    pub app: String,
+    /// `ok`, `retry`, `poison`.
+    pub result: String,
+}
+
+/// Counters a worker updates; register them where metrics are served.
+#[derive(Clone, Default)]
+pub struct WorkerMetrics {
+    pub deliveries: Family<DeliveryLabels, Counter>,
+}
+
+/// What one round did.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Round {
+    pub delivered: usize,
+    pub retried: usize,
+    pub poisoned: usize,
+}
+
+impl Round {
+    pub fn total(&self) -> usize {
+        self.delivered + self.retried + self.poisoned
+    }
+}
+
+struct CachedConnector {
+    app: AppRecord,
+    conn: Arc<dyn Connector>,
+    built: tokio::time::Instant,
+}
+
+/// An outbox worker.
+pub struct Worker {
+    store: Store,
+    config: WorkerConfig,
+    metrics: WorkerMetrics,
+    connectors: Mutex<HashMap<i64, CachedConnector>>,
+    wake: Arc<Notify>,
+}
+
+impl Worker {
+    pub fn new(store: Store, config: WorkerConfig, metrics: WorkerMetrics) -> Arc<Worker> {
+        Arc::new(Worker {
+            store,
+            config,
+            metrics,
+            connectors: Mutex::new(HashMap::new()),
+            wake: Arc::new(Notify::new()),
+        })
+    }
+
+    /// Notify it after committing a change to deliver it without waiting for the
+    /// next poll.
+    pub fn notifier(&self) -> Arc<Notify> {
+        self.wake.clone()
+    }
+
+    /// Runs rounds until `shutdown` turns true. Store errors are logged and
+    /// retried after a pause: the worker never gives up.
+    pub async fn run(self: Arc<Self>, mut shutdown: watch::Receiver<bool>) {
+        tracing::info!("outbox worker started");
+        loop {
+            if *shutdown.borrow() {
+                break;
+            }
+            let pause = match self.round().await {
+                Ok(r) if r.total() > 0 => continue,
+                Ok(_) => self.config.idle_poll,
+                Err(e) => {
+                    tracing::warn!(error = %e, "outbox round failed");
+                    self.config.idle_poll * 4
+                }
+            };
+            tokio::select! {
+                _ = tokio::time::sleep(pause) => {}
+                _ = self.wake.notified() => {}
+                _ = shutdown.changed() => {}
+            }
+        }
+        tracing::info!("outbox worker stopped");
+    }
+
+    /// Leases one batch of due deliveries and runs them.
+    pub async fn round(&self) -> Result<Round, store::StoreError> {
+        use futures_util::StreamExt;
+        let batch = self
+            .store
+            .claim_deliveries(self.config.batch, self.config.lease)
+            .await?;
+        let outcomes: Vec<Result<Outcome, store::StoreError>> = futures_util::stream::iter(batch)
+            .map(|d| async move { self.run_one(&d).await })
+            .buffer_unordered(self.config.concurrency.max(1))
+            .collect()
+            .await;
+        let mut round = Round::default();
+        for o in outcomes {
+            match o? {
+                Outcome::Delivered => round.delivered += 1,
+                Outcome::Retry => round.retried += 1,
+                Outcome::Poisoned => round.poisoned += 1,
+            }
+        }
+        Ok(round)
+    }
+
+    /// Runs rounds until nothing is due (deliveries waiting for a later retry
+    /// are left). For the CLI and tests.
+    pub async fn drain(&self) -> Result<Round, store::StoreError> {
+        let mut total = Round::default();
+        loop {
+            let r = self.round().await?;
+            if r.total() == 0 {
+                return Ok(total);
+            }
+            total.delivered += r.delivered;
+            total.retried += r.retried;
+            total.poisoned += r.poisoned;
+        }
+    }
+
+    async fn connector(&self, app_id: i64) -> Result<Option<(AppRecord, Arc<dyn Connector>)>, DeliveryError> {
+        let mut cache = self.connectors.lock().await;
+        if let Some(c) = cache.get(&app_id) {
+            if c.built.elapsed() < self.config.connector_ttl {
+                return Ok(Some((c.app.clone(), c.conn.clone())));
+            }
+        }
+        let Some(app) = self
+            .store
+            .app_by_id(app_id)
+            .await
+            .map_err(|e| DeliveryError::Transient(format!("store: {e}")))?
+        else {
+            cache.remove(&app_id);
+            return Ok(None);
+        };
+        let conn = connector_for(&app)?;
+        cache.insert(
+            app_id,
+            CachedConnector {
+                app: app.clone(),
+                conn: conn.clone(),
+                built: tokio::time::Instant::now(),
+            },
+        );
+        Ok(Some((app, conn)))
+    }
+
+    async fn run_one(&self, d: &Delivery) -> Result<Outcome, store::StoreError> {
+        let (app_name, result) = match self.connector(d.app_id).await {
+            // The app was removed: its rows went with it.
+            Ok(None) => return Ok(Outcome::Delivered),
+            Ok(Some((app, conn))) => {
+                let r = deliver(&self.store, conn.as_ref(), &app, d).await;
+                (app.name, r)
+            }
+            Err(e) => (format!("app-{}", d.app_id), Err(e)),
+        };
+        let outcome = match result {
+            Ok(()) => {
+                self.store.complete_delivery(d).await?;
+                Outcome::Delivered
+            }
+            Err(e) => {
+                let attempts = d.attempts + 1;
+                let poison = !e.is_transient() || attempts >= self.config.max_attempts;
+                let retry_at = (!poison).then(|| OffsetDateTime::now_utc() + self.backoff(attempts));
+                tracing::warn!(
+                    app = %app_name, target = d.target.as_str(), resource = %d.resource_id,
+                    attempts, poison, error = %e, "delivery failed"
+                );
+                self.store.fail_delivery(d, &e.to_string(), retry_at).await?;
+                let status = if poison { "failed" } else { "retrying" };
+                if d.target != store::Target::Member {
+                    self.store
+                        .record_link(d.app_id, &d.resource_id, None, None, status, Some(&e.to_string()))
+                        .await?;
+                }
+                if poison {
+                    Outcome::Poisoned
+                } else {
+                    Outcome::Retry
+                }
+            }
+        };
+        let result = match outcome {
+            Outcome::Delivered => "ok",
+            Outcome::Retry => "retry",
+            Outcome::Poisoned => "poison",
+        };
+        self.metrics
+            .deliveries
+            .get_or_create(&DeliveryLabels {
+                app: app_name,
+                result: result.into(),
+            })
+            .inc();
+        Ok(outcome)
+    }
+
+    /// `base * 2^(attempts-1)`, capped, times a random factor in [0.5, 1).
+    fn backoff(&self, attempts: i64) -> Duration {
+        let exp = u32::try_from(attempts.saturating_sub(1).clamp(0, 30)).unwrap_or(30);
+        let raw = self
+            .config
+            .base_backoff
+            .saturating_mul(2u32.saturating_pow(exp))
+            .min(self.config.max_backoff);
+        raw.mul_f64(rand::thread_rng().gen_range(0.5..1.0))
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Outcome {
+    Delivered,
+    Retry,
+    Poisoned,
+}
