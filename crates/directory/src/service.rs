@@ -8,8 +8,10 @@ use scim::resource::{self, MemberValue};
 use scim::{Filter, ResourceKind, ScimError};
 use serde_json::{json, Value};
 use std::collections::HashSet;
+use std::sync::Arc;
 use store::{ListQuery, Member, ResourceRow, Store, Target, Tx};
 use time::OffsetDateTime;
+use tokio::sync::Notify;
 
 /// Server limits advertised in `/ServiceProviderConfig` and enforced here.
 #[derive(Debug, Clone)]
@@ -56,13 +58,18 @@ impl Resource {
 pub struct Directory {
     store: Store,
     limits: Limits,
+    outbox_wake: Option<Arc<Notify>>,
 }
 
 type Result<T> = std::result::Result<T, ScimError>;
 
 impl Directory {
     pub fn new(store: Store, limits: Limits) -> Self {
-        Directory { store, limits }
+        Directory {
+            store,
+            limits,
+            outbox_wake: None,
+        }
     }
 
     pub fn store(&self) -> &Store {
@@ -104,7 +111,7 @@ impl Directory {
         if let Some(members) = normalized.members {
             add_members(&mut tx, scope.org_id, &row.id, &members).await?;
         }
-        tx.commit().await.map_err(scim_error)?;
+        self.commit(tx).await?;
         self.render(scope, row, proj).await
     }
 
@@ -270,7 +277,7 @@ impl Directory {
         } else {
             current
         };
-        tx.commit().await.map_err(scim_error)?;
+        self.commit(tx).await?;
         self.render(scope, row, proj).await
     }
 
@@ -321,7 +328,7 @@ impl Directory {
         } else {
             current
         };
-        tx.commit().await.map_err(scim_error)?;
+        self.commit(tx).await?;
         self.render(scope, row, proj).await
     }
 
@@ -356,11 +363,27 @@ impl Directory {
             .await
             .map_err(scim_error)?;
         enqueue(&mut tx, scope.org_id, kind, id).await?;
-        tx.commit().await.map_err(scim_error)
+        self.commit(tx).await
     }
 
     async fn begin(&self) -> Result<Tx> {
         self.store.begin().await.map_err(scim_error)
+    }
+
+    /// Commits a write and wakes the local outbox worker, if any.
+    async fn commit(&self, tx: Tx) -> Result<()> {
+        tx.commit().await.map_err(scim_error)?;
+        if let Some(n) = &self.outbox_wake {
+            n.notify_one();
+        }
+        Ok(())
+    }
+
+    /// Wakes `notify` after every committed write (the outbox worker of this
+    /// process, so deliveries start at once).
+    pub fn with_outbox_wake(mut self, notify: Arc<Notify>) -> Self {
+        self.outbox_wake = Some(notify);
+        self
     }
 
     async fn render(

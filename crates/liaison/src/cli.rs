@@ -7,6 +7,7 @@ use crate::tokens;
 use anyhow::{bail, Context};
 use clap::{Parser, Subcommand};
 use directory::Directory;
+use provision::worker::Worker;
 use std::path::PathBuf;
 use std::sync::Arc;
 use store::{Store, StoreError, TokenRecord};
@@ -137,16 +138,32 @@ async fn serve(config: Config, store: Store) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("cannot listen on {}", config.listen))?;
     let addr = listener.local_addr()?;
+    let metrics = Metrics::new();
+    let worker = Worker::new(
+        store.clone(),
+        config.provisioning.worker_config(),
+        metrics.worker.clone(),
+    );
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let worker_task = config
+        .provisioning
+        .worker
+        .then(|| tokio::spawn(worker.clone().run(stopped)));
     let state = Arc::new(AppState {
-        directory: Directory::new(store.clone(), config.directory_limits()),
+        directory: Directory::new(store.clone(), config.directory_limits())
+            .with_outbox_wake(worker.notifier()),
         store,
         config,
-        metrics: Metrics::new(),
+        metrics,
     });
     tracing::info!(%addr, "listening");
     axum::serve(listener, http::router(state))
         .with_graceful_shutdown(shutdown_signal())
         .await?;
+    let _ = stop.send(true);
+    if let Some(task) = worker_task {
+        let _ = task.await;
+    }
     tracing::info!("stopped");
     Ok(())
 }

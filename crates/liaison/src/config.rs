@@ -19,6 +19,50 @@ pub struct Config {
     /// Log filter in `tracing` syntax; `RUST_LOG` wins when set.
     pub log: String,
     pub limits: LimitsConfig,
+    pub provisioning: ProvisioningConfig,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProvisioningConfig {
+    /// Run the outbox worker inside `serve` (turn off to run deliveries in
+    /// separate processes only).
+    pub worker: bool,
+    /// Deliveries run at once by one worker.
+    pub concurrency: usize,
+    /// Transient failures before a delivery is parked as poison.
+    pub max_attempts: i64,
+    /// First retry delay in seconds, doubled at each failure.
+    pub base_backoff_secs: f64,
+    /// Longest retry delay in seconds.
+    pub max_backoff_secs: f64,
+    /// Periodic reconciliation of every app, in seconds; 0 turns it off.
+    pub reconcile_interval_secs: u64,
+}
+
+impl Default for ProvisioningConfig {
+    fn default() -> Self {
+        ProvisioningConfig {
+            worker: true,
+            concurrency: 8,
+            max_attempts: 12,
+            base_backoff_secs: 1.0,
+            max_backoff_secs: 3600.0,
+            reconcile_interval_secs: 3600,
+        }
+    }
+}
+
+impl ProvisioningConfig {
+    pub fn worker_config(&self) -> provision::worker::WorkerConfig {
+        provision::worker::WorkerConfig {
+            concurrency: self.concurrency.max(1),
+            max_attempts: self.max_attempts.max(1),
+            base_backoff: std::time::Duration::from_secs_f64(self.base_backoff_secs.max(0.001)),
+            max_backoff: std::time::Duration::from_secs_f64(self.max_backoff_secs.max(0.001)),
+            ..Default::default()
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -45,6 +89,7 @@ impl Default for Config {
                 max_results: 1000,
                 bulk_max_operations: 1000,
             },
+            provisioning: ProvisioningConfig::default(),
         }
     }
 }
@@ -67,7 +112,9 @@ impl Config {
         let env = Env::prefixed("LIAISON_")
             .filter(|key| {
                 let key = key.as_str().to_ascii_lowercase();
-                ENV_KEYS.iter().any(|k| key == *k) || key.starts_with("limits__")
+                ENV_KEYS.iter().any(|k| key == *k)
+                    || key.starts_with("limits__")
+                    || key.starts_with("provisioning__")
             })
             .split("__");
         let cfg: Config = fig.merge(env).extract()?;

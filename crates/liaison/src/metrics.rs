@@ -3,6 +3,8 @@
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use std::sync::atomic::AtomicU64;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::Registry;
 
@@ -15,10 +17,20 @@ pub struct RequestLabels {
     pub status: u16,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct AppLabels {
+    pub org: String,
+    pub app: String,
+}
+
 pub struct Metrics {
     registry: Registry,
     pub requests: Family<RequestLabels, Counter>,
     pub latency: Family<RequestLabels, Histogram>,
+    pub worker: provision::worker::WorkerMetrics,
+    pub outbox_pending: Family<AppLabels, Gauge>,
+    pub outbox_poisoned: Family<AppLabels, Gauge>,
+    pub outbox_oldest_age: Family<AppLabels, Gauge<f64, AtomicU64>>,
 }
 
 impl Metrics {
@@ -34,10 +46,59 @@ impl Metrics {
             "Time to answer an HTTP request",
             latency.clone(),
         );
+        let worker = provision::worker::WorkerMetrics::default();
+        registry.register(
+            "deliveries",
+            "Outbox deliveries by app and result (ok, retry, poison)",
+            worker.deliveries.clone(),
+        );
+        let outbox_pending = Family::<AppLabels, Gauge>::default();
+        let outbox_poisoned = Family::<AppLabels, Gauge>::default();
+        let outbox_oldest_age = Family::<AppLabels, Gauge<f64, AtomicU64>>::default();
+        registry.register(
+            "outbox_pending",
+            "Deliveries waiting in the outbox",
+            outbox_pending.clone(),
+        );
+        registry.register(
+            "outbox_poisoned",
+            "Deliveries parked after repeated or permanent failures",
+            outbox_poisoned.clone(),
+        );
+        registry.register(
+            "outbox_oldest_pending_age_seconds",
+            "Age of the oldest pending delivery",
+            outbox_oldest_age.clone(),
+        );
         Metrics {
             registry,
             requests,
             latency,
+            worker,
+            outbox_pending,
+            outbox_poisoned,
+            outbox_oldest_age,
+        }
+    }
+
+    /// Sets the outbox gauges from fresh figures (apps that disappeared vanish).
+    pub fn set_outbox(&self, stats: &[store::OutboxStats]) {
+        self.outbox_pending.clear();
+        self.outbox_poisoned.clear();
+        self.outbox_oldest_age.clear();
+        let now = time::OffsetDateTime::now_utc();
+        for s in stats {
+            let labels = AppLabels {
+                org: s.org_slug.clone(),
+                app: s.app_name.clone(),
+            };
+            self.outbox_pending.get_or_create(&labels).set(s.pending);
+            self.outbox_poisoned.get_or_create(&labels).set(s.poisoned);
+            let age = s
+                .oldest_pending
+                .map(|t| (now - t).as_seconds_f64().max(0.0))
+                .unwrap_or(0.0);
+            self.outbox_oldest_age.get_or_create(&labels).set(age);
         }
     }
 

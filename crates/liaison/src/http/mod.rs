@@ -80,6 +80,10 @@ async fn readyz(State(st): State<SharedState>) -> Response {
 }
 
 async fn metrics(State(st): State<SharedState>) -> Response {
+    match st.store.outbox_stats().await {
+        Ok(stats) => st.metrics.set_outbox(&stats),
+        Err(e) => tracing::warn!(error = %e, "outbox figures unavailable"),
+    }
     (
         [(
             header::CONTENT_TYPE,
