@@ -1,5 +1,6 @@
 //! Command-line interface.
 
+use crate::commands;
 use crate::config::Config;
 use crate::http::{self, AppState};
 use crate::metrics::Metrics;
@@ -39,6 +40,14 @@ enum Command {
     /// Manages API tokens.
     #[command(subcommand)]
     Token(TokenCommand),
+    /// Manages the apps an organisation is provisioned into.
+    #[command(subcommand)]
+    App(commands::apps::AppCommand),
+    /// Reconciles apps with the directory: reports drift and repairs it.
+    Sync(commands::sync::SyncArgs),
+    /// Inspects and retries pending deliveries.
+    #[command(subcommand)]
+    Outbox(commands::outbox::OutboxCommand),
 }
 
 #[derive(Subcommand)]
@@ -99,6 +108,23 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Token(cmd) => {
             let store = open(&config).await?;
             token_command(&store, cmd).await
+        }
+        Command::App(cmd) => {
+            let store = open(&config).await?;
+            commands::apps::run(&store, cmd).await
+        }
+        Command::Sync(args) => {
+            let store = open(&config).await?;
+            let code = commands::sync::run(&store, args).await?;
+            if code != std::process::ExitCode::SUCCESS {
+                // Drift remains: the report is printed; the exit code says so.
+                std::process::exit(1);
+            }
+            Ok(())
+        }
+        Command::Outbox(cmd) => {
+            let store = open(&config).await?;
+            commands::outbox::run(&store, cmd).await
         }
     }
 }

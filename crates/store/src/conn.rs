@@ -112,7 +112,7 @@ pub struct Store {
     /// Runs single reads outside transactions (PostgreSQL: the same pool).
     reader: AnyPool,
     /// Declared last: runs after the pools are dropped.
-    guard: Option<Arc<DropGuard>>,
+    _guard: Option<Arc<DropGuard>>,
 }
 
 /// A transaction. Dropped without [`Tx::commit`], it rolls back.
@@ -139,7 +139,7 @@ impl Store {
                 dialect: Dialect::Postgres,
                 writer: pool.clone(),
                 reader: pool,
-                guard: None,
+                _guard: None,
             });
         }
         if !url.starts_with("sqlite:") {
@@ -192,7 +192,7 @@ impl Store {
             dialect: Dialect::Sqlite,
             writer,
             reader,
-            guard: temp,
+            _guard: temp,
         })
     }
 
@@ -259,7 +259,7 @@ impl Store {
     /// (replacing any previous one, which runs now).
     #[cfg(feature = "testing")]
     pub(crate) fn with_guard(mut self, guard: DropGuard) -> Store {
-        self.guard = Some(Arc::new(guard));
+        self._guard = Some(Arc::new(guard));
         self
     }
 

@@ -2,6 +2,7 @@
 //! limits, health, readiness and metrics. Handlers stay thin: they turn a request
 //! into a `directory` call and its result into a [`reply::Reply`].
 
+mod admin;
 mod reply;
 mod scim_api;
 
@@ -52,6 +53,7 @@ impl OrgCtx {
 /// The whole application.
 pub fn router(state: SharedState) -> Router {
     let scim = scim_api::routes()
+        .merge(admin::routes())
         .route_layer(middleware::from_fn_with_state(state.clone(), authenticate))
         .layer(DefaultBodyLimit::max(state.config.limits.max_body_bytes));
     Router::new()
