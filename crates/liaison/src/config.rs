@@ -38,6 +38,9 @@ pub struct ProvisioningConfig {
     pub max_backoff_secs: f64,
     /// Periodic reconciliation of every app, in seconds; 0 turns it off.
     pub reconcile_interval_secs: u64,
+    /// How long a worker holds a delivery before another may take it over (a
+    /// worker that died releases its deliveries after this), in seconds.
+    pub lease_secs: u64,
 }
 
 impl Default for ProvisioningConfig {
@@ -49,6 +52,7 @@ impl Default for ProvisioningConfig {
             base_backoff_secs: 1.0,
             max_backoff_secs: 3600.0,
             reconcile_interval_secs: 3600,
+            lease_secs: 120,
         }
     }
 }
@@ -60,6 +64,7 @@ impl ProvisioningConfig {
             max_attempts: self.max_attempts.max(1),
             base_backoff: std::time::Duration::from_secs_f64(self.base_backoff_secs.max(0.001)),
             max_backoff: std::time::Duration::from_secs_f64(self.max_backoff_secs.max(0.001)),
+            lease: std::time::Duration::from_secs(self.lease_secs.max(1)),
             ..Default::default()
         }
     }
