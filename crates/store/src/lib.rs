@@ -42,6 +42,7 @@ mod orgs;
 mod provisioning;
 mod resources;
 pub mod sql;
+mod sync_support;
 #[cfg(feature = "testing")]
 pub mod testing;
 
@@ -51,6 +52,7 @@ use time::OffsetDateTime;
 pub use conn::{Store, Tx};
 pub use provisioning::{AppRecord, Delivery, Link, OutboxStats, PendingDelivery, Target};
 pub use scim::ResourceKind;
+pub use sync_support::AdvisoryLock;
 
 /// Which SQL engine a URL designates.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
