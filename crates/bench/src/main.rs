@@ -362,8 +362,16 @@ async fn group(
     let group_id = scim.create_group(&display_name).await?;
 
     let started = Instant::now();
-    for chunk in initial.chunks(batch) {
+    let batches = initial.len().div_ceil(batch);
+    for (done, chunk) in initial.chunks(batch).enumerate() {
         scim.add_members(&group_id, chunk).await?;
+        if (done + 1) % (batches / 10).max(1) == 0 {
+            eprintln!(
+                "    {} / {members} members after {:.1} s",
+                (done * batch + chunk.len()),
+                started.elapsed().as_secs_f64()
+            );
+        }
     }
     let build_seconds = started.elapsed().as_secs_f64();
 
@@ -372,7 +380,9 @@ async fn group(
         let sent = Instant::now();
         scim.add_members(&group_id, std::slice::from_ref(id))
             .await?;
-        patch.push(sent.elapsed());
+        let took = sent.elapsed();
+        patch.push(took);
+        eprintln!("    PATCH +1 member: {:.2} ms", ms(took));
     }
 
     // The group now holds initial + extra. Alternate between that list less one
@@ -392,7 +402,9 @@ async fn group(
         };
         let sent = Instant::now();
         scim.put_group(&group_id, &display_name, &list).await?;
-        put.push(sent.elapsed());
+        let took = sent.elapsed();
+        put.push(took);
+        eprintln!("    PUT {} members: {:.1} ms", list.len(), ms(took));
     }
 
     Ok(Group {
