@@ -69,9 +69,10 @@ impl Directory {
                 let op = &ops[i];
                 let waits_on = |r: &str| {
                     !resolved.contains_key(r)
-                        && pending_ids.iter().enumerate().any(|(j, b)| {
-                            j != i && b.as_deref() == Some(r) && results[j].is_none()
-                        })
+                        && pending_ids
+                            .iter()
+                            .enumerate()
+                            .any(|(j, b)| j != i && b.as_deref() == Some(r) && results[j].is_none())
                 };
                 let refs = references(op);
                 if refs.iter().any(|r| waits_on(r)) {
@@ -85,7 +86,8 @@ impl Directory {
                         if let Some(b) = &op.bulk_id {
                             resolved.insert(b.clone(), id);
                         }
-                        let mut e = json!({"method": method_name(op.method), "status": status.to_string()});
+                        let mut e =
+                            json!({"method": method_name(op.method), "status": status.to_string()});
                         if let Some(l) = location {
                             e["location"] = Value::String(l);
                         }
@@ -159,19 +161,38 @@ impl Directory {
             }
             (Method::Put, Some(id)) => {
                 let r = self
-                    .replace(scope, kind, id, data_or_err()?, op.version.as_deref(), &proj)
+                    .replace(
+                        scope,
+                        kind,
+                        id,
+                        data_or_err()?,
+                        op.version.as_deref(),
+                        &proj,
+                    )
                     .await?;
                 Ok((200, Some(r.location.clone()), Some(r.etag()), None))
             }
             (Method::Patch, Some(id)) => {
                 let r = self
-                    .patch(scope, kind, id, data_or_err()?, op.version.as_deref(), &proj)
+                    .patch(
+                        scope,
+                        kind,
+                        id,
+                        data_or_err()?,
+                        op.version.as_deref(),
+                        &proj,
+                    )
                     .await?;
                 Ok((200, Some(r.location.clone()), Some(r.etag()), None))
             }
             (Method::Delete, Some(id)) => {
                 self.delete(scope, kind, id, op.version.as_deref()).await?;
-                Ok((204, Some(format!("{}/{}/{}", scope.base_url, kind.endpoint(), id)), None, None))
+                Ok((
+                    204,
+                    Some(format!("{}/{}/{}", scope.base_url, kind.endpoint(), id)),
+                    None,
+                    None,
+                ))
             }
             (Method::Post, Some(_)) => Err(ScimError::invalid_path(
                 "a bulk POST path names a resource type, e.g. /Users",
@@ -199,7 +220,10 @@ fn with_bulk_id(mut entry: Value, op: &Operation) -> Value {
     entry
 }
 
-fn parse(body: &Value, max_operations: usize) -> Result<(Vec<Operation>, Option<usize>), ScimError> {
+fn parse(
+    body: &Value,
+    max_operations: usize,
+) -> Result<(Vec<Operation>, Option<usize>), ScimError> {
     let obj = body
         .as_object()
         .ok_or_else(|| ScimError::invalid_syntax("a bulk request must be a JSON object"))?;
@@ -211,12 +235,13 @@ fn parse(body: &Value, max_operations: usize) -> Result<(Vec<Operation>, Option<
             "schemas must contain {BULK_REQUEST_SCHEMA}"
         )));
     }
-    let fail_on_errors = match get_ci(obj, "failOnErrors") {
-        None | Some(Value::Null) => None,
-        Some(v) => Some(v.as_u64().filter(|n| *n >= 1).ok_or_else(|| {
-            ScimError::invalid_value("failOnErrors must be a positive integer")
-        })? as usize),
-    };
+    let fail_on_errors =
+        match get_ci(obj, "failOnErrors") {
+            None | Some(Value::Null) => None,
+            Some(v) => Some(v.as_u64().filter(|n| *n >= 1).ok_or_else(|| {
+                ScimError::invalid_value("failOnErrors must be a positive integer")
+            })? as usize),
+        };
     let raw = get_ci(obj, "Operations")
         .and_then(Value::as_array)
         .ok_or_else(|| ScimError::invalid_syntax("Operations must be an array"))?;
@@ -231,7 +256,10 @@ fn parse(body: &Value, max_operations: usize) -> Result<(Vec<Operation>, Option<
         let o = o
             .as_object()
             .ok_or_else(|| ScimError::invalid_syntax(format!("operation {i} is not an object")))?;
-        let method = match get_ci(o, "method").and_then(Value::as_str).map(str::to_ascii_uppercase) {
+        let method = match get_ci(o, "method")
+            .and_then(Value::as_str)
+            .map(str::to_ascii_uppercase)
+        {
             Some(m) if m == "POST" => Method::Post,
             Some(m) if m == "PUT" => Method::Put,
             Some(m) if m == "PATCH" => Method::Patch,
@@ -246,7 +274,9 @@ fn parse(body: &Value, max_operations: usize) -> Result<(Vec<Operation>, Option<
             .and_then(Value::as_str)
             .ok_or_else(|| ScimError::invalid_syntax(format!("operation {i}: path is required")))?
             .to_owned();
-        let bulk_id = get_ci(o, "bulkId").and_then(Value::as_str).map(str::to_owned);
+        let bulk_id = get_ci(o, "bulkId")
+            .and_then(Value::as_str)
+            .map(str::to_owned);
         if method == Method::Post && bulk_id.is_none() {
             return Err(ScimError::invalid_syntax(format!(
                 "operation {i}: bulkId is required with POST"
@@ -255,7 +285,9 @@ fn parse(body: &Value, max_operations: usize) -> Result<(Vec<Operation>, Option<
         ops.push(Operation {
             method,
             bulk_id,
-            version: get_ci(o, "version").and_then(Value::as_str).map(str::to_owned),
+            version: get_ci(o, "version")
+                .and_then(Value::as_str)
+                .map(str::to_owned),
             path,
             data: get_ci(o, "data").cloned(),
         });
@@ -280,7 +312,11 @@ fn parse_path(path: &str) -> Result<(ResourceKind, Option<&str>), ScimError> {
     let kind = match ty {
         "Users" => ResourceKind::User,
         "Groups" => ResourceKind::Group,
-        _ => return Err(ScimError::invalid_path(format!("unknown resource path {path}"))),
+        _ => {
+            return Err(ScimError::invalid_path(format!(
+                "unknown resource path {path}"
+            )))
+        }
     };
     if id.is_some_and(|id| id.is_empty() || id.contains('/')) {
         return Err(ScimError::invalid_path(format!("bad resource path {path}")));
@@ -324,7 +360,10 @@ fn lookup(r: &str, resolved: &HashMap<String, Option<String>>) -> Result<String,
     }
 }
 
-fn substitute_str(s: &str, resolved: &HashMap<String, Option<String>>) -> Result<String, ScimError> {
+fn substitute_str(
+    s: &str,
+    resolved: &HashMap<String, Option<String>>,
+) -> Result<String, ScimError> {
     s.split('/')
         .map(|seg| match seg.strip_prefix(REF_PREFIX) {
             Some(r) => lookup(r, resolved),
@@ -392,16 +431,24 @@ mod tests {
         let out = substitute(&json!({"members": [{"value": "bulkId:u1"}]}), &resolved).unwrap();
         assert_eq!(out["members"][0]["value"], "id-1");
         assert_eq!(
-            substitute(&json!("bulkId:bad"), &resolved).unwrap_err().status,
+            substitute(&json!("bulkId:bad"), &resolved)
+                .unwrap_err()
+                .status,
             409
         );
-        assert_eq!(substitute_str("/Users/bulkId:u1", &resolved).unwrap(), "/Users/id-1");
+        assert_eq!(
+            substitute_str("/Users/bulkId:u1", &resolved).unwrap(),
+            "/Users/id-1"
+        );
     }
 
     #[test]
     fn paths_name_a_type_and_maybe_an_id() {
         assert_eq!(parse_path("/Users").unwrap(), (ResourceKind::User, None));
-        assert_eq!(parse_path("/Groups/abc").unwrap(), (ResourceKind::Group, Some("abc")));
+        assert_eq!(
+            parse_path("/Groups/abc").unwrap(),
+            (ResourceKind::Group, Some("abc"))
+        );
         assert!(parse_path("/Nope").is_err());
         assert!(parse_path("/Users/a/b").is_err());
     }

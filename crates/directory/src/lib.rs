@@ -25,9 +25,9 @@ pub fn scim_error(e: store::StoreError) -> scim::ScimError {
     match e {
         StoreError::Conflict(what) => ScimError::uniqueness(what),
         StoreError::NotFound => ScimError::not_found("resource not found"),
-        StoreError::UnknownMember(id) => {
-            ScimError::invalid_value(format!("member {id} is not a resource of this organisation"))
-        }
+        StoreError::UnknownMember(id) => ScimError::invalid_value(format!(
+            "member {id} is not a resource of this organisation"
+        )),
         StoreError::Scim(e) => e,
         other => {
             tracing::error!(error = %other, "store failure");

@@ -99,7 +99,9 @@ fn parse_sort_by(v: &str) -> Result<AttrPath, ScimError> {
     let p = scim::PatchPath::parse(v.trim())
         .map_err(|_| ScimError::invalid_value(format!("sortBy {v:?} is not an attribute path")))?;
     if p.filter.is_some() || p.sub_attr.is_some() {
-        return Err(ScimError::invalid_value("sortBy takes an attribute path, not a filter"));
+        return Err(ScimError::invalid_value(
+            "sortBy takes an attribute path, not a filter",
+        ));
     }
     Ok(p.attr)
 }

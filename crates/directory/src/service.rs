@@ -169,7 +169,11 @@ impl Directory {
             let (n, page) = match self.list_page(scope, kind, &sub, start).await {
                 Ok(r) => r,
                 Err(e) if e.scim_type == Some(scim::ScimType::InvalidFilter) => {
-                    if req.filter.as_ref().is_some_and(|f| resolves(other(kind), f)) {
+                    if req
+                        .filter
+                        .as_ref()
+                        .is_some_and(|f| resolves(other(kind), f))
+                    {
                         (0, Vec::new())
                     } else {
                         return Err(e);
@@ -483,9 +487,10 @@ pub(crate) fn check_if_match(if_match: Option<&str>, version: i64) -> Result<()>
 /// Whether an `If-Match`/`If-None-Match` header value designates `version`.
 pub fn etag_matches(header: &str, version: i64) -> bool {
     let want = version.to_string();
-    header.split(',').map(str::trim).any(|tag| {
-        tag == "*" || tag.trim_start_matches("W/").trim_matches('"') == want.as_str()
-    })
+    header
+        .split(',')
+        .map(str::trim)
+        .any(|tag| tag == "*" || tag.trim_start_matches("W/").trim_matches('"') == want.as_str())
 }
 
 fn to_store_members(values: &[MemberValue]) -> Vec<Member> {
@@ -510,7 +515,12 @@ async fn enqueue(tx: &mut Tx, org_id: i64, kind: ResourceKind, id: &str) -> Resu
         .map_err(scim_error)
 }
 
-async fn add_members(tx: &mut Tx, org_id: i64, group_id: &str, values: &[MemberValue]) -> Result<()> {
+async fn add_members(
+    tx: &mut Tx,
+    org_id: i64,
+    group_id: &str,
+    values: &[MemberValue],
+) -> Result<()> {
     tx.add_members(org_id, group_id, &to_store_members(values))
         .await
         .map_err(scim_error)?;
@@ -600,7 +610,8 @@ async fn apply_member_change(
                 .map_err(scim_error)?
                 .remove(group_id)
                 .unwrap_or_default();
-            let wrapped = Filter::ValuePath(scim::AttrPath::new("members"), Box::new(filter.clone()));
+            let wrapped =
+                Filter::ValuePath(scim::AttrPath::new("members"), Box::new(filter.clone()));
             let doomed: Vec<String> = members
                 .into_iter()
                 .filter(|m| {

@@ -25,10 +25,7 @@ pub fn routes() -> Router<SharedState> {
         .route(&r("/Schemas/{id}"), get(schema))
         .route(&r("/Bulk"), post(bulk))
         .route(&r("/.search"), post(search_all))
-        .route(
-            &r("/Me"),
-            get(me).post(me).put(me).patch(me).delete(me),
-        )
+        .route(&r("/Me"), get(me).post(me).put(me).patch(me).delete(me))
         .route(&r("/{resource}"), get(list).post(create))
         .route(&r("/{resource}/.search"), post(search))
         .route(
@@ -43,7 +40,9 @@ fn kind_of(segment: &str) -> Result<ResourceKind, ScimError> {
     match segment {
         "Users" => Ok(ResourceKind::User),
         "Groups" => Ok(ResourceKind::Group),
-        _ => Err(ScimError::not_found(format!("no resource type at /{segment}"))),
+        _ => Err(ScimError::not_found(format!(
+            "no resource type at /{segment}"
+        ))),
     }
 }
 
@@ -74,7 +73,7 @@ fn projection(params: &[(String, String)]) -> Result<Projection, ScimError> {
     Ok(p)
 }
 
-fn header<'h>(headers: &'h HeaderMap, name: header::HeaderName) -> Option<&'h str> {
+fn header(headers: &HeaderMap, name: header::HeaderName) -> Option<&str> {
     headers.get(name).and_then(|v| v.to_str().ok())
 }
 
@@ -91,7 +90,10 @@ async fn service_provider_config(
     State(st): State<SharedState>,
     Extension(ctx): Extension<OrgCtx>,
 ) -> Reply {
-    Reply::Json(scim::discovery::service_provider_config(&ctx.base_url, &limits(&st)))
+    Reply::Json(scim::discovery::service_provider_config(
+        &ctx.base_url,
+        &limits(&st),
+    ))
 }
 
 async fn resource_types(Extension(ctx): Extension<OrgCtx>) -> Reply {
@@ -120,8 +122,11 @@ async fn schema(Extension(ctx): Extension<OrgCtx>, Path((_, id)): Path<(String, 
 }
 
 async fn me() -> Reply {
-    ScimError::status(501, "/Me is not supported: tokens belong to organisations, not users")
-        .into()
+    ScimError::status(
+        501,
+        "/Me is not supported: tokens belong to organisations, not users",
+    )
+    .into()
 }
 
 async fn list(
