@@ -63,7 +63,13 @@ mod tests {
 
     #[test]
     fn malformed_tokens_are_refused() {
-        for bad in ["", "lsn_", "lsn_abc_def", "Bearer x", &format!("lsn_{}_{}", "g".repeat(16), "0".repeat(64))] {
+        for bad in [
+            "",
+            "lsn_",
+            "lsn_abc_def",
+            "Bearer x",
+            &format!("lsn_{}_{}", "g".repeat(16), "0".repeat(64)),
+        ] {
             assert!(parse(bad).is_none(), "{bad}");
         }
     }

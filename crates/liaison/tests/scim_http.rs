@@ -13,7 +13,13 @@ const PATCH: &str = "urn:ietf:params:scim:api:messages:2.0:PatchOp";
 
 async fn create_user(app: &App, token: &str, name: &str) -> String {
     let r = app
-        .call(Method::POST, "/o/acme/scim/v2/Users", Some(token), Some(json!({"schemas": [U], "userName": name})), &[])
+        .call(
+            Method::POST,
+            "/o/acme/scim/v2/Users",
+            Some(token),
+            Some(json!({"schemas": [U], "userName": name})),
+            &[],
+        )
         .await;
     assert_eq!(r.status, StatusCode::CREATED, "{}: {}", app.label, r.body);
     r.body["id"].as_str().unwrap().to_owned()
@@ -28,11 +34,17 @@ async fn user_lifecycle_with_etags() {
     for app in common::apps().await {
         let t = app.org("acme").await;
         let created = app
-            .call(Method::POST, "/o/acme/scim/v2/Users", Some(&t), Some(json!({
-                "schemas": [U], "userName": "bjensen", "password": "t1meMa$heen",
-                "name": {"givenName": "Barbara", "familyName": "Jensen"},
-                "emails": [{"value": "bjensen@example.com", "type": "work", "primary": true}]
-            })), &[])
+            .call(
+                Method::POST,
+                "/o/acme/scim/v2/Users",
+                Some(&t),
+                Some(json!({
+                    "schemas": [U], "userName": "bjensen", "password": "t1meMa$heen",
+                    "name": {"givenName": "Barbara", "familyName": "Jensen"},
+                    "emails": [{"value": "bjensen@example.com", "type": "work", "primary": true}]
+                })),
+                &[],
+            )
             .await;
         assert_eq!(created.status, StatusCode::CREATED, "{}", created.body);
         let id = created.body["id"].as_str().unwrap().to_owned();
@@ -43,19 +55,46 @@ async fn user_lifecycle_with_etags() {
         assert_eq!(created.body["meta"]["location"], location.as_str());
         assert_eq!(created.body["meta"]["resourceType"], "User");
         assert_eq!(created.body["meta"]["version"], "W/\"1\"");
-        assert!(created.body.get("password").is_none(), "password is never returned");
+        assert!(
+            created.body.get("password").is_none(),
+            "password is never returned"
+        );
 
         let uri = format!("/o/acme/scim/v2/Users/{id}");
-        let asked = app.call(Method::GET, &format!("{uri}?attributes=password,userName"), Some(&t), None, &[]).await;
+        let asked = app
+            .call(
+                Method::GET,
+                &format!("{uri}?attributes=password,userName"),
+                Some(&t),
+                None,
+                &[],
+            )
+            .await;
         assert!(asked.body.get("password").is_none());
         assert_eq!(asked.body["userName"], "bjensen");
         assert!(asked.body.get("name").is_none());
 
-        let not_modified = app.call(Method::GET, &uri, Some(&t), None, &[("if-none-match", "W/\"1\"")]).await;
+        let not_modified = app
+            .call(
+                Method::GET,
+                &uri,
+                Some(&t),
+                None,
+                &[("if-none-match", "W/\"1\"")],
+            )
+            .await;
         assert_eq!(not_modified.status, StatusCode::NOT_MODIFIED);
 
         let patched = app
-            .call(Method::PATCH, &uri, Some(&t), Some(patch(json!([{"op": "replace", "path": "name.givenName", "value": "Babs"}]))), &[("if-match", "W/\"1\"")])
+            .call(
+                Method::PATCH,
+                &uri,
+                Some(&t),
+                Some(patch(
+                    json!([{"op": "replace", "path": "name.givenName", "value": "Babs"}]),
+                )),
+                &[("if-match", "W/\"1\"")],
+            )
             .await;
         assert_eq!(patched.status, StatusCode::OK, "{}", patched.body);
         assert_eq!(patched.body["name"]["givenName"], "Babs");
@@ -63,24 +102,45 @@ async fn user_lifecycle_with_etags() {
         assert_eq!(patched.headers["etag"], "W/\"2\"");
 
         let stale = app
-            .call(Method::PUT, &uri, Some(&t), Some(json!({"schemas": [U], "userName": "bjensen"})), &[("if-match", "W/\"1\"")])
+            .call(
+                Method::PUT,
+                &uri,
+                Some(&t),
+                Some(json!({"schemas": [U], "userName": "bjensen"})),
+                &[("if-match", "W/\"1\"")],
+            )
             .await;
         assert_eq!(stale.status, StatusCode::PRECONDITION_FAILED);
         let still = app.call(Method::GET, &uri, Some(&t), None, &[]).await;
-        assert_eq!(still.body["name"]["givenName"], "Babs", "a refused PUT writes nothing");
+        assert_eq!(
+            still.body["name"]["givenName"], "Babs",
+            "a refused PUT writes nothing"
+        );
 
         let put = app
-            .call(Method::PUT, &uri, Some(&t), Some(json!({"schemas": [U], "userName": "bjensen", "displayName": "B J"})), &[("if-match", "W/\"2\"")])
+            .call(
+                Method::PUT,
+                &uri,
+                Some(&t),
+                Some(json!({"schemas": [U], "userName": "bjensen", "displayName": "B J"})),
+                &[("if-match", "W/\"2\"")],
+            )
             .await;
         assert_eq!(put.status, StatusCode::OK, "{}", put.body);
         assert_eq!(put.body["displayName"], "B J");
-        assert!(put.body.get("name").is_none(), "PUT replaces the whole resource");
+        assert!(
+            put.body.get("name").is_none(),
+            "PUT replaces the whole resource"
+        );
 
         let deleted = app.call(Method::DELETE, &uri, Some(&t), None, &[]).await;
         assert_eq!(deleted.status, StatusCode::NO_CONTENT);
         let gone = app.call(Method::GET, &uri, Some(&t), None, &[]).await;
         assert_eq!(gone.status, StatusCode::NOT_FOUND);
-        assert_eq!(gone.body["schemas"][0], "urn:ietf:params:scim:api:messages:2.0:Error");
+        assert_eq!(
+            gone.body["schemas"][0],
+            "urn:ietf:params:scim:api:messages:2.0:Error"
+        );
         assert_eq!(gone.body["status"], "404");
     }
 }
@@ -91,20 +151,51 @@ async fn names_are_unique_case_insensitively() {
         let t = app.org("acme").await;
         create_user(&app, &t, "BJensen").await;
         let dup = app
-            .call(Method::POST, "/o/acme/scim/v2/Users", Some(&t), Some(json!({"schemas": [U], "userName": "bjensen"})), &[])
+            .call(
+                Method::POST,
+                "/o/acme/scim/v2/Users",
+                Some(&t),
+                Some(json!({"schemas": [U], "userName": "bjensen"})),
+                &[],
+            )
             .await;
         assert_eq!(dup.status, StatusCode::CONFLICT, "{}", app.label);
         assert_eq!(dup.body["scimType"], "uniqueness");
         let g = json!({"schemas": [G], "displayName": "Staff"});
-        assert_eq!(app.call(Method::POST, "/o/acme/scim/v2/Groups", Some(&t), Some(g), &[]).await.status, StatusCode::CREATED);
+        assert_eq!(
+            app.call(
+                Method::POST,
+                "/o/acme/scim/v2/Groups",
+                Some(&t),
+                Some(g),
+                &[]
+            )
+            .await
+            .status,
+            StatusCode::CREATED
+        );
         let g2 = json!({"schemas": [G], "displayName": "STAFF"});
-        let dup = app.call(Method::POST, "/o/acme/scim/v2/Groups", Some(&t), Some(g2), &[]).await;
+        let dup = app
+            .call(
+                Method::POST,
+                "/o/acme/scim/v2/Groups",
+                Some(&t),
+                Some(g2),
+                &[],
+            )
+            .await;
         assert_eq!(dup.status, StatusCode::CONFLICT);
         assert_eq!(dup.body["scimType"], "uniqueness");
         // The same userName in another organisation is fine.
         let t2 = app.org("other").await;
         let r = app
-            .call(Method::POST, "/o/other/scim/v2/Users", Some(&t2), Some(json!({"schemas": [U], "userName": "bjensen"})), &[])
+            .call(
+                Method::POST,
+                "/o/other/scim/v2/Users",
+                Some(&t2),
+                Some(json!({"schemas": [U], "userName": "bjensen"})),
+                &[],
+            )
             .await;
         assert_eq!(r.status, StatusCode::CREATED);
     }
@@ -117,7 +208,15 @@ async fn bad_input_gets_scim_errors() {
     for app in common::apps_with(config).await {
         let t = app.org("acme").await;
         let big = json!({"schemas": [U], "userName": "x".repeat(4096)});
-        let r = app.call(Method::POST, "/o/acme/scim/v2/Users", Some(&t), Some(big), &[]).await;
+        let r = app
+            .call(
+                Method::POST,
+                "/o/acme/scim/v2/Users",
+                Some(&t),
+                Some(big),
+                &[],
+            )
+            .await;
         assert_eq!(r.status, StatusCode::PAYLOAD_TOO_LARGE);
         assert_eq!(r.body["status"], "413");
 
@@ -130,40 +229,86 @@ async fn bad_input_gets_scim_errors() {
         assert_eq!(r.status, StatusCode::BAD_REQUEST);
         assert_eq!(r.body["scimType"], "invalidSyntax");
 
-        let r = app.call(Method::GET, "/o/acme/scim/v2/Users?filter=userName%20eq", Some(&t), None, &[]).await;
+        let r = app
+            .call(
+                Method::GET,
+                "/o/acme/scim/v2/Users?filter=userName%20eq",
+                Some(&t),
+                None,
+                &[],
+            )
+            .await;
         assert_eq!(r.status, StatusCode::BAD_REQUEST);
         assert_eq!(r.body["scimType"], "invalidFilter");
 
         let deep = format!("{}userName pr{}", "not (".repeat(200), ")".repeat(200));
-        let uri = format!("/o/acme/scim/v2/Users?filter={}", deep.replace(' ', "%20").replace('(', "%28").replace(')', "%29"));
+        let uri = format!(
+            "/o/acme/scim/v2/Users?filter={}",
+            deep.replace(' ', "%20")
+                .replace('(', "%28")
+                .replace(')', "%29")
+        );
         let r = app.call(Method::GET, &uri, Some(&t), None, &[]).await;
         assert_eq!(r.status, StatusCode::BAD_REQUEST);
         assert_eq!(r.body["scimType"], "invalidFilter");
 
-        let r = app.call(Method::GET, "/o/acme/scim/v2/Widgets", Some(&t), None, &[]).await;
+        let r = app
+            .call(Method::GET, "/o/acme/scim/v2/Widgets", Some(&t), None, &[])
+            .await;
         assert_eq!(r.status, StatusCode::NOT_FOUND);
 
         let r = app
-            .call(Method::POST, "/o/acme/scim/v2/Users", Some(&t), Some(json!({"schemas": [U], "userName": "a", "active": "maybe"})), &[])
+            .call(
+                Method::POST,
+                "/o/acme/scim/v2/Users",
+                Some(&t),
+                Some(json!({"schemas": [U], "userName": "a", "active": "maybe"})),
+                &[],
+            )
             .await;
         assert_eq!(r.status, StatusCode::BAD_REQUEST);
         assert_eq!(r.body["scimType"], "invalidValue");
 
         let id = create_user(&app, &t, "carol").await;
         let r = app
-            .call(Method::PATCH, &format!("/o/acme/scim/v2/Users/{id}"), Some(&t), Some(patch(json!([
-                {"op": "replace", "path": "displayName", "value": "Carol"},
-                {"op": "replace", "path": "nonsense.path", "value": 1}
-            ]))), &[])
+            .call(
+                Method::PATCH,
+                &format!("/o/acme/scim/v2/Users/{id}"),
+                Some(&t),
+                Some(patch(json!([
+                    {"op": "replace", "path": "displayName", "value": "Carol"},
+                    {"op": "replace", "path": "nonsense.path", "value": 1}
+                ]))),
+                &[],
+            )
             .await;
         assert_eq!(r.status, StatusCode::BAD_REQUEST);
         assert_eq!(r.body["scimType"], "invalidPath");
-        let after = app.call(Method::GET, &format!("/o/acme/scim/v2/Users/{id}"), Some(&t), None, &[]).await;
-        assert!(after.body.get("displayName").is_none(), "a failed PATCH writes nothing");
+        let after = app
+            .call(
+                Method::GET,
+                &format!("/o/acme/scim/v2/Users/{id}"),
+                Some(&t),
+                None,
+                &[],
+            )
+            .await;
+        assert!(
+            after.body.get("displayName").is_none(),
+            "a failed PATCH writes nothing"
+        );
         assert_eq!(after.body["meta"]["version"], "W/\"1\"");
 
         let r = app
-            .call(Method::PATCH, &format!("/o/acme/scim/v2/Users/{id}"), Some(&t), Some(patch(json!([{"op": "replace", "path": "id", "value": "x"}]))), &[])
+            .call(
+                Method::PATCH,
+                &format!("/o/acme/scim/v2/Users/{id}"),
+                Some(&t),
+                Some(patch(
+                    json!([{"op": "replace", "path": "id", "value": "x"}]),
+                )),
+                &[],
+            )
             .await;
         assert_eq!(r.status, StatusCode::BAD_REQUEST);
         assert_eq!(r.body["scimType"], "mutability");
@@ -177,7 +322,9 @@ async fn plain_json_content_type_is_accepted() {
         let req = Request::post("/o/acme/scim/v2/Users")
             .header("authorization", format!("Bearer {t}"))
             .header("content-type", "application/json")
-            .body(Body::from(json!({"schemas": [U], "userName": "plain"}).to_string()))
+            .body(Body::from(
+                json!({"schemas": [U], "userName": "plain"}).to_string(),
+            ))
             .unwrap();
         assert_eq!(app.send(req).await.status, StatusCode::CREATED);
     }
@@ -191,19 +338,35 @@ async fn lists_filter_sort_and_page_in_the_database() {
             create_user(&app, &t, name).await;
         }
         let r = app
-            .call(Method::GET, "/o/acme/scim/v2/Users?sortBy=userName&sortOrder=descending&startIndex=2&count=2", Some(&t), None, &[])
+            .call(
+                Method::GET,
+                "/o/acme/scim/v2/Users?sortBy=userName&sortOrder=descending&startIndex=2&count=2",
+                Some(&t),
+                None,
+                &[],
+            )
             .await;
         assert_eq!(r.status, StatusCode::OK, "{}", r.body);
         assert_eq!(r.body["totalResults"], 5);
         assert_eq!(r.body["startIndex"], 2);
         assert_eq!(r.body["itemsPerPage"], 2);
-        let names: Vec<&str> = r.body["Resources"].as_array().unwrap().iter().map(|u| u["userName"].as_str().unwrap()).collect();
+        let names: Vec<&str> = r.body["Resources"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|u| u["userName"].as_str().unwrap())
+            .collect();
         assert_eq!(names, ["delta", "charlie"], "{}", app.label);
 
         let r = app
             .call(Method::GET, "/o/acme/scim/v2/Users?filter=userName%20sw%20%22A%22%20or%20userName%20eq%20%22ECHO%22&sortBy=userName", Some(&t), None, &[])
             .await;
-        let names: Vec<&str> = r.body["Resources"].as_array().unwrap().iter().map(|u| u["userName"].as_str().unwrap()).collect();
+        let names: Vec<&str> = r.body["Resources"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|u| u["userName"].as_str().unwrap())
+            .collect();
         assert_eq!(names, ["alpha", "echo"]);
 
         let search = app
@@ -216,7 +379,15 @@ async fn lists_filter_sort_and_page_in_the_database() {
         assert_eq!(search.body["totalResults"], 3);
         assert!(search.body["Resources"][0].get("meta").is_none());
 
-        let zero = app.call(Method::GET, "/o/acme/scim/v2/Users?count=0", Some(&t), None, &[]).await;
+        let zero = app
+            .call(
+                Method::GET,
+                "/o/acme/scim/v2/Users?count=0",
+                Some(&t),
+                None,
+                &[],
+            )
+            .await;
         assert_eq!(zero.body["totalResults"], 5);
         assert_eq!(zero.body["itemsPerPage"], 0);
     }
@@ -231,10 +402,26 @@ async fn page_size_is_capped_at_max_results() {
         for i in 0..5 {
             create_user(&app, &t, &format!("user{i}")).await;
         }
-        let r = app.call(Method::GET, "/o/acme/scim/v2/Users?count=100", Some(&t), None, &[]).await;
+        let r = app
+            .call(
+                Method::GET,
+                "/o/acme/scim/v2/Users?count=100",
+                Some(&t),
+                None,
+                &[],
+            )
+            .await;
         assert_eq!(r.body["totalResults"], 5);
         assert_eq!(r.body["itemsPerPage"], 3);
-        let spc = app.call(Method::GET, "/o/acme/scim/v2/ServiceProviderConfig", Some(&t), None, &[]).await;
+        let spc = app
+            .call(
+                Method::GET,
+                "/o/acme/scim/v2/ServiceProviderConfig",
+                Some(&t),
+                None,
+                &[],
+            )
+            .await;
         assert_eq!(spc.body["filter"]["maxResults"], 3);
     }
 }
@@ -249,23 +436,46 @@ async fn group_members_put_as_a_diff_and_patched_as_rows() {
         }
         let members: Vec<Value> = ids[..20].iter().map(|id| json!({"value": id})).collect();
         let g = app
-            .call(Method::POST, "/o/acme/scim/v2/Groups", Some(&t), Some(json!({"schemas": [G], "displayName": "Staff", "members": members})), &[])
+            .call(
+                Method::POST,
+                "/o/acme/scim/v2/Groups",
+                Some(&t),
+                Some(json!({"schemas": [G], "displayName": "Staff", "members": members})),
+                &[],
+            )
             .await;
         assert_eq!(g.status, StatusCode::CREATED, "{}", g.body);
         let gid = g.body["id"].as_str().unwrap().to_owned();
         let uri = format!("/o/acme/scim/v2/Groups/{gid}");
         assert_eq!(g.body["members"].as_array().unwrap().len(), 20);
         assert_eq!(g.body["members"][0]["type"], "User");
-        assert!(g.body["members"][0]["$ref"].as_str().unwrap().ends_with(&format!("/Users/{}", g.body["members"][0]["value"].as_str().unwrap())));
+        assert!(g.body["members"][0]["$ref"]
+            .as_str()
+            .unwrap()
+            .ends_with(&format!(
+                "/Users/{}",
+                g.body["members"][0]["value"].as_str().unwrap()
+            )));
 
         // Keycloak style: PUT with the whole list, one member swapped.
         let mut list: Vec<Value> = ids[1..20].iter().map(|id| json!({"value": id})).collect();
         list.push(json!({"value": ids[25]}));
         let put = app
-            .call(Method::PUT, &uri, Some(&t), Some(json!({"schemas": [G], "displayName": "Staff", "members": list})), &[])
+            .call(
+                Method::PUT,
+                &uri,
+                Some(&t),
+                Some(json!({"schemas": [G], "displayName": "Staff", "members": list})),
+                &[],
+            )
             .await;
         assert_eq!(put.status, StatusCode::OK, "{}", put.body);
-        let got: std::collections::HashSet<&str> = put.body["members"].as_array().unwrap().iter().map(|m| m["value"].as_str().unwrap()).collect();
+        let got: std::collections::HashSet<&str> = put.body["members"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m["value"].as_str().unwrap())
+            .collect();
         assert_eq!(got.len(), 20);
         assert!(!got.contains(ids[0].as_str()) && got.contains(ids[25].as_str()));
         assert_eq!(put.body["meta"]["version"], "W/\"2\"");
@@ -277,38 +487,87 @@ async fn group_members_put_as_a_diff_and_patched_as_rows() {
         assert_eq!(again.body["meta"]["version"], "W/\"2\"");
 
         let add = app
-            .call(Method::PATCH, &uri, Some(&t), Some(patch(json!([{"op": "add", "path": "members", "value": [{"value": ids[29]}]}]))), &[])
+            .call(
+                Method::PATCH,
+                &uri,
+                Some(&t),
+                Some(patch(
+                    json!([{"op": "add", "path": "members", "value": [{"value": ids[29]}]}]),
+                )),
+                &[],
+            )
             .await;
         assert_eq!(add.status, StatusCode::OK, "{}", add.body);
         assert_eq!(add.body["members"].as_array().unwrap().len(), 21);
 
         let rm = app
-            .call(Method::PATCH, &format!("{uri}?excludedAttributes=members"), Some(&t), Some(patch(json!([
-                {"op": "remove", "path": format!("members[value eq \"{}\"]", ids[29])},
-                {"op": "Remove", "path": "members", "value": [{"value": ids[25]}]}
-            ]))), &[])
+            .call(
+                Method::PATCH,
+                &format!("{uri}?excludedAttributes=members"),
+                Some(&t),
+                Some(patch(json!([
+                    {"op": "remove", "path": format!("members[value eq \"{}\"]", ids[29])},
+                    {"op": "Remove", "path": "members", "value": [{"value": ids[25]}]}
+                ]))),
+                &[],
+            )
             .await;
         assert_eq!(rm.status, StatusCode::OK, "{}", rm.body);
-        assert!(rm.body.get("members").is_none(), "excludedAttributes=members is honoured");
+        assert!(
+            rm.body.get("members").is_none(),
+            "excludedAttributes=members is honoured"
+        );
         let full = app.call(Method::GET, &uri, Some(&t), None, &[]).await;
         assert_eq!(full.body["members"].as_array().unwrap().len(), 19);
 
-        let excluded = app.call(Method::GET, &format!("{uri}?excludedAttributes=members"), Some(&t), None, &[]).await;
+        let excluded = app
+            .call(
+                Method::GET,
+                &format!("{uri}?excludedAttributes=members"),
+                Some(&t),
+                None,
+                &[],
+            )
+            .await;
         assert!(excluded.body.get("members").is_none());
         assert_eq!(excluded.body["displayName"], "Staff");
 
         // The user's groups attribute reflects membership.
-        let u = app.call(Method::GET, &format!("/o/acme/scim/v2/Users/{}", ids[1]), Some(&t), None, &[]).await;
+        let u = app
+            .call(
+                Method::GET,
+                &format!("/o/acme/scim/v2/Users/{}", ids[1]),
+                Some(&t),
+                None,
+                &[],
+            )
+            .await;
         assert_eq!(u.body["groups"][0]["value"], gid.as_str());
         assert_eq!(u.body["groups"][0]["display"], "Staff");
 
         let by_member = app
-            .call(Method::GET, &format!("/o/acme/scim/v2/Groups?filter=members.value%20eq%20%22{}%22", ids[1]), Some(&t), None, &[])
+            .call(
+                Method::GET,
+                &format!(
+                    "/o/acme/scim/v2/Groups?filter=members.value%20eq%20%22{}%22",
+                    ids[1]
+                ),
+                Some(&t),
+                None,
+                &[],
+            )
             .await;
         assert_eq!(by_member.body["totalResults"], 1, "{}", by_member.body);
 
         // Deleting a user removes it from the group.
-        app.call(Method::DELETE, &format!("/o/acme/scim/v2/Users/{}", ids[1]), Some(&t), None, &[]).await;
+        app.call(
+            Method::DELETE,
+            &format!("/o/acme/scim/v2/Users/{}", ids[1]),
+            Some(&t),
+            None,
+            &[],
+        )
+        .await;
         let full = app.call(Method::GET, &uri, Some(&t), None, &[]).await;
         assert_eq!(full.body["members"].as_array().unwrap().len(), 18);
     }
@@ -321,23 +580,52 @@ async fn client_tolerances() {
         let id = create_user(&app, &t, "okta").await;
         let uri = format!("/o/acme/scim/v2/Users/{id}");
         // Okta: path-less replace with a value object.
-        let r = app.call(Method::PATCH, &uri, Some(&t), Some(patch(json!([{"op": "replace", "value": {"active": false}}]))), &[]).await;
+        let r = app
+            .call(
+                Method::PATCH,
+                &uri,
+                Some(&t),
+                Some(patch(
+                    json!([{"op": "replace", "value": {"active": false}}]),
+                )),
+                &[],
+            )
+            .await;
         assert_eq!(r.status, StatusCode::OK, "{}", r.body);
         assert_eq!(r.body["active"], false);
         // Entra ID: capitalised op and boolean strings.
-        let r = app.call(Method::PATCH, &uri, Some(&t), Some(patch(json!([{"op": "Replace", "path": "active", "value": "True"}]))), &[]).await;
+        let r = app
+            .call(
+                Method::PATCH,
+                &uri,
+                Some(&t),
+                Some(patch(
+                    json!([{"op": "Replace", "path": "active", "value": "True"}]),
+                )),
+                &[],
+            )
+            .await;
         assert_eq!(r.status, StatusCode::OK, "{}", r.body);
         assert_eq!(r.body["active"], true);
         // Dotted and URN-prefixed keys in a path-less value.
         let r = app
-            .call(Method::PATCH, &uri, Some(&t), Some(patch(json!([{"op": "add", "value": {
-                "name.givenName": "Ada",
-                "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:department": "Maths"
-            }}]))), &[])
+            .call(
+                Method::PATCH,
+                &uri,
+                Some(&t),
+                Some(patch(json!([{"op": "add", "value": {
+                    "name.givenName": "Ada",
+                    "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:department": "Maths"
+                }}]))),
+                &[],
+            )
             .await;
         assert_eq!(r.status, StatusCode::OK, "{}", r.body);
         assert_eq!(r.body["name"]["givenName"], "Ada");
-        assert_eq!(r.body["urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"]["department"], "Maths");
+        assert_eq!(
+            r.body["urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"]["department"],
+            "Maths"
+        );
         let f = app
             .call(Method::GET, "/o/acme/scim/v2/Users?filter=urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:department%20eq%20%22maths%22", Some(&t), None, &[])
             .await;
@@ -362,9 +650,28 @@ async fn bulk_resolves_bulk_ids_and_stops_on_errors() {
         let ops = r.body["Operations"].as_array().unwrap();
         assert_eq!(ops.len(), 2);
         assert!(ops.iter().all(|o| o["status"] == "201"), "{}", r.body);
-        let g = app.call(Method::GET, "/o/acme/scim/v2/Groups?filter=displayName%20eq%20%22Team%22", Some(&t), None, &[]).await;
-        let member = g.body["Resources"][0]["members"][0]["value"].as_str().unwrap().to_owned();
-        let u = app.call(Method::GET, &format!("/o/acme/scim/v2/Users/{member}"), Some(&t), None, &[]).await;
+        let g = app
+            .call(
+                Method::GET,
+                "/o/acme/scim/v2/Groups?filter=displayName%20eq%20%22Team%22",
+                Some(&t),
+                None,
+                &[],
+            )
+            .await;
+        let member = g.body["Resources"][0]["members"][0]["value"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let u = app
+            .call(
+                Method::GET,
+                &format!("/o/acme/scim/v2/Users/{member}"),
+                Some(&t),
+                None,
+                &[],
+            )
+            .await;
         assert_eq!(u.body["userName"], "bulk.user");
 
         let r = app
@@ -377,10 +684,23 @@ async fn bulk_resolves_bulk_ids_and_stops_on_errors() {
             })), &[])
             .await;
         let ops = r.body["Operations"].as_array().unwrap();
-        assert_eq!(ops.len(), 1, "failOnErrors stops after the first error: {}", r.body);
+        assert_eq!(
+            ops.len(),
+            1,
+            "failOnErrors stops after the first error: {}",
+            r.body
+        );
         assert_eq!(ops[0]["status"], "409");
         assert_eq!(ops[0]["response"]["scimType"], "uniqueness");
-        let none = app.call(Method::GET, "/o/acme/scim/v2/Users?filter=userName%20eq%20%22never.created%22", Some(&t), None, &[]).await;
+        let none = app
+            .call(
+                Method::GET,
+                "/o/acme/scim/v2/Users?filter=userName%20eq%20%22never.created%22",
+                Some(&t),
+                None,
+                &[],
+            )
+            .await;
         assert_eq!(none.body["totalResults"], 0);
     }
 }
@@ -389,22 +709,61 @@ async fn bulk_resolves_bulk_ids_and_stops_on_errors() {
 async fn discovery_health_and_metrics() {
     for app in common::apps().await {
         let t = app.org("acme").await;
-        let spc = app.call(Method::GET, "/o/acme/scim/v2/ServiceProviderConfig", Some(&t), None, &[]).await;
+        let spc = app
+            .call(
+                Method::GET,
+                "/o/acme/scim/v2/ServiceProviderConfig",
+                Some(&t),
+                None,
+                &[],
+            )
+            .await;
         assert_eq!(spc.status, StatusCode::OK);
         assert_eq!(spc.body["patch"]["supported"], true);
         assert_eq!(spc.body["bulk"]["supported"], true);
         assert_eq!(spc.body["etag"]["supported"], true);
-        let rts = app.call(Method::GET, "/o/acme/scim/v2/ResourceTypes", Some(&t), None, &[]).await;
+        let rts = app
+            .call(
+                Method::GET,
+                "/o/acme/scim/v2/ResourceTypes",
+                Some(&t),
+                None,
+                &[],
+            )
+            .await;
         assert_eq!(rts.status, StatusCode::OK);
-        let schemas = app.call(Method::GET, "/o/acme/scim/v2/Schemas", Some(&t), None, &[]).await;
+        let schemas = app
+            .call(Method::GET, "/o/acme/scim/v2/Schemas", Some(&t), None, &[])
+            .await;
         assert_eq!(schemas.status, StatusCode::OK);
-        let one = app.call(Method::GET, &format!("/o/acme/scim/v2/Schemas/{U}"), Some(&t), None, &[]).await;
+        let one = app
+            .call(
+                Method::GET,
+                &format!("/o/acme/scim/v2/Schemas/{U}"),
+                Some(&t),
+                None,
+                &[],
+            )
+            .await;
         assert_eq!(one.body["id"], U);
-        assert_eq!(app.call(Method::GET, "/healthz", None, None, &[]).await.status, StatusCode::OK);
-        assert_eq!(app.call(Method::GET, "/readyz", None, None, &[]).await.status, StatusCode::OK);
+        assert_eq!(
+            app.call(Method::GET, "/healthz", None, None, &[])
+                .await
+                .status,
+            StatusCode::OK
+        );
+        assert_eq!(
+            app.call(Method::GET, "/readyz", None, None, &[])
+                .await
+                .status,
+            StatusCode::OK
+        );
         let m = app.call(Method::GET, "/metrics", None, None, &[]).await;
         let text = m.body.as_str().unwrap_or_default().to_owned();
         assert!(text.contains("liaison_http_requests_total"), "{text}");
-        assert!(text.contains("route=\"/o/{org}/scim/v2/Schemas/{id}\""), "{text}");
+        assert!(
+            text.contains("route=\"/o/{org}/scim/v2/Schemas/{id}\""),
+            "{text}"
+        );
     }
 }
