@@ -16,7 +16,11 @@ use time::OffsetDateTime;
 use tracing_subscriber::EnvFilter;
 
 #[derive(Parser)]
-#[command(name = "liaison", version, about = "SCIM 2.0 backbone for hosting collectives")]
+#[command(
+    name = "liaison",
+    version,
+    about = "SCIM 2.0 backbone for hosting collectives"
+)]
 pub struct Cli {
     /// TOML configuration file; `LIAISON_*` environment variables override it.
     #[arg(long, short, global = true, env = "LIAISON_CONFIG")]
@@ -231,7 +235,10 @@ async fn demo(config: Config) -> anyhow::Result<()> {
         .public_url
         .clone()
         .unwrap_or_else(|| format!("http://{host}"));
-    println!("Liaison demo: organisation `demo` on {}", redact(&config.database_url));
+    println!(
+        "Liaison demo: organisation `demo` on {}",
+        redact(&config.database_url)
+    );
     println!("SCIM base URL: {base}/o/demo/scim/v2");
     println!("Try: curl -H 'Authorization: Bearer {token}' {base}/o/demo/scim/v2/Users");
     println!("Token:");
@@ -253,13 +260,12 @@ async fn org_command(store: &Store, cmd: OrgCommand) -> anyhow::Result<()> {
     match cmd {
         OrgCommand::Create { slug, name } => {
             if !valid_slug(&slug) {
-                bail!("invalid slug {slug:?}: use 1 to 63 lower-case letters, digits and inner '-'");
+                bail!(
+                    "invalid slug {slug:?}: use 1 to 63 lower-case letters, digits and inner '-'"
+                );
             }
             let mut tx = store.begin().await?;
-            let org = match tx
-                .create_org(&slug, name.as_deref().unwrap_or(&slug))
-                .await
-            {
+            let org = match tx.create_org(&slug, name.as_deref().unwrap_or(&slug)).await {
                 Ok(org) => org,
                 Err(StoreError::Conflict(_)) => bail!("organisation {slug} already exists"),
                 Err(e) => return Err(e.into()),

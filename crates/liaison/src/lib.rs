@@ -4,7 +4,6 @@
 //! This crate stays thin: configuration, wiring and HTTP mapping. The SCIM rules
 //! live in `directory` and `scim`, the state in `store`.
 
-
 pub mod cli;
 pub mod commands;
 pub mod config;

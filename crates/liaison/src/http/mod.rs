@@ -6,7 +6,6 @@ mod admin;
 mod reply;
 mod scim_api;
 
-
 use crate::config::Config;
 use crate::metrics::{Metrics, RequestLabels};
 use crate::tokens;
@@ -61,11 +60,12 @@ pub fn router(state: SharedState) -> Router {
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
         .merge(scim)
-        .fallback(|| async {
-            Reply::Error(ScimError::not_found("no such endpoint"))
-        })
+        .fallback(|| async { Reply::Error(ScimError::not_found("no such endpoint")) })
         .method_not_allowed_fallback(|| async {
-            Reply::Error(ScimError::status(405, "method not allowed on this endpoint"))
+            Reply::Error(ScimError::status(
+                405,
+                "method not allowed on this endpoint",
+            ))
         })
         .layer(middleware::from_fn_with_state(state.clone(), record))
         .with_state(state)
