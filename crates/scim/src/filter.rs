@@ -1007,6 +1007,11 @@ fn is_empty(v: &Value) -> bool {
 }
 
 fn compare_target(kind: ResourceKind, t: &Target<'_>, op: CompOp, v: &CompValue) -> bool {
+    // `ne` is the negation of `eq`, as the store's SQL translation has it: an
+    // absent attribute matches, and a multi-valued one matches when no value equals.
+    if op == CompOp::Ne && *v != CompValue::Null {
+        return !compare_target(kind, t, CompOp::Eq, v);
+    }
     if *v == CompValue::Null {
         let present = t.values.iter().any(|x| !is_empty(x));
         return match op {
@@ -1768,7 +1773,14 @@ mod tests {
         assert!(m("displayName eq null"));
         assert!(!m("userName eq null"));
         assert!(m("userName ne null"));
-        assert!(!m("displayName ne \"x\""), "ne needs a value");
+        assert!(
+            m("displayName ne \"x\""),
+            "ne is the negation of eq: an absent attribute matches"
+        );
+        assert!(
+            !m("emails.type ne \"work\""),
+            "a multi-valued attribute matches ne only when no value equals"
+        );
     }
 
     #[test]
