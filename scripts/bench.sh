@@ -55,6 +55,7 @@ done
 BODY_LIMIT=$(((${GROUP_MEMBERS:-$N} * 64 / 1048576 + 16) * 1048576))
 want() { [[ ",$ONLY," == *",$1,"* ]]; }
 
+LOAD_BEFORE="$(cut -d" " -f1-3 /proc/loadavg)"
 WORK="$(mktemp -d "${TMPDIR:-/tmp}/liaison-bench.XXXXXX")"
 chmod 755 "$WORK"
 SERVER_PID=""
@@ -176,8 +177,8 @@ sqlite_crate="$(awk '/^name = "libsqlite3-sys"/ {getline; gsub(/"/, "", $3); pri
 	if want peer; then
 		settings+="$PEER_N users on scim2-server; "
 	fi
-	echo "- Settings: $settings$CONCURRENCY concurrent clients; ${LOOKUP_SECONDS}s of lookups; a group of ${GROUP_MEMBERS:-all but 7 of the users} members, then 7 single-member PATCHes and 7 PUTs."
-	echo "- Machine: $(nproc) cores ($cpu), ${mem_gib} GiB RAM, $(uname -sr); client and server share it."
+	echo "- Settings: $settings$CONCURRENCY concurrent clients; ${LOOKUP_SECONDS}s of lookups; a group of ${GROUP_MEMBERS:+$GROUP_MEMBERS members}${GROUP_MEMBERS:-all but 7 of the users}, then 7 single-member PATCHes and 7 PUTs."
+	echo "- Machine: $(nproc) cores ($cpu), ${mem_gib} GiB RAM, $(uname -sr); client and server share it; load average $LOAD_BEFORE before the run, $(cut -d" " -f1-3 /proc/loadavg) after it."
 	echo "- Versions: Liaison $rev ($(rustc --version)); SQLite bundled by libsqlite3-sys ${sqlite_crate:-?}${PG_VERSION:+; PostgreSQL $PG_VERSION}${PEER_VERSION:+; scim2-server $PEER_VERSION on $("$VENV/bin/python" --version)}."
 } >"$WORK/section.md"
 
