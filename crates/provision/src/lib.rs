@@ -10,10 +10,11 @@
 
 pub mod connectors;
 pub mod deliver;
-pub mod registry;
-pub mod worker;
 #[cfg(feature = "fakes")]
 pub mod fakes;
+pub mod registry;
+pub mod sync;
+pub mod worker;
 
 use serde::{Deserialize, Serialize};
 
@@ -172,6 +173,31 @@ pub trait Connector: Send + Sync {
 
     /// Every group the app has, with members.
     async fn list_groups(&self) -> Result<Vec<AppGroup>, DeliveryError>;
+
+    /// The app id of the account Liaison itself signs in with (Synapse admin,
+    /// Nextcloud admin user, Rocket.Chat bot user), which reconciliation never
+    /// reports or touches. `None` when unknown.
+    fn service_account(&self) -> Option<String> {
+        None
+    }
+
+    /// App ids reconciliation never reports or touches: the service account and
+    /// the app's built-in accounts (Rocket.Chat's `rocket.cat` bot).
+    fn protected_accounts(&self) -> Vec<String> {
+        self.service_account().into_iter().collect()
+    }
+
+    /// The login name (as [`AppUser::user_name`] shows it) a directory user name
+    /// maps to in this app, for matching accounts by name.
+    fn app_user_name(&self, user_name: &str) -> String {
+        user_name.to_owned()
+    }
+
+    /// The name (as [`AppGroup::display_name`] shows it) a group's
+    /// `displayName` maps to in this app.
+    fn app_group_name(&self, display_name: &str) -> String {
+        display_name.to_owned()
+    }
 }
 
 /// Maps a reqwest error to a delivery error: network trouble is transient.
@@ -181,8 +207,14 @@ pub(crate) fn transport_error(e: reqwest::Error) -> DeliveryError {
 
 /// Maps an HTTP status that is not a success to a delivery error.
 pub(crate) fn status_error(status: reqwest::StatusCode, detail: &str) -> DeliveryError {
-    let msg = format!("HTTP {status}: {}", detail.chars().take(300).collect::<String>());
-    if status.is_server_error() || status == reqwest::StatusCode::TOO_MANY_REQUESTS || status == reqwest::StatusCode::REQUEST_TIMEOUT {
+    let msg = format!(
+        "HTTP {status}: {}",
+        detail.chars().take(300).collect::<String>()
+    );
+    if status.is_server_error()
+        || status == reqwest::StatusCode::TOO_MANY_REQUESTS
+        || status == reqwest::StatusCode::REQUEST_TIMEOUT
+    {
         DeliveryError::Transient(msg)
     } else if status == reqwest::StatusCode::NOT_FOUND {
         DeliveryError::NotFound(msg)

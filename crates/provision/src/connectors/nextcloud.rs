@@ -496,6 +496,14 @@ impl Connector for NextcloudConnector {
         AppKind::Nextcloud
     }
 
+    fn service_account(&self) -> Option<String> {
+        Some(self.config.user.clone())
+    }
+
+    fn app_user_name(&self, user_name: &str) -> String {
+        user_id_for(user_name).unwrap_or_else(|_| user_name.to_owned())
+    }
+
     async fn upsert_user(
         &self,
         user: &UserSpec,

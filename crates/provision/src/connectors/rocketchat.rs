@@ -457,6 +457,24 @@ impl Connector for RocketChatConnector {
         AppKind::Rocketchat
     }
 
+    fn service_account(&self) -> Option<String> {
+        Some(self.config.user_id.clone())
+    }
+
+    /// The admin and the `rocket.cat` bot every workspace has (its `_id` is
+    /// `rocket.cat`).
+    fn protected_accounts(&self) -> Vec<String> {
+        vec![self.config.user_id.clone(), "rocket.cat".to_owned()]
+    }
+
+    fn app_user_name(&self, user_name: &str) -> String {
+        username_for(user_name).unwrap_or_else(|_| user_name.to_owned())
+    }
+
+    fn app_group_name(&self, display_name: &str) -> String {
+        room_name_for(display_name).unwrap_or_else(|_| display_name.to_owned())
+    }
+
     async fn upsert_user(
         &self,
         user: &UserSpec,

@@ -538,6 +538,15 @@ impl Connector for SynapseConnector {
         AppKind::Synapse
     }
 
+    /// Known once `whoami` was asked (listing groups, managing rooms).
+    fn service_account(&self) -> Option<String> {
+        self.admin_id.get().cloned()
+    }
+
+    fn app_user_name(&self, user_name: &str) -> String {
+        localpart(user_name)
+    }
+
     async fn upsert_user(
         &self,
         user: &UserSpec,

@@ -1,0 +1,702 @@
+//! Reconciliation: compares what an app holds with the directory, reports the
+//! drift, and repairs it through the ordinary state-based deliveries.
+//!
+//! Directory resources are matched with app accounts and groups through the
+//! recorded app id (`app_links.app_ref`) first, then by name (as the connector
+//! maps names). Drift comes in three kinds:
+//!
+//! - `missing`: the directory has it, the app does not (an inactive user must
+//!   exist disabled; a membership of an active user must exist);
+//! - `different`: both have it, but fields differ (`display_name`, `email`,
+//!   `active`, `link` when the account was found by name under another id, or
+//!   `deprovisioned` when an account deleted from the directory must be gone);
+//! - `extra`: the app has an account, group or group member Liaison does not
+//!   know. Extras are only reported, unless removal is asked for; the app's own
+//!   service account is never reported.
+//!
+//! Repairs call [`deliver_user`], [`deliver_group`] and [`deliver_member`] with
+//! `force`, then the app is listed again and what remains is reported.
+
+use crate::deliver::{deliver_group, deliver_member, deliver_user, group_spec, user_spec};
+use crate::{AppGroup, AppUser, Connector, DeliveryError};
+use serde::Serialize;
+use std::collections::{BTreeSet, HashMap, HashSet};
+use store::{AppRecord, Link, ListQuery, ResourceKind, ResourceRow, Store};
+
+/// Directory resources read per page.
+const PAGE: u64 = 500;
+
+/// What a run does.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SyncOptions {
+    /// Report only: change nothing.
+    pub dry_run: bool,
+    /// Deprovision extra accounts (disable or delete, per the app's policy),
+    /// delete extra groups (under the `delete` policy only) and remove unknown
+    /// members from managed groups.
+    pub remove_extra: bool,
+}
+
+/// What a drift item is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DriftResource {
+    User,
+    Group,
+    Membership,
+}
+
+/// The kind of a drift item (see the module documentation).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DriftKind {
+    Missing,
+    Extra,
+    Different,
+}
+
+/// One difference between the app and the directory.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Drift {
+    pub resource: DriftResource,
+    /// The SCIM id (of the group, for a membership); `None` for extras.
+    pub id: Option<String>,
+    /// The app's id (of the group, for a membership), when the app has it.
+    pub app_id: Option<String>,
+    /// User name or group name; `group/user` for a membership.
+    pub name: String,
+    pub kind: DriftKind,
+    /// The differing fields (`different` only).
+    pub fields: Vec<String>,
+    /// Memberships: the member's SCIM id, when it is a directory user.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub member_id: Option<String>,
+    /// Memberships: the member's app id, when the app has the account.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub member_app_id: Option<String>,
+    /// Extra accounts: whether the account is active in the app.
+    #[serde(skip)]
+    pub app_active: Option<bool>,
+    /// Extra groups the service account belongs to (the app's own): never removed.
+    #[serde(skip)]
+    pub protected: bool,
+}
+
+impl Drift {
+    fn new(resource: DriftResource, kind: DriftKind, name: impl Into<String>) -> Drift {
+        Drift {
+            resource,
+            id: None,
+            app_id: None,
+            name: name.into(),
+            kind,
+            fields: Vec::new(),
+            member_id: None,
+            member_app_id: None,
+            app_active: None,
+            protected: false,
+        }
+    }
+
+    /// Whether this item still needs action under `opts` and the app's policy.
+    /// Extras count only when their removal was asked for and would change
+    /// something (an extra account already disabled satisfies `disable`).
+    pub fn counts(&self, app: &AppRecord, opts: &SyncOptions) -> bool {
+        match self.kind {
+            DriftKind::Missing | DriftKind::Different => true,
+            DriftKind::Extra => opts.remove_extra && self.removable(app),
+        }
+    }
+
+    fn removable(&self, app: &AppRecord) -> bool {
+        let delete = app.deprovision == "delete";
+        match self.resource {
+            DriftResource::User => delete || self.app_active.unwrap_or(true),
+            DriftResource::Group => delete && !self.protected,
+            DriftResource::Membership => true,
+        }
+    }
+}
+
+/// The outcome of reconciling one app.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct AppReport {
+    pub app: String,
+    pub kind: String,
+    /// Everything found before repairs (extras included).
+    pub drift: Vec<Drift>,
+    /// Repairs that succeeded.
+    pub repaired: usize,
+    /// Drift items that still count after the run (see [`Drift::counts`]).
+    pub remaining: usize,
+    /// The items left after repairs (all of them, extras included); equal to
+    /// `drift` on a dry run.
+    #[serde(skip)]
+    pub left: Vec<Drift>,
+    /// Repairs that failed, with the app's or store's error.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub errors: Vec<String>,
+}
+
+/// Progress of a run, for progress bars and logs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SyncProgress {
+    /// Listing the directory and the app.
+    Listing {
+        app: String,
+    },
+    /// `done` of `total` repairs made.
+    Repairing {
+        app: String,
+        done: usize,
+        total: usize,
+    },
+    /// Listing again after repairs.
+    Verifying {
+        app: String,
+    },
+    Done {
+        app: String,
+        remaining: usize,
+    },
+}
+
+/// Why a run stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum SyncError {
+    #[error("store: {0}")]
+    Store(#[from] store::StoreError),
+    /// The app could not be listed.
+    #[error("app {app}: {error}")]
+    App { app: String, error: DeliveryError },
+}
+
+/// The directory side of an organisation.
+struct Directory {
+    users: Vec<ResourceRow>,
+    groups: Vec<ResourceRow>,
+    /// Group id → direct member ids (users and groups).
+    members: HashMap<String, Vec<String>>,
+    links: HashMap<String, Link>,
+}
+
+async fn all_resources(
+    store: &Store,
+    org_id: i64,
+    kind: ResourceKind,
+) -> Result<Vec<ResourceRow>, SyncError> {
+    let mut out = Vec::new();
+    let mut start = 1;
+    loop {
+        let page = store
+            .list_resources(
+                org_id,
+                kind,
+                &ListQuery {
+                    start_index: start,
+                    count: PAGE,
+                    ..ListQuery::default()
+                },
+            )
+            .await?;
+        let n = page.resources.len() as u64;
+        out.extend(page.resources);
+        start += n;
+        if n == 0 || start > page.total_results {
+            return Ok(out);
+        }
+    }
+}
+
+async fn read_directory(store: &Store, app: &AppRecord) -> Result<Directory, SyncError> {
+    let users = all_resources(store, app.org_id, ResourceKind::User).await?;
+    let groups = if app.groups_as == "none" {
+        Vec::new()
+    } else {
+        all_resources(store, app.org_id, ResourceKind::Group).await?
+    };
+    let ids: Vec<&str> = groups.iter().map(|g| g.id.as_str()).collect();
+    let members = store
+        .members(app.org_id, &ids)
+        .await?
+        .into_iter()
+        .map(|(g, list)| (g, list.into_iter().map(|m| m.value).collect()))
+        .collect();
+    let links = store
+        .links(app.id)
+        .await?
+        .into_iter()
+        .map(|l| (l.resource_id.clone(), l))
+        .collect();
+    Ok(Directory {
+        users,
+        groups,
+        members,
+        links,
+    })
+}
+
+/// What the app holds.
+struct AppSide {
+    users: Vec<AppUser>,
+    groups: Vec<AppGroup>,
+    /// App ids never reported nor touched.
+    protected: HashSet<String>,
+}
+
+async fn read_app(app: &AppRecord, conn: &dyn Connector) -> Result<AppSide, SyncError> {
+    let err = |error| SyncError::App {
+        app: app.name.clone(),
+        error,
+    };
+    // Groups first: listing them tells some connectors (Synapse) their own id.
+    let groups = if app.groups_as == "none" {
+        Vec::new()
+    } else {
+        conn.list_groups().await.map_err(err)?
+    };
+    let users = conn.list_users().await.map_err(err)?;
+    Ok(AppSide {
+        users,
+        groups,
+        protected: conn.protected_accounts().into_iter().collect(),
+    })
+}
+
+fn same_text(a: Option<&str>, b: Option<&str>) -> bool {
+    a.unwrap_or("")
+        .trim()
+        .eq_ignore_ascii_case(b.unwrap_or("").trim())
+}
+
+/// Compares the app with the directory.
+fn compare(app: &AppRecord, conn: &dyn Connector, dir: &Directory, side: &AppSide) -> Vec<Drift> {
+    let mut drift = Vec::new();
+    let protected = &side.protected;
+    let delete_policy = app.deprovision == "delete";
+
+    // Users.
+    let by_id: HashMap<&str, &AppUser> =
+        side.users.iter().map(|u| (u.app_id.as_str(), u)).collect();
+    let by_name: HashMap<String, &AppUser> = side
+        .users
+        .iter()
+        .map(|u| (u.user_name.to_lowercase(), u))
+        .collect();
+    // App ids some link records: never matched by name to another resource.
+    let linked_refs: HashSet<&str> = dir
+        .links
+        .values()
+        .filter_map(|l| l.app_ref.as_deref())
+        .collect();
+    let mut claimed: HashSet<String> = HashSet::new();
+    // SCIM user id → app id, and back.
+    let mut user_app: HashMap<String, String> = HashMap::new();
+    let mut app_user: HashMap<String, String> = HashMap::new();
+    let mut user_name: HashMap<&str, String> = HashMap::new();
+    let mut active: HashMap<&str, bool> = HashMap::new();
+
+    for row in &dir.users {
+        let spec = user_spec(row);
+        user_name.insert(row.id.as_str(), spec.user_name.clone());
+        active.insert(row.id.as_str(), spec.active);
+        let known = dir.links.get(&row.id).and_then(|l| l.app_ref.as_deref());
+        let by_ref = known.and_then(|r| by_id.get(r).copied());
+        let found = by_ref.or_else(|| {
+            by_name
+                .get(&conn.app_user_name(&spec.user_name).to_lowercase())
+                .copied()
+                .filter(|u| {
+                    !claimed.contains(&u.app_id)
+                        && (known == Some(u.app_id.as_str())
+                            || !linked_refs.contains(u.app_id.as_str()))
+                })
+        });
+        let Some(u) = found else {
+            let mut d = Drift::new(DriftResource::User, DriftKind::Missing, &spec.user_name);
+            d.id = Some(row.id.clone());
+            drift.push(d);
+            continue;
+        };
+        claimed.insert(u.app_id.clone());
+        user_app.insert(row.id.clone(), u.app_id.clone());
+        app_user.insert(u.app_id.clone(), row.id.clone());
+        let mut fields = Vec::new();
+        if known != Some(u.app_id.as_str()) {
+            fields.push("link".to_owned());
+        }
+        if let Some(want) = spec
+            .display_name
+            .as_deref()
+            .filter(|d| !d.trim().is_empty())
+        {
+            if u.display_name.as_deref().map(str::trim) != Some(want.trim()) {
+                fields.push("display_name".to_owned());
+            }
+        }
+        // Some apps forget the address of a deactivated account (Synapse).
+        if spec.email.is_some() && u.active && !same_text(spec.email.as_deref(), u.email.as_deref())
+        {
+            fields.push("email".to_owned());
+        }
+        if u.active != spec.active {
+            fields.push("active".to_owned());
+        }
+        if !fields.is_empty() {
+            let mut d = Drift::new(DriftResource::User, DriftKind::Different, &spec.user_name);
+            d.id = Some(row.id.clone());
+            d.app_id = Some(u.app_id.clone());
+            d.fields = fields;
+            drift.push(d);
+        }
+    }
+
+    // Groups.
+    let group_ids: HashSet<&str> = dir.groups.iter().map(|g| g.id.as_str()).collect();
+    let user_ids: HashSet<&str> = dir.users.iter().map(|u| u.id.as_str()).collect();
+    let groups_by_id: HashMap<&str, &AppGroup> =
+        side.groups.iter().map(|g| (g.app_id.as_str(), g)).collect();
+    let groups_by_name: HashMap<String, &AppGroup> = side
+        .groups
+        .iter()
+        .map(|g| (g.display_name.to_lowercase(), g))
+        .collect();
+    let mut claimed_groups: HashSet<String> = HashSet::new();
+    for row in &dir.groups {
+        let spec = group_spec(row);
+        let want_name = conn.app_group_name(&spec.display_name);
+        let known = dir.links.get(&row.id).and_then(|l| l.app_ref.as_deref());
+        let found = known
+            .and_then(|r| groups_by_id.get(r).copied())
+            .or_else(|| {
+                groups_by_name
+                    .get(&want_name.to_lowercase())
+                    .copied()
+                    .filter(|g| {
+                        !claimed_groups.contains(&g.app_id)
+                            && !linked_refs.contains(g.app_id.as_str())
+                    })
+            });
+        let wanted: BTreeSet<&str> = dir
+            .members
+            .get(&row.id)
+            .into_iter()
+            .flatten()
+            .map(String::as_str)
+            .filter(|m| active.get(m).copied().unwrap_or(false))
+            .collect();
+        let member_drift = |kind, member: Option<&str>, member_app: Option<&str>| {
+            let who = member
+                .and_then(|m| user_name.get(m).cloned())
+                .or_else(|| member_app.map(str::to_owned))
+                .unwrap_or_default();
+            let mut d = Drift::new(
+                DriftResource::Membership,
+                kind,
+                format!("{}/{who}", spec.display_name),
+            );
+            d.id = Some(row.id.clone());
+            d.app_id = found.map(|g| g.app_id.clone());
+            d.member_id = member.map(str::to_owned);
+            d.member_app_id = member_app.map(str::to_owned);
+            d
+        };
+        let Some(g) = found else {
+            let mut d = Drift::new(DriftResource::Group, DriftKind::Missing, &spec.display_name);
+            d.id = Some(row.id.clone());
+            drift.push(d);
+            for m in &wanted {
+                drift.push(member_drift(
+                    DriftKind::Missing,
+                    Some(m),
+                    user_app.get(*m).map(String::as_str),
+                ));
+            }
+            continue;
+        };
+        claimed_groups.insert(g.app_id.clone());
+        let mut fields = Vec::new();
+        if known != Some(g.app_id.as_str()) {
+            fields.push("link".to_owned());
+        }
+        if g.display_name.trim() != want_name.trim() {
+            fields.push("display_name".to_owned());
+        }
+        if !fields.is_empty() {
+            let mut d = Drift::new(
+                DriftResource::Group,
+                DriftKind::Different,
+                &spec.display_name,
+            );
+            d.id = Some(row.id.clone());
+            d.app_id = Some(g.app_id.clone());
+            d.fields = fields;
+            drift.push(d);
+        }
+        let have: HashSet<&str> = g.members.iter().map(String::as_str).collect();
+        for m in &wanted {
+            let app_id = user_app.get(*m).map(String::as_str);
+            if !app_id.is_some_and(|a| have.contains(a)) {
+                drift.push(member_drift(DriftKind::Missing, Some(m), app_id));
+            }
+        }
+        let direct: HashSet<&str> = dir
+            .members
+            .get(&row.id)
+            .into_iter()
+            .flatten()
+            .map(String::as_str)
+            .collect();
+        for a in &g.members {
+            if protected.contains(a) {
+                continue;
+            }
+            match app_user.get(a) {
+                // Members of the directory group that are inactive may stay.
+                Some(scim) if direct.contains(scim.as_str()) => {}
+                Some(scim) => drift.push(member_drift(DriftKind::Extra, Some(scim), Some(a))),
+                None => drift.push(member_drift(DriftKind::Extra, None, Some(a))),
+            }
+        }
+    }
+
+    // Links of resources gone from the directory.
+    for (rid, link) in &dir.links {
+        if user_ids.contains(rid.as_str()) || group_ids.contains(rid.as_str()) {
+            continue;
+        }
+        let Some(r) = link.app_ref.as_deref() else {
+            continue;
+        };
+        if let Some(u) = by_id.get(r) {
+            if claimed.contains(&u.app_id) {
+                continue;
+            }
+            claimed.insert(u.app_id.clone());
+            let field = if delete_policy {
+                "deprovisioned"
+            } else if u.active {
+                "active"
+            } else {
+                continue;
+            };
+            let mut d = Drift::new(DriftResource::User, DriftKind::Different, &u.user_name);
+            d.id = Some(rid.clone());
+            d.app_id = Some(u.app_id.clone());
+            d.fields = vec![field.to_owned()];
+            drift.push(d);
+        } else if let Some(g) = groups_by_id.get(r) {
+            if claimed_groups.contains(&g.app_id) {
+                continue;
+            }
+            claimed_groups.insert(g.app_id.clone());
+            if delete_policy {
+                let mut d = Drift::new(DriftResource::Group, DriftKind::Different, &g.display_name);
+                d.id = Some(rid.clone());
+                d.app_id = Some(g.app_id.clone());
+                d.fields = vec!["deprovisioned".to_owned()];
+                drift.push(d);
+            }
+        }
+    }
+
+    // Extras.
+    for u in &side.users {
+        if claimed.contains(&u.app_id) || protected.contains(&u.app_id) {
+            continue;
+        }
+        let mut d = Drift::new(DriftResource::User, DriftKind::Extra, &u.user_name);
+        d.app_id = Some(u.app_id.clone());
+        d.app_active = Some(u.active);
+        drift.push(d);
+    }
+    for g in &side.groups {
+        if claimed_groups.contains(&g.app_id) {
+            continue;
+        }
+        let mut d = Drift::new(DriftResource::Group, DriftKind::Extra, &g.display_name);
+        d.app_id = Some(g.app_id.clone());
+        d.protected = g.members.iter().any(|m| protected.contains(m));
+        drift.push(d);
+    }
+    drift
+}
+
+/// Lists, compares and (unless `opts.dry_run`) repairs one app.
+pub async fn reconcile(
+    store: &Store,
+    app: &AppRecord,
+    conn: &dyn Connector,
+    opts: &SyncOptions,
+    progress: &dyn Fn(SyncProgress),
+) -> Result<AppReport, SyncError> {
+    progress(SyncProgress::Listing {
+        app: app.name.clone(),
+    });
+    let dir = read_directory(store, app).await?;
+    let side = read_app(app, conn).await?;
+    let drift = compare(app, conn, &dir, &side);
+    let mut report = AppReport {
+        app: app.name.clone(),
+        kind: app.kind.clone(),
+        drift: drift.clone(),
+        repaired: 0,
+        remaining: 0,
+        left: drift,
+        errors: Vec::new(),
+    };
+    if opts.dry_run {
+        report.remaining = report.left.iter().filter(|d| d.counts(app, opts)).count();
+        progress(SyncProgress::Done {
+            app: app.name.clone(),
+            remaining: report.remaining,
+        });
+        return Ok(report);
+    }
+    let todo: Vec<&Drift> = report
+        .drift
+        .iter()
+        .filter(|d| d.counts(app, opts))
+        .collect();
+    let total = todo.len();
+    let app_user_ids: HashSet<&str> = side.users.iter().map(|u| u.app_id.as_str()).collect();
+    let app_group_ids: HashSet<&str> = side.groups.iter().map(|g| g.app_id.as_str()).collect();
+    // Users, then groups, then memberships (which need both).
+    let order = |d: &&Drift| match d.resource {
+        DriftResource::User => 0,
+        DriftResource::Group => 1,
+        DriftResource::Membership => 2,
+    };
+    let mut sorted = todo;
+    sorted.sort_by_key(order);
+    let mut errors = Vec::new();
+    for (i, d) in sorted.into_iter().enumerate() {
+        progress(SyncProgress::Repairing {
+            app: app.name.clone(),
+            done: i,
+            total,
+        });
+        match repair(store, app, conn, d, &dir, &app_user_ids, &app_group_ids).await {
+            Ok(()) => report.repaired += 1,
+            Err(e) => errors.push(format!("{} {:?} {}: {e}", resource_name(d), d.kind, d.name)),
+        }
+    }
+    progress(SyncProgress::Repairing {
+        app: app.name.clone(),
+        done: total,
+        total,
+    });
+    for e in &errors {
+        tracing::warn!(app = %app.name, error = %e, "reconciliation repair failed");
+    }
+    report.errors = errors;
+    progress(SyncProgress::Verifying {
+        app: app.name.clone(),
+    });
+    let dir = read_directory(store, app).await?;
+    let side = read_app(app, conn).await?;
+    report.left = compare(app, conn, &dir, &side);
+    report.remaining = report.left.iter().filter(|d| d.counts(app, opts)).count();
+    progress(SyncProgress::Done {
+        app: app.name.clone(),
+        remaining: report.remaining,
+    });
+    Ok(report)
+}
+
+fn resource_name(d: &Drift) -> &'static str {
+    match d.resource {
+        DriftResource::User => "user",
+        DriftResource::Group => "group",
+        DriftResource::Membership => "membership",
+    }
+}
+
+fn store_err(e: store::StoreError) -> DeliveryError {
+    DeliveryError::Transient(format!("store: {e}"))
+}
+
+/// Clears a recorded app id the app no longer has.
+async fn clear_stale(
+    store: &Store,
+    app: &AppRecord,
+    dir: &Directory,
+    id: &str,
+    present: &HashSet<&str>,
+) -> Result<(), DeliveryError> {
+    let stale = dir
+        .links
+        .get(id)
+        .and_then(|l| l.app_ref.as_deref())
+        .is_some_and(|r| !present.contains(r));
+    if stale {
+        store.clear_app_ref(app.id, id).await.map_err(store_err)?;
+    }
+    Ok(())
+}
+
+async fn repair(
+    store: &Store,
+    app: &AppRecord,
+    conn: &dyn Connector,
+    d: &Drift,
+    dir: &Directory,
+    app_users: &HashSet<&str>,
+    app_groups: &HashSet<&str>,
+) -> Result<(), DeliveryError> {
+    let delete = app.deprovision == "delete";
+    match (d.resource, d.kind, d.id.as_deref()) {
+        (DriftResource::User, DriftKind::Missing | DriftKind::Different, Some(id)) => {
+            clear_stale(store, app, dir, id, app_users).await?;
+            deliver_user(store, conn, app, id, true).await.map(drop)
+        }
+        (DriftResource::Group, DriftKind::Missing | DriftKind::Different, Some(id)) => {
+            clear_stale(store, app, dir, id, app_groups).await?;
+            deliver_group(store, conn, app, id, true).await.map(drop)
+        }
+        (DriftResource::Membership, _, Some(group)) => match (&d.member_id, &d.member_app_id) {
+            (Some(member), _) => deliver_member(store, conn, app, group, member).await,
+            (None, Some(member_app)) => match &d.app_id {
+                Some(g) => match conn.remove_member(g, member_app).await {
+                    Ok(()) | Err(DeliveryError::NotFound(_)) => Ok(()),
+                    Err(e) => Err(e),
+                },
+                None => Ok(()),
+            },
+            (None, None) => Ok(()),
+        },
+        (DriftResource::User, DriftKind::Extra, _) => {
+            let Some(a) = d.app_id.as_deref() else {
+                return Ok(());
+            };
+            let r = if delete {
+                conn.delete_user(a).await
+            } else {
+                conn.set_user_active(a, false).await
+            };
+            match r {
+                Ok(()) | Err(DeliveryError::NotFound(_)) => Ok(()),
+                Err(e) => Err(e),
+            }
+        }
+        (DriftResource::Group, DriftKind::Extra, _) => match d.app_id.as_deref() {
+            Some(a) if delete && !d.protected => match conn.delete_group(a).await {
+                Ok(()) | Err(DeliveryError::NotFound(_)) => Ok(()),
+                Err(e) => Err(e),
+            },
+            _ => Ok(()),
+        },
+        _ => Ok(()),
+    }
+}
+
+/// Drift counts of a report by kind, for logs: (missing, different, extra).
+pub fn counts_by_kind(drift: &[Drift]) -> (usize, usize, usize) {
+    drift
+        .iter()
+        .fold((0, 0, 0), |(m, d, e), item| match item.kind {
+            DriftKind::Missing => (m + 1, d, e),
+            DriftKind::Different => (m, d + 1, e),
+            DriftKind::Extra => (m, d, e + 1),
+        })
+}
