@@ -36,6 +36,7 @@
 //! # Ok(()) }
 //! ```
 
+mod app_setup;
 mod conn;
 mod members;
 mod orgs;
@@ -49,6 +50,7 @@ pub mod testing;
 use serde_json::Value;
 use time::OffsetDateTime;
 
+pub use app_setup::{OutboxCounts, OutboxRow};
 pub use conn::{Store, Tx};
 pub use provisioning::{AppRecord, Delivery, Link, OutboxStats, PendingDelivery, Target};
 pub use scim::ResourceKind;

@@ -1,10 +1,214 @@
 //! The admin API under `/o/{org}/admin/`: JSON, described in OpenAPI
-//! (`/openapi.json`), authorised like the SCIM API (the organisation's token or an
-//! operator token).
+//! (`/openapi.json`, [`OPENAPI`]), authorised like the SCIM API (the
+//! organisation's token or an operator token). Errors are
+//! `{"error": code, "detail": message}`. The handlers only translate HTTP to the
+//! functions of [`crate::commands::apps`], which the command line shares.
 
-use super::SharedState;
-use axum::Router;
+use super::{OrgCtx, SharedState};
+use crate::commands::apps::{self, AppError, NewApp};
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Extension, Json, Router};
+use serde::Deserialize;
+use serde_json::{json, Value};
+use store::ResourceKind;
+
+/// The OpenAPI 3.1 description of this API.
+pub const OPENAPI: &str = include_str!("../../../../docs/openapi.json");
+
+const APPS: &str = "/o/{org}/admin/apps";
+const APP: &str = "/o/{org}/admin/apps/{name}";
+const USER_PROVISIONING: &str = "/o/{org}/admin/users/{id}/provisioning";
+const GROUP_PROVISIONING: &str = "/o/{org}/admin/groups/{id}/provisioning";
+const OUTBOX_RETRY: &str = "/o/{org}/admin/outbox/retry";
+
+/// Every path the admin API routes (for checks against [`OPENAPI`]).
+pub const PATHS: &[&str] = &[
+    APPS,
+    APP,
+    USER_PROVISIONING,
+    GROUP_PROVISIONING,
+    OUTBOX_RETRY,
+];
 
 pub fn routes() -> Router<SharedState> {
     Router::new()
+        .route(APPS, get(list_apps).post(create_app))
+        .route(APP, get(get_app).delete(delete_app))
+        .route(USER_PROVISIONING, get(user_provisioning))
+        .route(GROUP_PROVISIONING, get(group_provisioning))
+        .route(OUTBOX_RETRY, post(retry))
+}
+
+/// `GET /openapi.json`, served without authentication.
+pub async fn openapi() -> Response {
+    ([(header::CONTENT_TYPE, "application/json")], OPENAPI).into_response()
+}
+
+/// An admin API error.
+pub struct ApiError {
+    status: StatusCode,
+    code: &'static str,
+    detail: String,
+}
+
+impl ApiError {
+    fn new(status: StatusCode, code: &'static str, detail: impl Into<String>) -> Self {
+        ApiError {
+            status,
+            code,
+            detail: detail.into(),
+        }
+    }
+}
+
+impl From<AppError> for ApiError {
+    fn from(e: AppError) -> Self {
+        match e {
+            AppError::Invalid(d) => ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid", d),
+            AppError::Conflict(d) => ApiError::new(StatusCode::CONFLICT, "conflict", d),
+            AppError::NotFound(d) => ApiError::new(StatusCode::NOT_FOUND, "not_found", d),
+            AppError::Store(e) => {
+                tracing::error!(error = %e, "admin API store error");
+                ApiError::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "internal",
+                    "the database failed; see the server's log",
+                )
+            }
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        (
+            self.status,
+            Json(json!({"error": self.code, "detail": self.detail})),
+        )
+            .into_response()
+    }
+}
+
+type ApiResult = Result<Response, ApiError>;
+
+/// Parses a JSON body: 400 when it is not JSON, 422 when it does not fit `T`.
+fn parse_body<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
+    let value: Value = serde_json::from_slice(body).map_err(|e| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "bad_request",
+            format!("the body is not JSON: {e}"),
+        )
+    })?;
+    if !value.is_object() {
+        return Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid",
+            "the body does not fit the schema: it must be a JSON object",
+        ));
+    }
+    serde_json::from_value(value).map_err(|e| {
+        ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid",
+            format!("the body does not fit the schema: {e}"),
+        )
+    })
+}
+
+async fn list_apps(State(st): State<SharedState>, Extension(ctx): Extension<OrgCtx>) -> ApiResult {
+    let apps = apps::list(&st.store, &ctx.org).await?;
+    Ok(Json(json!({ "apps": apps })).into_response())
+}
+
+async fn create_app(
+    State(st): State<SharedState>,
+    Extension(ctx): Extension<OrgCtx>,
+    body: Bytes,
+) -> ApiResult {
+    let new: NewApp = parse_body(&body)?;
+    let added = apps::add(&st.store, &ctx.org, &new).await?;
+    let mut view = serde_json::to_value(apps::get(&st.store, &ctx.org, &added.app.name).await?)
+        .unwrap_or(Value::Null);
+    if let Value::Object(map) = &mut view {
+        map.insert("enqueued".into(), json!(added.enqueued));
+        map.insert("warnings".into(), json!(added.warnings));
+    }
+    let location = format!("/o/{}/admin/apps/{}", ctx.org.slug, added.app.name);
+    Ok((
+        StatusCode::CREATED,
+        [(header::LOCATION, location)],
+        Json(view),
+    )
+        .into_response())
+}
+
+#[derive(Deserialize)]
+struct AppPath {
+    name: String,
+}
+
+async fn get_app(
+    State(st): State<SharedState>,
+    Extension(ctx): Extension<OrgCtx>,
+    Path(AppPath { name }): Path<AppPath>,
+) -> ApiResult {
+    Ok(Json(apps::get(&st.store, &ctx.org, &name).await?).into_response())
+}
+
+async fn delete_app(
+    State(st): State<SharedState>,
+    Extension(ctx): Extension<OrgCtx>,
+    Path(AppPath { name }): Path<AppPath>,
+) -> ApiResult {
+    apps::remove(&st.store, &ctx.org, &name).await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+#[derive(Deserialize)]
+struct IdPath {
+    id: String,
+}
+
+async fn user_provisioning(
+    State(st): State<SharedState>,
+    Extension(ctx): Extension<OrgCtx>,
+    Path(IdPath { id }): Path<IdPath>,
+) -> ApiResult {
+    let v = apps::provisioning(&st.store, &ctx.org, ResourceKind::User, &id).await?;
+    Ok(Json(v).into_response())
+}
+
+async fn group_provisioning(
+    State(st): State<SharedState>,
+    Extension(ctx): Extension<OrgCtx>,
+    Path(IdPath { id }): Path<IdPath>,
+) -> ApiResult {
+    let v = apps::provisioning(&st.store, &ctx.org, ResourceKind::Group, &id).await?;
+    Ok(Json(v).into_response())
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RetryBody {
+    #[serde(default)]
+    app: Option<String>,
+}
+
+async fn retry(
+    State(st): State<SharedState>,
+    Extension(ctx): Extension<OrgCtx>,
+    body: Bytes,
+) -> ApiResult {
+    let req: RetryBody = if body.iter().all(u8::is_ascii_whitespace) {
+        RetryBody::default()
+    } else {
+        parse_body(&body)?
+    };
+    let n = apps::retry(&st.store, &ctx.org, req.app.as_deref()).await?;
+    Ok(Json(json!({ "retried": n })).into_response())
 }

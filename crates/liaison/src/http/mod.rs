@@ -2,7 +2,7 @@
 //! limits, health, readiness and metrics. Handlers stay thin: they turn a request
 //! into a `directory` call and its result into a [`reply::Reply`].
 
-mod admin;
+pub mod admin;
 mod reply;
 mod scim_api;
 
@@ -59,6 +59,7 @@ pub fn router(state: SharedState) -> Router {
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
+        .route("/openapi.json", get(admin::openapi))
         .merge(scim)
         .fallback(|| async { Reply::Error(ScimError::not_found("no such endpoint")) })
         .method_not_allowed_fallback(|| async {
