@@ -64,12 +64,13 @@ async fn apps_are_created_listed_read_and_deleted() {
     for app in common::apps().await {
         let l = &app.label;
         let token = app.org("alpha").await;
+        let operator = operator_token(&app.store).await;
         let base = "/o/alpha/admin/apps";
         let created = app
             .call(
                 Method::POST,
                 base,
-                Some(&token),
+                Some(&operator),
                 Some(json!({
                     "kind": "nextcloud", "name": "cloud", "url": "https://cloud.example.org/",
                     "credential_file": file.path(), "deprovision": "delete",
@@ -125,7 +126,7 @@ async fn apps_are_created_listed_read_and_deleted() {
             .call(
                 Method::POST,
                 base,
-                Some(&token),
+                Some(&operator),
                 Some(json!({
                     "kind": "nextcloud", "name": "cloud", "url": "https://other.example.org",
                     "credential_file": file.path()
@@ -257,12 +258,13 @@ async fn invalid_apps_are_refused_with_a_reason() {
     for app in common::apps().await {
         let l = &app.label;
         let token = app.org("alpha").await;
+        let operator = operator_token(&app.store).await;
         for (body, reason) in &cases {
             let a = app
                 .call(
                     Method::POST,
                     "/o/alpha/admin/apps",
-                    Some(&token),
+                    Some(&operator),
                     Some(body.clone()),
                     &[],
                 )
@@ -304,7 +306,7 @@ async fn invalid_apps_are_refused_with_a_reason() {
             .call(
                 Method::POST,
                 "/o/alpha/admin/apps",
-                Some(&token),
+                Some(&operator),
                 Some(json!({
                     "kind": "synapse", "url": "http://matrix.example.org:8008",
                     "credential_env": "LIAISON_ADMIN_TEST_SURELY_UNSET",
@@ -346,7 +348,8 @@ async fn a_token_of_another_org_sees_nothing_and_operators_see_all() {
                 Method::POST,
                 "/o/beta/admin/apps",
                 Some(&token_b),
-                Some(nextcloud_app("https://b.example.org", &file)),
+                Some(json!({"kind": "nextcloud", "url": "https://b.example.org",
+                    "credential_env": "LIAISON_ORG_BETA__NEXTCLOUD"})),
                 &[],
             )
             .await;
@@ -483,6 +486,52 @@ async fn a_token_of_another_org_sees_nothing_and_operators_see_all() {
     }
 }
 
+#[tokio::test]
+async fn an_org_token_names_only_its_own_credential_variables() {
+    let file = SecretFile::new("admin:pw");
+    for app in common::apps().await {
+        let l = &app.label;
+        let token = app.org("ecole-2").await;
+        let prefix = liaison::commands::apps::org_env_prefix("ecole-2");
+        assert_eq!(prefix, "LIAISON_ORG_ECOLE_2__");
+        let refused = [
+            json!({"kind": "scim", "url": "https://s.example.org", "credential_file": file.path()}),
+            json!({"kind": "scim", "url": "https://s.example.org", "credential_env": "LIAISON_DATABASE_URL"}),
+            json!({"kind": "scim", "url": "https://s.example.org", "credential_env": "LIAISON_ORG_ECOLE__TOKEN"}),
+            json!({"kind": "scim", "url": "https://s.example.org", "credential_env": "LIAISON_ORG_ECOLE_2__"}),
+            json!({"kind": "scim", "url": "https://s.example.org", "credential_env": "LIAISON_ORG_ECOLE_2__X__TOKEN"}),
+        ];
+        for body in &refused {
+            let a = app
+                .call(
+                    Method::POST,
+                    "/o/ecole-2/admin/apps",
+                    Some(&token),
+                    Some(body.clone()),
+                    &[],
+                )
+                .await;
+            assert_eq!(a.status, StatusCode::FORBIDDEN, "{l}: {body} -> {}", a.body);
+            assert_eq!(a.body["error"], "forbidden", "{l}");
+        }
+        let a = app
+            .call(
+                Method::POST,
+                "/o/ecole-2/admin/apps",
+                Some(&token),
+                Some(json!({"kind": "scim", "url": "https://s.example.org",
+                    "credential_env": "LIAISON_ORG_ECOLE_2__SCIM_TOKEN"})),
+                &[],
+            )
+            .await;
+        assert_eq!(a.status, StatusCode::CREATED, "{l}: {}", a.body);
+        assert_eq!(
+            a.body["credential"], "env:LIAISON_ORG_ECOLE_2__SCIM_TOKEN",
+            "{l}"
+        );
+    }
+}
+
 fn app_state<'a>(provisioning: &'a Value, name: &str) -> &'a Value {
     provisioning["apps"]
         .as_array()
@@ -499,6 +548,7 @@ async fn provisioning_state_follows_the_deliveries() {
     for app in common::apps().await {
         let l = &app.label;
         let token = app.org("alpha").await;
+        let operator = operator_token(&app.store).await;
         let user = app
             .call(
                 Method::POST,
@@ -525,7 +575,7 @@ async fn provisioning_state_follows_the_deliveries() {
 
         // Adding the app enqueues the user, the group and the membership.
         let made = app
-            .call(Method::POST, "/o/alpha/admin/apps", Some(&token),
+            .call(Method::POST, "/o/alpha/admin/apps", Some(&operator),
                 Some(json!({"kind": "nextcloud", "name": "cloud", "url": fake.base_url(), "credential_file": file.path()})), &[])
             .await;
         assert_eq!(made.status, StatusCode::CREATED, "{l}: {}", made.body);
@@ -533,7 +583,7 @@ async fn provisioning_state_follows_the_deliveries() {
         assert_eq!(made.body["pending"], 3, "{l}");
         // An app that cannot be reached, whose deliveries are poisoned at once.
         let made = app
-            .call(Method::POST, "/o/alpha/admin/apps", Some(&token),
+            .call(Method::POST, "/o/alpha/admin/apps", Some(&operator),
                 Some(json!({"kind": "nextcloud", "name": "down", "url": "http://127.0.0.1:9", "credential_file": file.path(), "groups_as": "none"})), &[])
             .await;
         assert_eq!(

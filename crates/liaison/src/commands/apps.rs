@@ -126,6 +126,10 @@ pub enum AppError {
     /// The request is not acceptable (bad kind, URL, credential...).
     #[error("{0}")]
     Invalid(String),
+    /// The caller may not do this (an organisation's token choosing a
+    /// credential source outside the organisation's namespace).
+    #[error("{0}")]
+    Forbidden(String),
     #[error("{0}")]
     Conflict(String),
     #[error("{0}")]
@@ -350,9 +354,63 @@ pub fn validate(org: &Org, new: &NewApp) -> Result<(AppRecord, Vec<String>), App
     ))
 }
 
+/// Who adds an app.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Caller {
+    /// The command line or an operator token: any credential source.
+    Operator,
+    /// An organisation's own token: the server's files and environment are not
+    /// the organisation's, so only the variables of its namespace
+    /// ([`org_env_prefix`]) may hold its credentials.
+    Org,
+}
+
+/// The prefix of the environment variables an organisation's token may name as
+/// credential sources: `LIAISON_ORG_<SLUG>__`, the slug upper-cased with `-` as
+/// `_`. The rest of the name must not contain `__`, which keeps namespaces
+/// apart (`LIAISON_ORG_A__B__X` is not organisation `a`'s).
+pub fn org_env_prefix(slug: &str) -> String {
+    format!(
+        "LIAISON_ORG_{}__",
+        slug.to_ascii_uppercase().replace('-', "_")
+    )
+}
+
+fn check_caller(caller: Caller, org: &Org, new: &NewApp) -> Result<(), AppError> {
+    if caller == Caller::Operator {
+        return Ok(());
+    }
+    if new.credential_file.is_some() {
+        return Err(AppError::Forbidden(
+            "credential_file needs an operator token; an organisation's token may use \
+             credential_env in its namespace"
+                .into(),
+        ));
+    }
+    if let Some(var) = &new.credential_env {
+        let prefix = org_env_prefix(&org.slug);
+        let ok = var
+            .strip_prefix(&prefix)
+            .is_some_and(|rest| !rest.is_empty() && !rest.contains("__"));
+        if !ok {
+            return Err(AppError::Forbidden(format!(
+                "with an organisation's token, credential_env must be {prefix}<NAME> \
+                 (NAME without a double underscore)"
+            )));
+        }
+    }
+    Ok(())
+}
+
 /// Validates and stores an app, and enqueues the initial provisioning of the
 /// organisation's users, groups and memberships, in one transaction.
-pub async fn add(store: &Store, org: &Org, new: &NewApp) -> Result<Added, AppError> {
+pub async fn add(
+    store: &Store,
+    org: &Org,
+    new: &NewApp,
+    caller: Caller,
+) -> Result<Added, AppError> {
+    check_caller(caller, org, new)?;
     let (record, warnings) = validate(org, new)?;
     let mut tx = store.begin().await?;
     let app = match tx.create_app(&record).await {
@@ -577,7 +635,7 @@ pub async fn run(store: &Store, cmd: AppCommand) -> anyhow::Result<()> {
     match cmd {
         AppCommand::Add(args) => {
             let org = org(store, &args.org).await?;
-            let added = add(store, &org, &args.to_new_app()).await?;
+            let added = add(store, &org, &args.to_new_app(), Caller::Operator).await?;
             for w in &added.warnings {
                 eprintln!("warning: {w}");
             }

@@ -5,7 +5,7 @@
 //! functions of [`crate::commands::apps`], which the command line shares.
 
 use super::{OrgCtx, SharedState};
-use crate::commands::apps::{self, AppError, NewApp};
+use crate::commands::apps::{self, AppError, Caller, NewApp};
 use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::{header, StatusCode};
@@ -69,6 +69,7 @@ impl From<AppError> for ApiError {
     fn from(e: AppError) -> Self {
         match e {
             AppError::Invalid(d) => ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid", d),
+            AppError::Forbidden(d) => ApiError::new(StatusCode::FORBIDDEN, "forbidden", d),
             AppError::Conflict(d) => ApiError::new(StatusCode::CONFLICT, "conflict", d),
             AppError::NotFound(d) => ApiError::new(StatusCode::NOT_FOUND, "not_found", d),
             AppError::Store(e) => {
@@ -131,7 +132,12 @@ async fn create_app(
     body: Bytes,
 ) -> ApiResult {
     let new: NewApp = parse_body(&body)?;
-    let added = apps::add(&st.store, &ctx.org, &new).await?;
+    let caller = if ctx.operator {
+        Caller::Operator
+    } else {
+        Caller::Org
+    };
+    let added = apps::add(&st.store, &ctx.org, &new, caller).await?;
     let mut view = serde_json::to_value(apps::get(&st.store, &ctx.org, &added.app.name).await?)
         .unwrap_or(Value::Null);
     if let Value::Object(map) = &mut view {

@@ -38,6 +38,8 @@ pub type SharedState = Arc<AppState>;
 pub struct OrgCtx {
     pub org: Org,
     pub base_url: String,
+    /// Authenticated with an operator token (valid for every organisation).
+    pub operator: bool,
 }
 
 impl OrgCtx {
@@ -187,5 +189,6 @@ async fn authorize(st: &AppState, slug: &str, headers: &HeaderMap) -> Result<Org
     Ok(OrgCtx {
         base_url: format!("{base}/o/{}/scim/v2", org.slug),
         org,
+        operator: record.org_id.is_none(),
     })
 }
