@@ -179,6 +179,12 @@ async fn serve(config: Config, store: Store) -> anyhow::Result<()> {
         .provisioning
         .worker
         .then(|| tokio::spawn(worker.clone().run(stopped)));
+    // Periodic reconciliation (0 = off); stops between two apps on shutdown.
+    let reconcile_task = tokio::spawn(provision::sync::run_periodic(
+        store.clone(),
+        std::time::Duration::from_secs(config.provisioning.reconcile_interval_secs),
+        stop.subscribe(),
+    ));
     let state = Arc::new(AppState {
         directory: Directory::new(store.clone(), config.directory_limits())
             .with_outbox_wake(worker.notifier()),
@@ -194,6 +200,7 @@ async fn serve(config: Config, store: Store) -> anyhow::Result<()> {
     if let Some(task) = worker_task {
         let _ = task.await;
     }
+    let _ = reconcile_task.await;
     tracing::info!("stopped");
     Ok(())
 }

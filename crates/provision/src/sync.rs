@@ -528,7 +528,7 @@ pub async fn reconcile(
     app: &AppRecord,
     conn: &dyn Connector,
     opts: &SyncOptions,
-    progress: &dyn Fn(SyncProgress),
+    progress: &(dyn Fn(SyncProgress) + Sync),
 ) -> Result<AppReport, SyncError> {
     progress(SyncProgress::Listing {
         app: app.name.clone(),
@@ -699,4 +699,94 @@ pub fn counts_by_kind(drift: &[Drift]) -> (usize, usize, usize) {
             DriftKind::Different => (m, d + 1, e),
             DriftKind::Extra => (m, d, e + 1),
         })
+}
+
+/// The PostgreSQL advisory lock key that makes one process at a time run the
+/// periodic reconciliation ("LiaiSync").
+pub const RECONCILE_LOCK_KEY: i64 = 0x4c69_6169_5379_6e63;
+
+/// Reconciles every app of every organisation every `interval` (repairing,
+/// never removing extras), one app at a time, until `shutdown` turns true. On
+/// PostgreSQL a round runs only in the process that takes the advisory lock
+/// [`RECONCILE_LOCK_KEY`]; the others skip it. A zero interval returns at once.
+pub async fn run_periodic(
+    store: Store,
+    interval: std::time::Duration,
+    mut shutdown: tokio::sync::watch::Receiver<bool>,
+) {
+    if interval.is_zero() {
+        return;
+    }
+    tracing::info!(
+        interval_secs = interval.as_secs(),
+        "periodic reconciliation started"
+    );
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(interval) => {}
+            changed = shutdown.changed() => {
+                if changed.is_err() {
+                    break;
+                }
+            }
+        }
+        if *shutdown.borrow() {
+            break;
+        }
+        match store.try_advisory_lock(RECONCILE_LOCK_KEY).await {
+            Ok(Some(lock)) => {
+                reconcile_all(&store, &shutdown).await;
+                if let Err(e) = lock.release().await {
+                    tracing::warn!(error = %e, "releasing the reconciliation lock failed");
+                }
+            }
+            Ok(None) => tracing::debug!("another process is reconciling; round skipped"),
+            Err(e) => tracing::warn!(error = %e, "cannot take the reconciliation lock"),
+        }
+    }
+    tracing::info!("periodic reconciliation stopped");
+}
+
+async fn reconcile_all(store: &Store, shutdown: &tokio::sync::watch::Receiver<bool>) {
+    let apps = match store.all_apps().await {
+        Ok(apps) => apps,
+        Err(e) => {
+            tracing::warn!(error = %e, "reconciliation: cannot list the apps");
+            return;
+        }
+    };
+    let opts = SyncOptions::default();
+    for app in apps {
+        if *shutdown.borrow() {
+            return;
+        }
+        let conn = match crate::registry::connector_for(&app) {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::warn!(org_id = app.org_id, app = %app.name, error = %e, "reconciliation: no connector");
+                continue;
+            }
+        };
+        match reconcile(store, &app, conn.as_ref(), &opts, &|_| {}).await {
+            Ok(report) => {
+                let (missing, different, extra) = counts_by_kind(&report.drift);
+                let level_warn = report.remaining > 0 || !report.errors.is_empty();
+                if level_warn {
+                    tracing::warn!(
+                        org_id = app.org_id, app = %app.name, missing, different, extra,
+                        repaired = report.repaired, remaining = report.remaining,
+                        errors = report.errors.len(), "reconciliation left drift"
+                    );
+                } else {
+                    tracing::info!(
+                        org_id = app.org_id, app = %app.name, missing, different, extra,
+                        repaired = report.repaired, "reconciled"
+                    );
+                }
+            }
+            Err(e) => {
+                tracing::warn!(org_id = app.org_id, app = %app.name, error = %e, "reconciliation failed")
+            }
+        }
+    }
 }

@@ -115,6 +115,9 @@ async fn drain(store: &Store, label: &str) {
     let worker = Worker::new(
         store.clone(),
         WorkerConfig {
+            // One at a time: a group and its memberships delivered at once race
+            // to create the group (a collision on Rocket.Chat).
+            concurrency: 1,
             base_backoff: Duration::from_millis(5),
             max_backoff: Duration::from_millis(20),
             ..WorkerConfig::default()
@@ -122,7 +125,12 @@ async fn drain(store: &Store, label: &str) {
         WorkerMetrics::default(),
     );
     let round = worker.drain().await.unwrap();
-    assert_eq!(round.poisoned + round.retried, 0, "{label}: {round:?}");
+    if round.poisoned + round.retried > 0 {
+        let org = store.org_by_slug("acme").await.unwrap().unwrap();
+        let rows = store.outbox_rows(org.id, None, false, 100).await.unwrap();
+        let errors: Vec<_> = rows.iter().map(|r| &r.delivery).collect();
+        panic!("{label}: {round:?}: {errors:#?}");
+    }
     assert!(round.delivered > 0, "{label}: nothing delivered");
 }
 
@@ -236,7 +244,7 @@ async fn nextcloud_drift_is_reported_then_repaired() {
         assert_eq!(dry.repaired, 0);
         assert_eq!(dry.remaining, 6, "{engine}: extras do not count");
         assert!(
-            fake.state().users.get("bob").is_none(),
+            !fake.state().users.contains_key("bob"),
             "{engine}: dry run changed the app"
         );
 

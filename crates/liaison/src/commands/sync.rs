@@ -1,12 +1,213 @@
 //! `liaison sync <org>`: reconciliation of the apps with the directory.
+//!
+//! Lists each app (or the one named with `--app`), compares it with the
+//! directory and, unless `--dry-run`, repairs the drift
+//! ([`provision::sync::reconcile`]). Extra accounts and groups are reported and
+//! left alone unless `--remove-extra` is given; left alone, they do not count as
+//! remaining drift. The exit code is 0 when no drift remains (and every app
+//! could be listed), 1 otherwise.
 
-use clap::Args;
+use anyhow::Context;
+use clap::{Args, ValueEnum};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use provision::sync::{reconcile, AppReport, Drift, DriftKind, SyncOptions, SyncProgress};
+use serde_json::{json, Value};
+use std::io::IsTerminal;
 use store::Store;
 
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    Text,
+    Json,
+}
+
 #[derive(Args)]
-pub struct SyncArgs {}
+pub struct SyncArgs {
+    /// The organisation's slug.
+    org: String,
+    /// Reconcile only this app.
+    #[arg(long)]
+    app: Option<String>,
+    /// Report the drift, change nothing.
+    #[arg(long)]
+    dry_run: bool,
+    /// Deprovision accounts the directory does not know (disable or delete, per
+    /// the app's policy), delete unknown groups (policy `delete` only) and remove
+    /// unknown members from managed groups.
+    #[arg(long)]
+    remove_extra: bool,
+    /// Report format on stdout.
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    format: Format,
+}
+
+/// The outcome for one app: a report, or why it could not be reconciled.
+enum Outcome {
+    Report(AppReport),
+    Failed {
+        app: String,
+        kind: String,
+        error: String,
+    },
+}
 
 /// Returns the process exit code.
-pub async fn run(_store: &Store, _args: SyncArgs) -> anyhow::Result<std::process::ExitCode> {
-    Ok(std::process::ExitCode::SUCCESS)
+pub async fn run(store: &Store, args: SyncArgs) -> anyhow::Result<std::process::ExitCode> {
+    let org = store
+        .org_by_slug(&args.org)
+        .await?
+        .with_context(|| format!("no organisation {}", args.org))?;
+    let mut apps = store.apps(org.id).await?;
+    if let Some(name) = &args.app {
+        apps.retain(|a| &a.name == name);
+        anyhow::ensure!(
+            !apps.is_empty(),
+            "organisation {} has no app {name}",
+            org.slug
+        );
+    }
+    let opts = SyncOptions {
+        dry_run: args.dry_run,
+        remove_extra: args.remove_extra,
+    };
+    let bar = ProgressBar::new(0);
+    if args.format == Format::Json || !std::io::stderr().is_terminal() {
+        bar.set_draw_target(ProgressDrawTarget::hidden());
+    } else {
+        bar.set_draw_target(ProgressDrawTarget::stderr());
+        if let Ok(style) =
+            ProgressStyle::with_template("{spinner} {prefix} {wide_bar} {pos}/{len} {msg}")
+        {
+            bar.set_style(style);
+        }
+    }
+    let progress = |p: SyncProgress| match p {
+        SyncProgress::Listing { app } => {
+            bar.set_prefix(app);
+            bar.set_message("listing");
+            bar.tick();
+        }
+        SyncProgress::Repairing { done, total, .. } => {
+            bar.set_length(total as u64);
+            bar.set_position(done as u64);
+            bar.set_message("repairing");
+        }
+        SyncProgress::Verifying { .. } => bar.set_message("verifying"),
+        SyncProgress::Done { .. } => bar.set_message("done"),
+    };
+    let mut outcomes = Vec::new();
+    for app in &apps {
+        let outcome = match provision::registry::connector_for(app) {
+            Err(e) => Outcome::Failed {
+                app: app.name.clone(),
+                kind: app.kind.clone(),
+                error: e.to_string(),
+            },
+            Ok(conn) => match reconcile(store, app, conn.as_ref(), &opts, &progress).await {
+                Ok(report) => Outcome::Report(report),
+                Err(e) => Outcome::Failed {
+                    app: app.name.clone(),
+                    kind: app.kind.clone(),
+                    error: e.to_string(),
+                },
+            },
+        };
+        outcomes.push(outcome);
+    }
+    bar.finish_and_clear();
+
+    let clean = outcomes.iter().all(|o| match o {
+        Outcome::Report(r) => r.remaining == 0 && r.errors.is_empty(),
+        Outcome::Failed { .. } => false,
+    });
+    match args.format {
+        Format::Json => println!(
+            "{}",
+            serde_json::to_string_pretty(&to_json(&org.slug, &outcomes))?
+        ),
+        Format::Text => print_text(&org.slug, &outcomes, &opts),
+    }
+    Ok(if clean {
+        std::process::ExitCode::SUCCESS
+    } else {
+        std::process::ExitCode::from(1)
+    })
+}
+
+fn to_json(org: &str, outcomes: &[Outcome]) -> Value {
+    let apps: Vec<Value> = outcomes
+        .iter()
+        .map(|o| match o {
+            Outcome::Report(r) => serde_json::to_value(r).unwrap_or(Value::Null),
+            Outcome::Failed { app, kind, error } => json!({
+                "app": app, "kind": kind, "error": error,
+                "drift": [], "repaired": 0, "remaining": null,
+            }),
+        })
+        .collect();
+    json!({ "org": org, "apps": apps })
+}
+
+fn kind_word(k: DriftKind) -> &'static str {
+    match k {
+        DriftKind::Missing => "missing",
+        DriftKind::Extra => "extra",
+        DriftKind::Different => "different",
+    }
+}
+
+fn line(d: &Drift) -> String {
+    let resource = serde_json::to_value(d.resource)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_owned))
+        .unwrap_or_default();
+    let mut s = format!("  {:<10} {:<11} {}", kind_word(d.kind), resource, d.name);
+    if !d.fields.is_empty() {
+        s.push_str(&format!(" ({})", d.fields.join(", ")));
+    }
+    s
+}
+
+fn print_text(org: &str, outcomes: &[Outcome], opts: &SyncOptions) {
+    println!(
+        "organisation {org}{}",
+        if opts.dry_run { " (dry run)" } else { "" }
+    );
+    for o in outcomes {
+        match o {
+            Outcome::Failed { app, kind, error } => {
+                println!("app {app} ({kind}): not reconciled: {error}");
+            }
+            Outcome::Report(r) => {
+                println!(
+                    "app {} ({}): {} drift item(s), {} repaired, {} remaining",
+                    r.app,
+                    r.kind,
+                    r.drift.len(),
+                    r.repaired,
+                    r.remaining
+                );
+                for d in &r.drift {
+                    let mut l = line(d);
+                    if d.kind == DriftKind::Extra && !opts.remove_extra {
+                        l.push_str("  [left alone; --remove-extra to deprovision]");
+                    }
+                    println!("{l}");
+                }
+                if !opts.dry_run && r.remaining > 0 {
+                    println!("  still drifting after repair:");
+                    for d in r
+                        .left
+                        .iter()
+                        .filter(|d| d.kind != DriftKind::Extra || opts.remove_extra)
+                    {
+                        println!("  {}", line(d));
+                    }
+                }
+                for e in &r.errors {
+                    println!("  repair failed: {e}");
+                }
+            }
+        }
+    }
 }
