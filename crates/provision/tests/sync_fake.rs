@@ -387,3 +387,66 @@ async fn rocketchat_drift_is_reported_then_repaired() {
         assert!(st.users.contains_key("adminid"), "{engine}");
     }
 }
+
+#[tokio::test]
+async fn the_periodic_reconciliation_repairs_and_stops_on_shutdown() {
+    for (engine, store) in store::testing::stores_under_test().await {
+        let fake = spawn_nextcloud("admin", "app-pw").await.unwrap();
+        let var = format!("LIAISON_SYNC_PERIODIC_{}", engine.to_uppercase());
+        std::env::set_var(&var, "admin:app-pw");
+        let org = Org::new(&store).await;
+        org.app(
+            &store,
+            "nextcloud",
+            &fake.base_url(),
+            &var,
+            "groups",
+            "disable",
+        )
+        .await;
+        org.user("erin", "Erin E", true).await;
+        drain(&store, engine).await;
+        fake.with_state(|s| {
+            s.users.remove("erin");
+            s.users.insert("extra".into(), NcUser::new("extra"));
+        });
+
+        // Another process holding the lock makes rounds skip (PostgreSQL only).
+        let held = store
+            .try_advisory_lock(provision::sync::RECONCILE_LOCK_KEY)
+            .await
+            .unwrap()
+            .unwrap();
+        let (stop, stopped) = tokio::sync::watch::channel(false);
+        let task = tokio::spawn(provision::sync::run_periodic(
+            store.clone(),
+            Duration::from_millis(50),
+            stopped,
+        ));
+        if engine == "postgres" {
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            assert!(
+                !fake.state().users.contains_key("erin"),
+                "{engine}: ran without the lock"
+            );
+        }
+        held.release().await.unwrap();
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+        while !fake.state().users.contains_key("erin") {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "{engine}: not repaired"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert!(
+            fake.state().users["extra"].enabled,
+            "{engine}: extra touched"
+        );
+        stop.send(true).unwrap();
+        tokio::time::timeout(Duration::from_secs(10), task)
+            .await
+            .expect("stopped on shutdown")
+            .unwrap();
+    }
+}
