@@ -184,16 +184,17 @@ impl Scim<'_> {
 /// A user as an app should hold it: (user name, display name, e-mail, active).
 type WantedUser = (String, String, String, bool);
 
+/// Users by user name, and groups by id with their display name and the user
+/// names of their members.
+type View = (
+    BTreeMap<String, WantedUser>,
+    BTreeMap<String, (String, BTreeSet<String>)>,
+);
+
 /// What the directory holds: users by user name, and each group's display name
 /// with the user names of its active direct members (inactive users'
 /// memberships are withdrawn until they are reactivated).
-async fn directory(
-    store: &Store,
-    org_id: i64,
-) -> (
-    BTreeMap<String, WantedUser>,
-    BTreeMap<String, (String, BTreeSet<String>)>,
-) {
+async fn directory(store: &Store, org_id: i64) -> View {
     let mut users = BTreeMap::new();
     let mut by_id = BTreeMap::new();
     for row in all(store, org_id, ResourceKind::User).await {
@@ -246,12 +247,7 @@ async fn all(store: &Store, org_id: i64, kind: ResourceKind) -> Vec<store::Resou
 
 /// The fake Nextcloud's users (without its admin) and groups (without `admin`),
 /// in the shape of [`directory`].
-fn nextcloud_view(
-    state: &NextcloudState,
-) -> (
-    BTreeMap<String, WantedUser>,
-    BTreeMap<String, (String, BTreeSet<String>)>,
-) {
+fn nextcloud_view(state: &NextcloudState) -> View {
     let users = state
         .users
         .values()
@@ -341,8 +337,8 @@ async fn nextcloud_outage_then_recovery_converges_exactly_once() {
             "{label}: every delivery was tried and failed: {r:?}"
         );
         assert_eq!(r.poisoned, 0, "{label}");
-        for i in 0..4 {
-            scim.replace(&ids[i], "displayName", json!(format!("User {i} Renamed")))
+        for (i, id) in ids.iter().enumerate().take(4) {
+            scim.replace(id, "displayName", json!(format!("User {i} Renamed")))
                 .await;
         }
         for id in ids[4..8].iter().chain([&ids[18]]) {
@@ -643,7 +639,7 @@ async fn a_permanent_error_parks_the_delivery_until_retried() {
         fake.clear_outage().await;
         tokio::time::sleep(Duration::from_millis(100)).await;
         assert_eq!(worker.drain().await.unwrap().total(), 0, "{label}");
-        assert!(fake.state().users.get("poisoned").is_none(), "{label}");
+        assert!(!fake.state().users.contains_key("poisoned"), "{label}");
 
         assert_eq!(
             app.store
