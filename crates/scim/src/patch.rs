@@ -502,8 +502,11 @@ impl Patcher<'_> {
                         } else {
                             Vec::new()
                         };
+                        // Exact duplicates are dropped, in linear time.
+                        let mut seen: std::collections::HashSet<String> =
+                            values.iter().map(Value::to_string).collect();
                         for v in as_array(Some(&new)) {
-                            if !values.contains(&v) {
+                            if seen.insert(v.to_string()) {
                                 values.push(v);
                             }
                         }

@@ -227,6 +227,7 @@ pub(crate) fn parse_members(v: &Value) -> Result<Vec<MemberValue>> {
         _ => return Err(ScimError::invalid_value("'members' must be an array")),
     };
     let mut out: Vec<MemberValue> = Vec::new();
+    let mut seen = std::collections::HashSet::new();
     for item in items {
         let obj = item
             .as_object()
@@ -259,7 +260,7 @@ pub(crate) fn parse_members(v: &Value) -> Result<Vec<MemberValue>> {
             }
         };
         let display = field("display").and_then(Value::as_str).map(str::to_string);
-        if !out.iter().any(|m| m.value == value) {
+        if seen.insert(value.clone()) {
             out.push(MemberValue {
                 value,
                 kind,
@@ -290,12 +291,14 @@ pub(crate) fn check_writable(def: &AttrDef, v: &Value, name: &str) -> Result<Opt
         }
     };
     let mut out: Vec<Value> = Vec::new();
+    // Exact duplicates are dropped; the set keeps this linear in the list's size.
+    let mut seen = std::collections::HashSet::new();
     for item in items {
         if item.is_null() {
             continue;
         }
         if let Some(c) = check_single(def, item, name)? {
-            if !out.contains(&c) {
+            if seen.insert(c.to_string()) {
                 out.push(c);
             }
         }
