@@ -229,6 +229,21 @@ pub async fn deliver_member(
         .map_err(store_error)?;
     let wanted = member && user.as_ref().is_some_and(|u| user_spec(u).active);
     if wanted {
+        // An end that is not in the app yet is created here, unless its own
+        // delivery is queued: then this one waits for it rather than racing it.
+        for (target, id) in [(Target::Group, group_id), (Target::User, member_id)] {
+            let linked = store
+                .link(app.id, id)
+                .await
+                .map_err(store_error)?
+                .is_some_and(|l| l.app_ref.is_some());
+            if !linked && store.is_queued(app.id, target, id).await.map_err(store_error)? {
+                return Err(DeliveryError::Transient(format!(
+                    "waiting for the {} {id} to be provisioned first",
+                    target.as_str()
+                )));
+            }
+        }
         let Some(group_ref) = deliver_group(store, conn, app, group_id, false).await? else {
             return Ok(());
         };

@@ -143,25 +143,39 @@ impl Worker {
 
     /// Leases one batch of due deliveries and runs them.
     pub async fn round(&self) -> Result<Round, store::StoreError> {
-        use futures_util::StreamExt;
         let batch = self
             .store
             .claim_deliveries(self.config.batch, self.config.lease)
             .await?;
-        let outcomes: Vec<Result<Outcome, store::StoreError>> = futures_util::stream::iter(batch)
-            .map(|d| async move { self.run_one(&d).await })
-            .buffer_unordered(self.config.concurrency.max(1))
-            .collect()
-            .await;
+        // Users and groups first, memberships after: a membership needs both
+        // ends to exist in the app, and creating them from two deliveries at
+        // once would race.
+        let (members, resources): (Vec<Delivery>, Vec<Delivery>) = batch
+            .into_iter()
+            .partition(|d| d.target == store::Target::Member);
         let mut round = Round::default();
-        for o in outcomes {
-            match o? {
-                Outcome::Delivered => round.delivered += 1,
-                Outcome::Retry => round.retried += 1,
-                Outcome::Poisoned => round.poisoned += 1,
+        for phase in [resources, members] {
+            for o in self.run_concurrently(phase).await {
+                match o? {
+                    Outcome::Delivered => round.delivered += 1,
+                    Outcome::Retry => round.retried += 1,
+                    Outcome::Poisoned => round.poisoned += 1,
+                }
             }
         }
         Ok(round)
+    }
+
+    async fn run_concurrently(
+        &self,
+        deliveries: Vec<Delivery>,
+    ) -> Vec<Result<Outcome, store::StoreError>> {
+        use futures_util::StreamExt;
+        futures_util::stream::iter(deliveries)
+            .map(|d| async move { self.run_one(&d).await })
+            .buffer_unordered(self.config.concurrency.max(1))
+            .collect()
+            .await
     }
 
     /// Runs rounds until nothing is due (deliveries waiting for a later retry

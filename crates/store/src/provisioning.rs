@@ -346,6 +346,21 @@ impl Store {
         Ok(found.is_some())
     }
 
+    /// Whether a delivery of `target` for `resource_id` to the app is queued
+    /// (pending, leased or not; poisoned rows do not count).
+    pub async fn is_queued(&self, app_id: i64, target: Target, resource_id: &str) -> Result<bool> {
+        let found: Option<i64> = sqlx::query_scalar(
+            "SELECT id FROM outbox WHERE app_id = $1 AND target = $2 AND resource_id = $3 \
+             AND member_id = '' AND state = 'pending'",
+        )
+        .bind(app_id)
+        .bind(target.as_str())
+        .bind(resource_id)
+        .fetch_optional(self.reader())
+        .await?;
+        Ok(found.is_some())
+    }
+
     /// The apps of an organisation, by name.
     pub async fn apps(&self, org_id: i64) -> Result<Vec<AppRecord>> {
         let sql = format!("SELECT {APP_COLUMNS} FROM apps WHERE org_id = $1 ORDER BY name");
