@@ -2,8 +2,9 @@
 # The project's one test command. On a Debian 12 machine with Rust and Python 3
 # it installs what is missing (PostgreSQL from apt, the SCIM peer tools into
 # .venv from PyPI), starts a private PostgreSQL cluster on a free loopback port,
-# and runs, in order: rustfmt check, clippy, the workspace tests (on SQLite and
-# PostgreSQL), SCIM conformance with scim2-tester, and a fuzz smoke run.
+# starts a real Matrix Synapse and two scim2-server peers for the provisioning
+# tests, and runs, in order: rustfmt check, clippy, the workspace tests (on SQLite
+# and PostgreSQL), SCIM conformance with scim2-tester, and a fuzz smoke run.
 # Every section runs even when an earlier one failed; the run fails if any did.
 #
 # Usage: scripts/test.sh [--quick]
@@ -37,8 +38,32 @@ export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
 echo "==== setup ===="
 ensure_debs "/usr/lib/postgresql/*/bin/initdb:postgresql" psql:postgresql-client curl:curl
 ensure_venv
-trap pg_stop EXIT
+# The real apps the provisioning tests talk to: a Matrix Synapse homeserver
+# (its own venv, kept in .synapse between runs) and two scim2-server peers (one
+# with PATCH, one without). They are stopped on exit with the database.
+SYNAPSE_DIR="$REPO_ROOT/.synapse"
+# shellcheck disable=SC2317 # called by the EXIT trap
+stop_services() {
+	scripts/scim-peer.sh stop >/dev/null 2>&1 || true
+	scripts/synapse.sh stop "$SYNAPSE_DIR" >/dev/null 2>&1 || true
+	pg_stop
+}
+trap stop_services EXIT
 pg_start
+scripts/synapse.sh start "$SYNAPSE_DIR" "$(free_port)" >/dev/null
+# shellcheck disable=SC1091 # written by synapse.sh
+source "$SYNAPSE_DIR/env"
+SCIM_PEER_PORT="$(free_port)"
+SCIM_NOPATCH_PORT="$(free_port)"
+while [[ "$SCIM_NOPATCH_PORT" == "$SCIM_PEER_PORT" ]]; do SCIM_NOPATCH_PORT="$(free_port)"; done
+scripts/scim-peer.sh start "$SCIM_PEER_PORT" >/dev/null
+scripts/scim-peer.sh start "$SCIM_NOPATCH_PORT" --no-patch >/dev/null
+SCIM_PEER_STATE="${LIAISON_SCIM_PEER_DIR:-${TMPDIR:-/tmp}/liaison-scim-peer}"
+# shellcheck disable=SC1090 # written by scim-peer.sh
+source "$SCIM_PEER_STATE/$SCIM_PEER_PORT.env"
+# shellcheck disable=SC1090
+source "$SCIM_PEER_STATE/$SCIM_NOPATCH_PORT.env"
+export LIAISON_REQUIRE_SYNAPSE=1 LIAISON_REQUIRE_SCIM=1
 
 RESULTS=()
 PASSED=0
