@@ -73,8 +73,12 @@ pub async fn deliver(
     d: &Delivery,
 ) -> Result<(), DeliveryError> {
     match d.target {
-        Target::User => deliver_user(store, conn, app, &d.resource_id, false).await.map(drop),
-        Target::Group => deliver_group(store, conn, app, &d.resource_id, false).await.map(drop),
+        Target::User => deliver_user(store, conn, app, &d.resource_id, false)
+            .await
+            .map(drop),
+        Target::Group => deliver_group(store, conn, app, &d.resource_id, false)
+            .await
+            .map(drop),
         Target::Member => deliver_member(store, conn, app, &d.resource_id, &d.member_id).await,
     }
 }
@@ -141,7 +145,9 @@ pub async fn deliver_user(
         if spec.active && !was_active {
             // Some apps (Synapse) drop memberships on deactivation: deliver them again.
             let mut tx = store.begin().await.map_err(store_error)?;
-            tx.enqueue_memberships_of(app, id).await.map_err(store_error)?;
+            tx.enqueue_memberships_of(app, id)
+                .await
+                .map_err(store_error)?;
             tx.commit().await.map_err(store_error)?;
         }
     }
@@ -192,11 +198,16 @@ pub async fn deliver_group(
     };
     let spec = group_spec(&row);
     let wanted = serde_json::to_value(&spec).unwrap_or(Value::Null);
-    if !force && known.is_some() && link.as_ref().and_then(|l| l.delivered.as_ref()) == Some(&wanted) {
+    if !force
+        && known.is_some()
+        && link.as_ref().and_then(|l| l.delivered.as_ref()) == Some(&wanted)
+    {
         return Ok(known);
     }
     let app_ref = match conn.upsert_group(&spec, known.as_deref()).await {
-        Err(DeliveryError::NotFound(_)) if known.is_some() => conn.upsert_group(&spec, None).await?,
+        Err(DeliveryError::NotFound(_)) if known.is_some() => {
+            conn.upsert_group(&spec, None).await?
+        }
         other => other?,
     };
     store
@@ -237,7 +248,12 @@ pub async fn deliver_member(
                 .await
                 .map_err(store_error)?
                 .is_some_and(|l| l.app_ref.is_some());
-            if !linked && store.is_queued(app.id, target, id).await.map_err(store_error)? {
+            if !linked
+                && store
+                    .is_queued(app.id, target, id)
+                    .await
+                    .map_err(store_error)?
+            {
                 return Err(DeliveryError::Transient(format!(
                     "waiting for the {} {id} to be provisioned first",
                     target.as_str()

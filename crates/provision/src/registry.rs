@@ -111,14 +111,20 @@ mod tests {
     fn credentials_come_from_files_or_variables() {
         let dir = std::env::temp_dir().join(format!("liaison-cred-{}", std::process::id()));
         std::fs::write(&dir, "  s3cret\n").unwrap();
-        assert_eq!(read_credential(&format!("file:{}", dir.display())).unwrap(), "s3cret");
+        assert_eq!(
+            read_credential(&format!("file:{}", dir.display())).unwrap(),
+            "s3cret"
+        );
         std::fs::remove_file(&dir).unwrap();
         assert!(matches!(
             read_credential("file:/nonexistent/liaison"),
             Err(DeliveryError::Permanent(_))
         ));
         std::env::set_var("LIAISON_REGISTRY_TEST_SECRET", "abc");
-        assert_eq!(read_credential("env:LIAISON_REGISTRY_TEST_SECRET").unwrap(), "abc");
+        assert_eq!(
+            read_credential("env:LIAISON_REGISTRY_TEST_SECRET").unwrap(),
+            "abc"
+        );
         assert!(read_credential("plain-secret").is_err());
     }
 }

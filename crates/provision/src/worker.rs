@@ -193,7 +193,10 @@ impl Worker {
         }
     }
 
-    async fn connector(&self, app_id: i64) -> Result<Option<(AppRecord, Arc<dyn Connector>)>, DeliveryError> {
+    async fn connector(
+        &self,
+        app_id: i64,
+    ) -> Result<Option<(AppRecord, Arc<dyn Connector>)>, DeliveryError> {
         let mut cache = self.connectors.lock().await;
         if let Some(c) = cache.get(&app_id) {
             if c.built.elapsed() < self.config.connector_ttl {
@@ -239,16 +242,26 @@ impl Worker {
             Err(e) => {
                 let attempts = d.attempts + 1;
                 let poison = !e.is_transient() || attempts >= self.config.max_attempts;
-                let retry_at = (!poison).then(|| OffsetDateTime::now_utc() + self.backoff(attempts));
+                let retry_at =
+                    (!poison).then(|| OffsetDateTime::now_utc() + self.backoff(attempts));
                 tracing::warn!(
                     app = %app_name, target = d.target.as_str(), resource = %d.resource_id,
                     attempts, poison, error = %e, "delivery failed"
                 );
-                self.store.fail_delivery(d, &e.to_string(), retry_at).await?;
+                self.store
+                    .fail_delivery(d, &e.to_string(), retry_at)
+                    .await?;
                 let status = if poison { "failed" } else { "retrying" };
                 if d.target != store::Target::Member {
                     self.store
-                        .record_link(d.app_id, &d.resource_id, None, None, status, Some(&e.to_string()))
+                        .record_link(
+                            d.app_id,
+                            &d.resource_id,
+                            None,
+                            None,
+                            status,
+                            Some(&e.to_string()),
+                        )
                         .await?;
                 }
                 if poison {

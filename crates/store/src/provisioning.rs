@@ -306,13 +306,13 @@ impl Tx {
 
     /// The groups `member_id` is a direct member of.
     pub async fn groups_of_member(&mut self, org_id: i64, member_id: &str) -> Result<Vec<String>> {
-        Ok(sqlx::query_scalar(
-            "SELECT group_id FROM members WHERE org_id = $1 AND member_id = $2",
+        Ok(
+            sqlx::query_scalar("SELECT group_id FROM members WHERE org_id = $1 AND member_id = $2")
+                .bind(org_id)
+                .bind(member_id)
+                .fetch_all(&mut *self.tx)
+                .await?,
         )
-        .bind(org_id)
-        .bind(member_id)
-        .fetch_all(&mut *self.tx)
-        .await?)
     }
 
     /// Memberships of one user (as member), for deliveries after a user change
