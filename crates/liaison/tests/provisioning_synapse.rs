@@ -242,14 +242,10 @@ async fn users_groups_and_drift_end_to_end_in_synapse() {
     end_to_end(1).await;
 }
 
-/// With concurrent deliveries, a new group's delivery and its members'
-/// deliveries (each creates the room first when it has no link yet) race: each
-/// finds no room under the alias and calls `createRoom`; Synapse creates every
-/// room, gives the alias to one and answers the others 409 "Room alias ...
-/// already exists", which the connector classifies as permanent: memberships are
-/// parked as poison and orphan rooms are left in Synapse.
+/// With concurrent deliveries: a new group's members wait for the group's own
+/// delivery instead of each creating the room (which would leave orphan rooms
+/// and 409s on the alias).
 #[tokio::test]
-#[ignore = "known race: concurrent deliveries of a new group create several rooms"]
 async fn users_groups_and_drift_end_to_end_with_concurrent_deliveries() {
     end_to_end(8).await;
 }

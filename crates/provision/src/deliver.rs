@@ -142,14 +142,18 @@ pub async fn deliver_user(
         .unwrap_or(true);
     if force || was_active != spec.active {
         conn.set_user_active(&app_ref, spec.active).await?;
-        if spec.active && !was_active {
-            // Some apps (Synapse) drop memberships on deactivation: deliver them again.
-            let mut tx = store.begin().await.map_err(store_error)?;
-            tx.enqueue_memberships_of(app, id)
-                .await
-                .map_err(store_error)?;
-            tx.commit().await.map_err(store_error)?;
-        }
+    }
+    let created = known.as_deref() != Some(app_ref.as_str());
+    if spec.active && (!was_active || created) {
+        // Memberships are delivered only to active accounts, and some apps
+        // (Synapse) drop them on deactivation: queue them again on reactivation,
+        // and on creation those not already queued (a membership withdrawn while
+        // the user was inactive and not yet in the app).
+        let mut tx = store.begin().await.map_err(store_error)?;
+        tx.enqueue_memberships_of(app, id, was_active)
+            .await
+            .map_err(store_error)?;
+        tx.commit().await.map_err(store_error)?;
     }
     store
         .record_link(app.id, id, Some(&app_ref), Some(&wanted), STATUS_OK, None)
@@ -238,10 +242,10 @@ pub async fn deliver_member(
         .is_member(app.org_id, group_id, member_id)
         .await
         .map_err(store_error)?;
-    let wanted = member && user.as_ref().is_some_and(|u| user_spec(u).active);
-    if wanted {
-        // An end that is not in the app yet is created here, unless its own
-        // delivery is queued: then this one waits for it rather than racing it.
+    if member {
+        // An end that is not in the app yet is created below, unless its own
+        // delivery is queued: then this one waits for it rather than racing it
+        // (and an inactive user's membership is decided once the user is there).
         for (target, id) in [(Target::Group, group_id), (Target::User, member_id)] {
             let linked = store
                 .link(app.id, id)
@@ -260,6 +264,9 @@ pub async fn deliver_member(
                 )));
             }
         }
+    }
+    let wanted = member && user.as_ref().is_some_and(|u| user_spec(u).active);
+    if wanted {
         let Some(group_ref) = deliver_group(store, conn, app, group_id, false).await? else {
             return Ok(());
         };

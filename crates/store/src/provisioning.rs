@@ -315,19 +315,34 @@ impl Tx {
         )
     }
 
-    /// Memberships of one user (as member), for deliveries after a user change
-    /// that apps forget (Synapse drops room memberships on deactivation).
-    pub async fn enqueue_memberships_of(&mut self, app: &AppRecord, member_id: &str) -> Result<()> {
-        let groups: Vec<String> =
-            sqlx::query_scalar("SELECT group_id FROM members WHERE org_id = $1 AND member_id = $2")
-                .bind(app.org_id)
-                .bind(member_id)
-                .fetch_all(&mut *self.tx)
-                .await?;
-        for g in groups {
-            self.enqueue_for_app(app, Target::Member, &g, Some(member_id))
-                .await?;
-        }
+    /// Queues the deliveries of every membership of `member_id` to one app, for
+    /// apps that forget them (Synapse drops room memberships on deactivation).
+    /// With `only_missing`, memberships that already have a queued delivery are
+    /// left as they are (no extra round for them).
+    pub async fn enqueue_memberships_of(
+        &mut self,
+        app: &AppRecord,
+        member_id: &str,
+        only_missing: bool,
+    ) -> Result<()> {
+        let conflict = if only_missing {
+            "ON CONFLICT (app_id, target, resource_id, member_id) DO NOTHING"
+        } else {
+            ENQUEUE_CONFLICT
+        };
+        let sql = format!(
+            "INSERT INTO outbox (org_id, app_id, target, resource_id, member_id, seq, state, \
+             attempts, next_attempt, lease_until, enqueued) \
+             SELECT org_id, $1, 'member', group_id, member_id, 1, 'pending', 0, $2, 0, $2 \
+             FROM members WHERE org_id = $3 AND member_id = $4 {conflict}"
+        );
+        sqlx::query(&sql)
+            .bind(app.id)
+            .bind(now_micros())
+            .bind(app.org_id)
+            .bind(member_id)
+            .execute(&mut *self.tx)
+            .await?;
         Ok(())
     }
 }
