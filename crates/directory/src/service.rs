@@ -93,7 +93,7 @@ impl Directory {
             Some(p) => Some(password::hash(p).await?),
             None => None,
         };
-        let now = OffsetDateTime::now_utc();
+        let now = now();
         let row = ResourceRow {
             id: uuid::Uuid::new_v4().to_string(),
             kind,
@@ -270,7 +270,7 @@ impl Directory {
                 doc: normalized.doc,
                 password_hash: new_hash.or(current.password_hash),
                 version: current.version + 1,
-                last_modified: OffsetDateTime::now_utc(),
+                last_modified: now(),
                 ..current
             };
             tx.update_resource(scope.org_id, &row)
@@ -321,7 +321,7 @@ impl Directory {
                 doc,
                 password_hash,
                 version: current.version + 1,
-                last_modified: OffsetDateTime::now_utc(),
+                last_modified: now(),
                 ..current
             };
             tx.update_resource(scope.org_id, &row)
@@ -445,6 +445,14 @@ impl Directory {
             })
             .collect())
     }
+}
+
+/// The current time at the store's precision (microseconds), so that a
+/// resource answered after a write carries the same `meta` timestamps as later reads.
+fn now() -> OffsetDateTime {
+    let t = OffsetDateTime::now_utc();
+    t.replace_nanosecond(t.nanosecond() / 1000 * 1000)
+        .unwrap_or(t)
 }
 
 fn not_found(kind: ResourceKind, id: &str) -> ScimError {
