@@ -265,24 +265,11 @@ impl Directory {
             let wanted = normalized.members.unwrap_or_default();
             changed |= sync_members(&mut tx, scope.org_id, id, &wanted).await?;
         }
-        let row = if changed {
-            let row = ResourceRow {
-                doc: normalized.doc,
-                password_hash: new_hash.or(current.password_hash),
-                version: current.version + 1,
-                last_modified: now(),
-                ..current
-            };
-            tx.update_resource(scope.org_id, &row)
-                .await
-                .map_err(scim_error)?;
-            enqueue(&mut tx, scope.org_id, kind, &row.id).await?;
-            row
-        } else {
-            current
-        };
-        self.commit(tx).await?;
-        self.render(scope, row, proj).await
+        let update = changed.then(|| {
+            let hash = new_hash.or_else(|| current.password_hash.clone());
+            (normalized.doc, hash)
+        });
+        self.save(tx, scope, current, update, proj).await
     }
 
     /// `PATCH /Users/{id}`: answers 200 with the updated resource.
@@ -316,21 +303,36 @@ impl Directory {
             }
             None => current.password_hash.clone(),
         };
-        let row = if changed {
-            let row = ResourceRow {
-                doc,
-                password_hash,
-                version: current.version + 1,
-                last_modified: now(),
-                ..current
-            };
-            tx.update_resource(scope.org_id, &row)
-                .await
-                .map_err(scim_error)?;
-            enqueue(&mut tx, scope.org_id, kind, &row.id).await?;
-            row
-        } else {
-            current
+        let update = changed.then_some((doc, password_hash));
+        self.save(tx, scope, current, update, proj).await
+    }
+
+    /// Ends a replace or patch: writes the new document and password hash when
+    /// there is one (version bumped, deliveries queued), commits, and renders.
+    async fn save(
+        &self,
+        mut tx: Tx,
+        scope: OrgScope<'_>,
+        current: ResourceRow,
+        update: Option<(Value, Option<String>)>,
+        proj: &Projection,
+    ) -> Result<Resource> {
+        let row = match update {
+            Some((doc, password_hash)) => {
+                let row = ResourceRow {
+                    doc,
+                    password_hash,
+                    version: current.version + 1,
+                    last_modified: now(),
+                    ..current
+                };
+                tx.update_resource(scope.org_id, &row)
+                    .await
+                    .map_err(scim_error)?;
+                enqueue(&mut tx, scope.org_id, row.kind, &row.id).await?;
+                row
+            }
+            None => current,
         };
         self.commit(tx).await?;
         self.render(scope, row, proj).await
