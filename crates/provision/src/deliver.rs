@@ -24,6 +24,28 @@ fn text(v: &Value, key: &str) -> Option<String> {
         .map(str::to_owned)
 }
 
+/// A removal that finds nothing to remove has done its job.
+fn already_gone(outcome: Result<(), DeliveryError>) -> Result<(), DeliveryError> {
+    match outcome {
+        Err(DeliveryError::NotFound(_)) => Ok(()),
+        other => other,
+    }
+}
+
+/// After a resource left the directory and the app was dealt with: under the
+/// `delete` policy the link goes; under `disable` it stays, marked deprovisioned.
+async fn forget(store: &Store, app: &AppRecord, id: &str) -> Result<(), DeliveryError> {
+    if app.deprovision == "delete" {
+        store.delete_link(app.id, id).await.map_err(store_error)
+    } else {
+        let gone = json!({"deprovisioned": true});
+        store
+            .record_link(app.id, id, None, Some(&gone), STATUS_DEPROVISIONED, None)
+            .await
+            .map_err(store_error)
+    }
+}
+
 /// What the directory wants an app to hold for a stored user.
 pub fn user_spec(row: &ResourceRow) -> UserSpec {
     let doc = &row.doc;
@@ -108,19 +130,8 @@ pub async fn deliver_user(
         } else {
             conn.set_user_active(&app_ref, false).await
         };
-        match outcome {
-            Ok(()) | Err(DeliveryError::NotFound(_)) => {}
-            Err(e) => return Err(e),
-        }
-        if app.deprovision == "delete" {
-            store.delete_link(app.id, id).await.map_err(store_error)?;
-        } else {
-            let gone = json!({"deprovisioned": true});
-            store
-                .record_link(app.id, id, None, Some(&gone), STATUS_DEPROVISIONED, None)
-                .await
-                .map_err(store_error)?;
-        }
+        already_gone(outcome)?;
+        forget(store, app, id).await?;
         return Ok(None);
     };
     let spec = user_spec(&row);
@@ -186,18 +197,9 @@ pub async fn deliver_group(
             return Ok(None);
         };
         if app.deprovision == "delete" {
-            match conn.delete_group(&app_ref).await {
-                Ok(()) | Err(DeliveryError::NotFound(_)) => {}
-                Err(e) => return Err(e),
-            }
-            store.delete_link(app.id, id).await.map_err(store_error)?;
-        } else {
-            let gone = json!({"deprovisioned": true});
-            store
-                .record_link(app.id, id, None, Some(&gone), STATUS_DEPROVISIONED, None)
-                .await
-                .map_err(store_error)?;
+            already_gone(conn.delete_group(&app_ref).await)?;
         }
+        forget(store, app, id).await?;
         return Ok(None);
     };
     let spec = group_spec(&row);
@@ -286,10 +288,7 @@ pub async fn deliver_member(
             .map_err(store_error)?
             .and_then(|l| l.app_ref);
         match (group_ref, user_ref) {
-            (Some(g), Some(u)) => match conn.remove_member(&g, &u).await {
-                Ok(()) | Err(DeliveryError::NotFound(_)) => Ok(()),
-                Err(e) => Err(e),
-            },
+            (Some(g), Some(u)) => already_gone(conn.remove_member(&g, &u).await),
             // Never delivered: nothing to take away.
             _ => Ok(()),
         }
