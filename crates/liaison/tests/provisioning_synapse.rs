@@ -236,7 +236,7 @@ fn run_prefix(label: &str) -> String {
     format!("e2e{}{}", &label[..2], nanos % 10_000_000_000)
 }
 
-/// One delivery at a time: see the ignored test below for concurrent ones.
+/// One delivery at a time, then (below) eight at once.
 #[tokio::test]
 async fn users_groups_and_drift_end_to_end_in_synapse() {
     end_to_end(1).await;
