@@ -53,7 +53,14 @@ impl Directory {
         let (ops, fail_on_errors) = parse(body, self.limits().bulk.max_operations)?;
         // bulkId -> created resource id, or None when its operation failed.
         let mut resolved: HashMap<String, Option<String>> = HashMap::new();
-        let pending_ids: Vec<Option<String>> = ops.iter().map(|o| o.bulk_id.clone()).collect();
+        // bulkId -> the operations declaring it, to tell in O(1) whether a
+        // reference still waits for an operation that has not run.
+        let mut declared: HashMap<String, Vec<usize>> = HashMap::new();
+        for (i, o) in ops.iter().enumerate() {
+            if let Some(b) = &o.bulk_id {
+                declared.entry(b.clone()).or_default().push(i);
+            }
+        }
         let mut results: Vec<Option<Value>> = vec![None; ops.len()];
         let mut errors = 0usize;
         let mut queue: Vec<usize> = (0..ops.len()).collect();
@@ -69,10 +76,9 @@ impl Directory {
                 let op = &ops[i];
                 let waits_on = |r: &str| {
                     !resolved.contains_key(r)
-                        && pending_ids
-                            .iter()
-                            .enumerate()
-                            .any(|(j, b)| j != i && b.as_deref() == Some(r) && results[j].is_none())
+                        && declared
+                            .get(r)
+                            .is_some_and(|js| js.iter().any(|&j| j != i && results[j].is_none()))
                 };
                 let refs = references(op);
                 if refs.iter().any(|r| waits_on(r)) {

@@ -3,7 +3,7 @@
 use crate::query::{SearchRequest, LIST_RESPONSE_SCHEMA};
 use crate::render::{etag, resource_json, Projection};
 use crate::{password, scim_error, BulkLimits};
-use scim::patch::{MemberChange, PatchRequest};
+use scim::patch::{MemberChange, PatchOpKind, PatchRequest};
 use scim::resource::{self, MemberValue};
 use scim::{Filter, ResourceKind, ScimError};
 use serde_json::{json, Value};
@@ -283,6 +283,11 @@ impl Directory {
         proj: &Projection,
     ) -> Result<Resource> {
         let request = PatchRequest::parse(body)?;
+        // Hashing is slow: done before the write transaction, not while holding it.
+        let prehashed = match password_in(&request) {
+            Some(clear) => Some((clear.clone(), password::hash(clear).await?)),
+            None => None,
+        };
         let mut tx = self.begin().await?;
         let current = tx
             .get_resource_for_update(scope.org_id, kind, id)
@@ -294,14 +299,18 @@ impl Directory {
         let outcome = scim::patch::apply(kind, &mut doc, &request)?;
         let mut changed = doc != current.doc;
         for change in &outcome.member_changes {
-            changed |= apply_member_change(&self.store, &mut tx, scope.org_id, id, change).await?;
+            changed |= apply_member_change(&mut tx, scope.org_id, id, change).await?;
         }
-        let password_hash = match outcome.password {
-            Some(p) => {
+        let password_hash = match (outcome.password, prehashed) {
+            (Some(p), Some((clear, hash))) if p == clear => {
+                changed = true;
+                Some(hash)
+            }
+            (Some(p), _) => {
                 changed = true;
                 Some(password::hash(p).await?)
             }
-            None => current.password_hash.clone(),
+            (None, _) => current.password_hash.clone(),
         };
         let update = changed.then_some((doc, password_hash));
         self.save(tx, scope, current, update, proj).await
@@ -461,6 +470,30 @@ fn not_found(kind: ResourceKind, id: &str) -> ScimError {
     ScimError::not_found(format!("{} {id} not found", kind.name()))
 }
 
+/// The cleartext password a PATCH sets, when it says so plainly (a `password`
+/// path, or a path-less value object with a `password` key), so it can be hashed
+/// before the transaction.
+fn password_in(request: &PatchRequest) -> Option<String> {
+    let is_password = |name: &str| name.eq_ignore_ascii_case("password");
+    request
+        .operations
+        .iter()
+        .rev()
+        .filter(|op| op.op != PatchOpKind::Remove)
+        .find_map(|op| match (&op.path, &op.value) {
+            (Some(p), Some(Value::String(v)))
+                if p.filter.is_none() && p.attr.sub_attr.is_none() && is_password(&p.attr.attr) =>
+            {
+                Some(v.clone())
+            }
+            (None, Some(Value::Object(o))) => o
+                .iter()
+                .find(|(k, _)| is_password(k))
+                .and_then(|(_, v)| v.as_str().map(str::to_owned)),
+            _ => None,
+        })
+}
+
 fn other(kind: ResourceKind) -> ResourceKind {
     match kind {
         ResourceKind::User => ResourceKind::Group,
@@ -586,7 +619,6 @@ async fn sync_members(
 /// Applies one member change of a PATCH. Returns whether it may have changed
 /// the list.
 async fn apply_member_change(
-    store: &Store,
     tx: &mut Tx,
     org_id: i64,
     group_id: &str,
@@ -613,13 +645,8 @@ async fn apply_member_change(
         }
         MemberChange::RemoveWhere(filter) => {
             // Rare (a filter on something other than `value`): evaluated on the
-            // committed member rows, which is the list before this request.
-            let members = store
-                .members(org_id, &[group_id])
-                .await
-                .map_err(scim_error)?
-                .remove(group_id)
-                .unwrap_or_default();
+            // member rows as this transaction sees them.
+            let members = tx.members_of(org_id, group_id).await.map_err(scim_error)?;
             let wrapped =
                 Filter::ValuePath(scim::AttrPath::new("members"), Box::new(filter.clone()));
             let doomed: Vec<String> = members

@@ -52,7 +52,7 @@ impl Default for ProvisioningConfig {
             base_backoff_secs: 1.0,
             max_backoff_secs: 3600.0,
             reconcile_interval_secs: 3600,
-            lease_secs: 120,
+            lease_secs: 300,
         }
     }
 }
@@ -65,6 +65,7 @@ impl ProvisioningConfig {
             base_backoff: std::time::Duration::from_secs_f64(self.base_backoff_secs.max(0.001)),
             max_backoff: std::time::Duration::from_secs_f64(self.max_backoff_secs.max(0.001)),
             lease: std::time::Duration::from_secs(self.lease_secs.max(1)),
+            batch: i64::try_from(self.concurrency.max(1) * 2).unwrap_or(16),
             ..Default::default()
         }
     }

@@ -767,3 +767,33 @@ async fn discovery_health_and_metrics() {
         );
     }
 }
+
+#[tokio::test]
+async fn passwords_set_by_patch_are_hashed_and_never_returned() {
+    for app in common::apps().await {
+        let t = app.org("acme").await;
+        let id = create_user(&app, &t, "pat").await;
+        let uri = format!("/o/acme/scim/v2/Users/{id}");
+        for body in [
+            json!([{"op": "replace", "path": "password", "value": "n3w-Secret"}]),
+            json!([{"op": "Replace", "value": {"password": "an0ther-Secret"}}]),
+        ] {
+            let r = app
+                .call(Method::PATCH, &uri, Some(&t), Some(patch(body)), &[])
+                .await;
+            assert_eq!(r.status, StatusCode::OK, "{}: {}", app.label, r.body);
+            assert!(r.body.get("password").is_none());
+        }
+        let org = app.store.org_by_slug("acme").await.unwrap().unwrap();
+        let stored = app
+            .store
+            .get_resource(org.id, scim::ResourceKind::User, &id)
+            .await
+            .unwrap()
+            .unwrap();
+        let hash = stored.password_hash.expect("a hash is stored");
+        assert!(hash.starts_with("$argon2id$"), "{hash}");
+        assert!(!hash.contains("an0ther-Secret"));
+        assert_eq!(stored.version, 3, "{}", app.label);
+    }
+}

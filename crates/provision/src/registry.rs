@@ -127,4 +127,29 @@ mod tests {
         );
         assert!(read_credential("plain-secret").is_err());
     }
+
+    #[test]
+    fn connector_configs_never_show_their_secrets() {
+        let nc = NextcloudConfig {
+            base_url: "https://cloud.example".into(),
+            user: "admin".into(),
+            app_password: "nc-s3cret".into(),
+            quota: None,
+        };
+        let rc = RocketChatConfig {
+            base_url: "https://chat.example".into(),
+            user_id: "uid".into(),
+            token: "rc-s3cret".into(),
+            groups_as: GroupsAs::Rooms,
+        };
+        let shown = format!(
+            "{nc:?} {rc:?} {:?} {:?}",
+            NextcloudConnector::new(nc.clone()).unwrap(),
+            RocketChatConnector::new(rc.clone()).unwrap()
+        );
+        assert!(
+            !shown.contains("nc-s3cret") && !shown.contains("rc-s3cret"),
+            "{shown}"
+        );
+    }
 }

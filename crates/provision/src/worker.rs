@@ -24,7 +24,8 @@ use tokio::sync::{watch, Mutex, Notify};
 /// Tuning of a worker.
 #[derive(Debug, Clone)]
 pub struct WorkerConfig {
-    /// Rows leased per round.
+    /// Rows leased per round: twice `concurrency` by default, so a round ends
+    /// well within its lease.
     pub batch: i64,
     /// Deliveries run at once.
     pub concurrency: usize,
@@ -45,9 +46,9 @@ pub struct WorkerConfig {
 impl Default for WorkerConfig {
     fn default() -> Self {
         WorkerConfig {
-            batch: 64,
+            batch: 16,
             concurrency: 8,
-            lease: Duration::from_secs(120),
+            lease: Duration::from_secs(300),
             max_attempts: 12,
             base_backoff: Duration::from_secs(1),
             max_backoff: Duration::from_secs(3600),

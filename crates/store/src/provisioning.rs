@@ -81,6 +81,9 @@ pub struct Delivery {
     pub seq: i64,
     /// Failed attempts so far.
     pub attempts: i64,
+    /// The lease this worker holds (microseconds): a worker whose lease ran out
+    /// and was taken over no longer changes the row.
+    pub lease_until: i64,
 }
 
 /// What an app holds for a resource, and how the last attempt went.
@@ -152,6 +155,7 @@ fn delivery_from_row(row: &AnyRow) -> Result<Delivery> {
         member_id: row.try_get("member_id")?,
         seq: row.try_get("seq")?,
         attempts: row.try_get("attempts")?,
+        lease_until: row.try_get("lease_until")?,
     })
 }
 
@@ -177,6 +181,17 @@ fn now_micros() -> i64 {
 const ENQUEUE_CONFLICT: &str = "ON CONFLICT (app_id, target, resource_id, member_id) DO UPDATE \
      SET seq = outbox.seq + 1, state = 'pending', attempts = 0, \
      next_attempt = excluded.next_attempt, last_error = NULL";
+
+/// Gives a row back for another round after a newer change arrived, unless
+/// another worker has taken it over meanwhile (its lease is then not ours).
+async fn release(tx: &mut Tx, d: &Delivery) -> Result<()> {
+    sqlx::query("UPDATE outbox SET lease_until = 0 WHERE id = $1 AND lease_until = $2")
+        .bind(d.id)
+        .bind(d.lease_until)
+        .execute(&mut *tx.tx)
+        .await?;
+    Ok(())
+}
 
 impl Tx {
     /// Adds an app; `Conflict` if the organisation already has one of that name.
@@ -415,7 +430,7 @@ impl Store {
             "UPDATE outbox SET lease_until = $1 WHERE id IN (SELECT id FROM outbox \
              WHERE state = 'pending' AND next_attempt <= $2 AND lease_until <= $2 \
              ORDER BY next_attempt, id LIMIT $3{lock}) \
-             RETURNING id, org_id, app_id, target, resource_id, member_id, seq, attempts"
+             RETURNING id, org_id, app_id, target, resource_id, member_id, seq, attempts, lease_until"
         );
         let mut tx = self.begin().await?;
         let rows = sqlx::query(&sql)
@@ -437,17 +452,16 @@ impl Store {
     /// meanwhile (then it is released for another round).
     pub async fn complete_delivery(&self, d: &Delivery) -> Result<()> {
         let mut tx = self.begin().await?;
-        let done = sqlx::query("DELETE FROM outbox WHERE id = $1 AND seq = $2")
-            .bind(d.id)
-            .bind(d.seq)
-            .execute(&mut *tx.tx)
-            .await?
-            .rows_affected();
-        if done == 0 {
-            sqlx::query("UPDATE outbox SET lease_until = 0 WHERE id = $1")
+        let done =
+            sqlx::query("DELETE FROM outbox WHERE id = $1 AND seq = $2 AND lease_until = $3")
                 .bind(d.id)
+                .bind(d.seq)
+                .bind(d.lease_until)
                 .execute(&mut *tx.tx)
-                .await?;
+                .await?
+                .rows_affected();
+        if done == 0 {
+            release(&mut tx, d).await?;
         }
         tx.commit().await
     }
@@ -468,21 +482,19 @@ impl Store {
         };
         let n = sqlx::query(
             "UPDATE outbox SET state = $1, attempts = attempts + 1, next_attempt = $2, \
-             lease_until = 0, last_error = $3 WHERE id = $4 AND seq = $5",
+             lease_until = 0, last_error = $3 WHERE id = $4 AND seq = $5 AND lease_until = $6",
         )
         .bind(state)
         .bind(next)
         .bind(error)
         .bind(d.id)
         .bind(d.seq)
+        .bind(d.lease_until)
         .execute(&mut *tx.tx)
         .await?
         .rows_affected();
         if n == 0 {
-            sqlx::query("UPDATE outbox SET lease_until = 0 WHERE id = $1")
-                .bind(d.id)
-                .execute(&mut *tx.tx)
-                .await?;
+            release(&mut tx, d).await?;
         }
         tx.commit().await
     }

@@ -52,8 +52,8 @@ use crate::{
     UserSpec,
 };
 
-/// How to reach a Nextcloud instance.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+/// How to reach a Nextcloud instance. Its `Debug` form hides the app password.
+#[derive(Clone, PartialEq, Eq, serde::Deserialize)]
 pub struct NextcloudConfig {
     /// E.g. `https://cloud.example.org` (a sub-path install works too).
     pub base_url: String,
@@ -63,6 +63,17 @@ pub struct NextcloudConfig {
     pub app_password: String,
     /// Quota given to new accounts (`"10 GB"`, `"none"`); `None` = Nextcloud's default.
     pub quota: Option<String>,
+}
+
+impl std::fmt::Debug for NextcloudConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NextcloudConfig")
+            .field("base_url", &self.base_url)
+            .field("user", &self.user)
+            .field("app_password", &"<redacted>")
+            .field("quota", &self.quota)
+            .finish()
+    }
 }
 
 /// Users and groups listed per request.

@@ -67,8 +67,8 @@ pub const LIAISON_FIELD: &str = "liaisonId";
 /// limit is 100).
 const PAGE: usize = 100;
 
-/// How to reach a Rocket.Chat workspace.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+/// How to reach a Rocket.Chat workspace. Its `Debug` form hides the token.
+#[derive(Clone, PartialEq, Eq, serde::Deserialize)]
 pub struct RocketChatConfig {
     /// E.g. `https://chat.example.org`.
     pub base_url: String,
@@ -79,6 +79,17 @@ pub struct RocketChatConfig {
     /// What SCIM groups become.
     #[serde(default)]
     pub groups_as: GroupsAs,
+}
+
+impl std::fmt::Debug for RocketChatConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RocketChatConfig")
+            .field("base_url", &self.base_url)
+            .field("user_id", &self.user_id)
+            .field("token", &"<redacted>")
+            .field("groups_as", &self.groups_as)
+            .finish()
+    }
 }
 
 /// The Rocket.Chat connector. See the module documentation.
