@@ -80,6 +80,40 @@ pub struct UserSpec {
     pub active: bool,
 }
 
+impl UserSpec {
+    /// The name to show in an app: `displayName`, else the given and family
+    /// names, else the `userName`.
+    pub fn shown_name(&self) -> String {
+        if let Some(d) = self
+            .display_name
+            .as_deref()
+            .filter(|d| !d.trim().is_empty())
+        {
+            return d.to_string();
+        }
+        let full = [self.given_name.as_deref(), self.family_name.as_deref()]
+            .into_iter()
+            .flatten()
+            .collect::<Vec<_>>()
+            .join(" ");
+        if full.trim().is_empty() {
+            self.user_name.clone()
+        } else {
+            full.trim().to_string()
+        }
+    }
+}
+
+/// A random password nobody knows, for accounts that sign in through SSO only:
+/// 36 letters and digits, plus one character of each class that password
+/// policies ask for.
+pub(crate) fn random_password() -> String {
+    use rand::distributions::{Alphanumeric, DistString};
+    let mut p = Alphanumeric.sample_string(&mut rand::thread_rng(), 36);
+    p.push_str("-Aa1");
+    p
+}
+
 /// A group as the directory wants it to be in an app.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct GroupSpec {
@@ -220,5 +254,37 @@ pub(crate) fn status_error(status: reqwest::StatusCode, detail: &str) -> Deliver
         DeliveryError::NotFound(msg)
     } else {
         DeliveryError::Permanent(msg)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shown_name_falls_back_to_names_then_user_name() {
+        let mut u = UserSpec {
+            scim_id: "1".into(),
+            external_id: None,
+            user_name: "jdoe".into(),
+            display_name: None,
+            given_name: Some("Jane".into()),
+            family_name: Some("Doe".into()),
+            email: None,
+            active: true,
+        };
+        assert_eq!(u.shown_name(), "Jane Doe");
+        u.given_name = None;
+        u.family_name = None;
+        assert_eq!(u.shown_name(), "jdoe");
+        u.display_name = Some("J. Doe".into());
+        assert_eq!(u.shown_name(), "J. Doe");
+    }
+
+    #[test]
+    fn random_passwords_differ_and_meet_policies() {
+        let a = random_password();
+        assert_ne!(a, random_password());
+        assert!(a.len() >= 40 && a.ends_with("-Aa1"));
     }
 }

@@ -48,8 +48,8 @@ use reqwest::{Method, StatusCode, Url};
 use serde_json::Value;
 
 use crate::{
-    status_error, transport_error, AppGroup, AppKind, AppUser, Connector, DeliveryError, GroupSpec,
-    UserSpec,
+    random_password, status_error, transport_error, AppGroup, AppKind, AppUser, Connector,
+    DeliveryError, GroupSpec, UserSpec,
 };
 
 /// How to reach a Nextcloud instance. Its `Debug` form hides the app password.
@@ -166,41 +166,6 @@ pub fn group_id_for(scim_id: &str) -> Result<String, DeliveryError> {
             "group id {scim_id:?} is not usable as a Nextcloud group id"
         )))
     }
-}
-
-/// The display name a user should have: `displayName`, else given and family
-/// names, else the user name.
-fn wanted_display_name(user: &UserSpec) -> String {
-    if let Some(d) = user
-        .display_name
-        .as_deref()
-        .filter(|d| !d.trim().is_empty())
-    {
-        return d.to_string();
-    }
-    let full = [user.given_name.as_deref(), user.family_name.as_deref()]
-        .into_iter()
-        .flatten()
-        .collect::<Vec<_>>()
-        .join(" ");
-    if full.trim().is_empty() {
-        user.user_name.clone()
-    } else {
-        full.trim().to_string()
-    }
-}
-
-/// A random password nobody knows (letters and digits, plus one of each class
-/// that password policies ask for).
-fn random_password() -> String {
-    use rand::Rng;
-    let mut p: String = rand::thread_rng()
-        .sample_iter(&rand::distributions::Alphanumeric)
-        .take(36)
-        .map(char::from)
-        .collect();
-    p.push_str("-Aa1");
-    p
 }
 
 fn string_field(v: &Value, key: &str) -> Option<String> {
@@ -381,7 +346,7 @@ impl NextcloudConnector {
 
     /// Edits the fields of `current` that differ from `user`.
     async fn update_user(&self, current: &NcAccount, user: &UserSpec) -> Result<(), DeliveryError> {
-        let display = wanted_display_name(user);
+        let display = user.shown_name();
         if current.display_name != display {
             self.edit_user(&current.id, "displayname", &display).await?;
         }
@@ -400,7 +365,7 @@ impl NextcloudConnector {
         user: &UserSpec,
     ) -> Result<Option<String>, DeliveryError> {
         let password = random_password();
-        let display = wanted_display_name(user);
+        let display = user.shown_name();
         let mut form: Vec<(&str, &str)> = vec![
             ("userid", uid),
             ("password", &password),
@@ -794,12 +759,12 @@ mod tests {
             email: None,
             active: true,
         };
-        assert_eq!(wanted_display_name(&u), "Bob Smith");
+        assert_eq!(u.shown_name(), "Bob Smith");
         u.given_name = None;
         u.family_name = None;
-        assert_eq!(wanted_display_name(&u), "bob");
+        assert_eq!(u.shown_name(), "bob");
         u.display_name = Some("Bobby".into());
-        assert_eq!(wanted_display_name(&u), "Bobby");
+        assert_eq!(u.shown_name(), "Bobby");
     }
 
     #[test]

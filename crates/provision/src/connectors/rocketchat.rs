@@ -55,8 +55,8 @@ use reqwest::{Method, StatusCode, Url};
 use serde_json::{json, Value};
 
 use crate::{
-    status_error, transport_error, AppGroup, AppKind, AppUser, Connector, DeliveryError, GroupSpec,
-    GroupsAs, UserSpec,
+    random_password, status_error, transport_error, AppGroup, AppKind, AppUser, Connector,
+    DeliveryError, GroupSpec, GroupsAs, UserSpec,
 };
 
 /// The custom field (on users and rooms) that holds the SCIM id of what Liaison
@@ -219,37 +219,6 @@ fn sanitize(s: &str, replacement: char) -> String {
             }
         })
         .collect()
-}
-
-fn wanted_name(user: &UserSpec) -> String {
-    if let Some(d) = user
-        .display_name
-        .as_deref()
-        .filter(|d| !d.trim().is_empty())
-    {
-        return d.to_string();
-    }
-    let full = [user.given_name.as_deref(), user.family_name.as_deref()]
-        .into_iter()
-        .flatten()
-        .collect::<Vec<_>>()
-        .join(" ");
-    if full.trim().is_empty() {
-        user.user_name.clone()
-    } else {
-        full.trim().to_string()
-    }
-}
-
-fn random_password() -> String {
-    use rand::Rng;
-    let mut p: String = rand::thread_rng()
-        .sample_iter(&rand::distributions::Alphanumeric)
-        .take(36)
-        .map(char::from)
-        .collect();
-    p.push_str("-Aa1");
-    p
 }
 
 fn str_at(v: &Value, pointer: &str) -> Option<String> {
@@ -492,7 +461,7 @@ impl Connector for RocketChatConnector {
         known_id: Option<&str>,
     ) -> Result<String, DeliveryError> {
         let username = username_for(&user.user_name)?;
-        let name = wanted_name(user);
+        let name = user.shown_name();
         let mut existing = match known_id {
             Some(id) => self.user_info("userId", id).await?,
             None => None,

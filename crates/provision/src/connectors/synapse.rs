@@ -34,8 +34,8 @@ use serde_json::{json, Value};
 use tokio::sync::OnceCell;
 
 use crate::{
-    status_error, transport_error, AppGroup, AppKind, AppUser, Connector, DeliveryError, GroupSpec,
-    GroupsAs, UserSpec,
+    random_password, status_error, transport_error, AppGroup, AppKind, AppUser, Connector,
+    DeliveryError, GroupSpec, GroupsAs, UserSpec,
 };
 
 /// The prefix of the alias localpart of every room or space Liaison manages.
@@ -492,31 +492,6 @@ impl SynapseConnector {
     }
 }
 
-fn random_password() -> String {
-    use rand::distributions::{Alphanumeric, DistString};
-    Alphanumeric.sample_string(&mut rand::thread_rng(), 40)
-}
-
-fn display_name_of(user: &UserSpec) -> String {
-    if let Some(d) = user
-        .display_name
-        .as_deref()
-        .filter(|d| !d.trim().is_empty())
-    {
-        return d.to_string();
-    }
-    let full = [user.given_name.as_deref(), user.family_name.as_deref()]
-        .into_iter()
-        .flatten()
-        .collect::<Vec<_>>()
-        .join(" ");
-    if full.trim().is_empty() {
-        user.user_name.clone()
-    } else {
-        full.trim().to_string()
-    }
-}
-
 fn first_email(user: &Value) -> Option<String> {
     user.get("threepids")?
         .as_array()?
@@ -620,7 +595,7 @@ impl Connector for SynapseConnector {
             }
         }
         let body = json!({
-            "displayname": display_name_of(user),
+            "displayname": user.shown_name(),
             "threepids": threepids,
             "external_ids": external_ids,
         });
@@ -945,26 +920,6 @@ mod tests {
         );
         assert!(matches!(e, DeliveryError::Permanent(m) if m.contains("M_FORBIDDEN")));
         assert!(matrix_error(StatusCode::BAD_GATEWAY, "<html>").is_transient());
-    }
-
-    #[test]
-    fn display_name_falls_back_to_names_then_user_name() {
-        let mut u = UserSpec {
-            scim_id: "1".into(),
-            external_id: None,
-            user_name: "jdoe".into(),
-            display_name: None,
-            given_name: Some("Jane".into()),
-            family_name: Some("Doe".into()),
-            email: None,
-            active: true,
-        };
-        assert_eq!(display_name_of(&u), "Jane Doe");
-        u.given_name = None;
-        u.family_name = None;
-        assert_eq!(display_name_of(&u), "jdoe");
-        u.display_name = Some("J. Doe".into());
-        assert_eq!(display_name_of(&u), "J. Doe");
     }
 
     #[test]
