@@ -748,26 +748,6 @@ mod tests {
     }
 
     #[test]
-    fn display_name_falls_back_to_names_then_user_name() {
-        let mut u = UserSpec {
-            scim_id: "1".into(),
-            external_id: None,
-            user_name: "bob".into(),
-            display_name: None,
-            given_name: Some("Bob".into()),
-            family_name: Some("Smith".into()),
-            email: None,
-            active: true,
-        };
-        assert_eq!(u.shown_name(), "Bob Smith");
-        u.given_name = None;
-        u.family_name = None;
-        assert_eq!(u.shown_name(), "bob");
-        u.display_name = Some("Bobby".into());
-        assert_eq!(u.shown_name(), "Bobby");
-    }
-
-    #[test]
     fn failures_map_to_delivery_errors() {
         let f = |http: u16, code: i64| OcsFailure {
             http: StatusCode::from_u16(http).unwrap_or(StatusCode::BAD_REQUEST),
