@@ -210,6 +210,28 @@ async fn read(
     run.await.unwrap_or_else(Reply::Error)
 }
 
+/// What PUT and PATCH both read from a request.
+struct Update<'h> {
+    kind: ResourceKind,
+    proj: Projection,
+    body: Value,
+    if_match: Option<&'h str>,
+}
+
+fn update<'h>(
+    resource: &str,
+    params: &[(String, String)],
+    headers: &'h HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Update<'h>, ScimError> {
+    Ok(Update {
+        kind: kind_of(resource)?,
+        proj: projection(params)?,
+        body: json_body(body)?,
+        if_match: header(headers, header::IF_MATCH),
+    })
+}
+
 async fn replace(
     State(st): State<SharedState>,
     Extension(ctx): Extension<OrgCtx>,
@@ -219,12 +241,9 @@ async fn replace(
     body: Result<Bytes, BytesRejection>,
 ) -> Reply {
     let run = async {
-        let kind = kind_of(&resource)?;
-        let proj = projection(&params)?;
-        let body = json_body(body)?;
-        let if_match = header(&headers, header::IF_MATCH);
+        let u = update(&resource, &params, &headers, body)?;
         st.directory
-            .replace(ctx.scope(), kind, &id, &body, if_match, &proj)
+            .replace(ctx.scope(), u.kind, &id, &u.body, u.if_match, &u.proj)
             .await
     };
     run.await
@@ -240,12 +259,9 @@ async fn patch(
     body: Result<Bytes, BytesRejection>,
 ) -> Reply {
     let run = async {
-        let kind = kind_of(&resource)?;
-        let proj = projection(&params)?;
-        let body = json_body(body)?;
-        let if_match = header(&headers, header::IF_MATCH);
+        let u = update(&resource, &params, &headers, body)?;
         st.directory
-            .patch(ctx.scope(), kind, &id, &body, if_match, &proj)
+            .patch(ctx.scope(), u.kind, &id, &u.body, u.if_match, &u.proj)
             .await
     };
     run.await
