@@ -37,6 +37,11 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
         "provisioning",
         include_str!("../migrations/sqlite/0002_provisioning.sql"),
     ),
+    (
+        3,
+        "metering",
+        include_str!("../migrations/sqlite/0003_metering.sql"),
+    ),
 ];
 const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
     (
@@ -48,6 +53,11 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
         2,
         "provisioning",
         include_str!("../migrations/postgres/0002_provisioning.sql"),
+    ),
+    (
+        3,
+        "metering",
+        include_str!("../migrations/postgres/0003_metering.sql"),
     ),
 ];
 
@@ -266,6 +276,12 @@ impl Store {
     pub(crate) fn reader(&self) -> &AnyPool {
         &self.reader
     }
+
+    /// The pool transactions run on, for statements that must run outside one
+    /// (`VACUUM`, checkpoints).
+    pub(crate) fn writer(&self) -> &AnyPool {
+        &self.writer
+    }
 }
 
 impl Tx {
@@ -294,6 +310,9 @@ async fn sqlite_pragmas(
     conn.execute("PRAGMA journal_mode = WAL").await?;
     conn.execute("PRAGMA synchronous = NORMAL").await?;
     conn.execute("PRAGMA foreign_keys = ON").await?;
+    // Deleted rows are overwritten with zeros, so that a closed period's keyed
+    // hashes do not linger in free pages of the file (docs/PRIVACY.md).
+    conn.execute("PRAGMA secure_delete = ON").await?;
     conn.execute(format!("PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}").as_str())
         .await?;
     if read_only {

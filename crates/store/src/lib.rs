@@ -39,7 +39,9 @@
 mod app_setup;
 mod conn;
 mod members;
+mod metering;
 mod orgs;
+mod profiles;
 mod provisioning;
 mod resources;
 pub mod sql;
@@ -52,6 +54,8 @@ use time::OffsetDateTime;
 
 pub use app_setup::{OutboxCounts, OutboxRow};
 pub use conn::{Store, Tx};
+pub use metering::{ClosedCounts, PeriodCounts, PeriodKeyState, PeriodRow};
+pub use profiles::{Domain, MaintenanceRecord, OrgProfile};
 pub use provisioning::{AppRecord, Delivery, Link, OutboxStats, PendingDelivery, Target};
 pub use scim::ResourceKind;
 pub use sync_support::AdvisoryLock;

@@ -159,3 +159,94 @@ mod tests {
         );
     }
 }
+
+/// Every place `needle` occurs in the store's database: `table.column` for each
+/// column of each table holding a value that contains it (as bytes, or as text
+/// for text columns on PostgreSQL), and, on SQLite, `file:<path>` for the
+/// database file and its write-ahead log when their raw bytes contain it (free
+/// pages and old log frames included). For privacy tests.
+pub async fn find_everywhere(store: &Store, needle: &[u8]) -> Vec<String> {
+    use sqlx::Row;
+    let mut found = Vec::new();
+    let pool = store.reader();
+    match store.dialect() {
+        crate::Dialect::Sqlite => {
+            let tables: Vec<String> = sqlx::query_scalar(
+                "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'",
+            )
+            .fetch_all(pool)
+            .await
+            .expect("list tables");
+            for t in tables {
+                let cols: Vec<String> =
+                    sqlx::query_scalar("SELECT name FROM pragma_table_info($1)")
+                        .bind(&t)
+                        .fetch_all(pool)
+                        .await
+                        .expect("list columns");
+                for c in cols {
+                    let sql = format!(
+                        "SELECT COUNT(*) FROM \"{t}\" WHERE instr(CAST(\"{c}\" AS BLOB), $1) > 0"
+                    );
+                    let n: i64 = sqlx::query_scalar(&sql)
+                        .bind(needle.to_vec())
+                        .fetch_one(pool)
+                        .await
+                        .expect("search column");
+                    if n > 0 {
+                        found.push(format!("{t}.{c}"));
+                    }
+                }
+            }
+            let row = sqlx::query("SELECT file FROM pragma_database_list WHERE name = 'main'")
+                .fetch_one(pool)
+                .await
+                .expect("database file");
+            let path: String = row.try_get(0).expect("path");
+            for suffix in ["", "-wal"] {
+                let p = format!("{path}{suffix}");
+                if let Ok(bytes) = std::fs::read(&p) {
+                    if bytes.windows(needle.len()).any(|w| w == needle) {
+                        found.push(format!("file:{p}"));
+                    }
+                }
+            }
+        }
+        crate::Dialect::Postgres => {
+            let rows = sqlx::query(
+                "SELECT table_name::text, column_name::text, data_type::text \
+                 FROM information_schema.columns WHERE table_schema = current_schema()",
+            )
+            .fetch_all(pool)
+            .await
+            .expect("list columns");
+            let text = std::str::from_utf8(needle).ok().map(str::to_owned);
+            for r in rows {
+                let (t, c, ty): (String, String, String) = (r.get(0), r.get(1), r.get(2));
+                let n: i64 = if ty == "bytea" {
+                    sqlx::query_scalar(&format!(
+                        "SELECT COUNT(*) FROM \"{t}\" WHERE position($1::bytea in \"{c}\") > 0"
+                    ))
+                    .bind(needle.to_vec())
+                    .fetch_one(pool)
+                    .await
+                    .expect("search column")
+                } else if let Some(text) = &text {
+                    sqlx::query_scalar(&format!(
+                        "SELECT COUNT(*) FROM \"{t}\" WHERE strpos(\"{c}\"::text, $1) > 0"
+                    ))
+                    .bind(text)
+                    .fetch_one(pool)
+                    .await
+                    .expect("search column")
+                } else {
+                    0
+                };
+                if n > 0 {
+                    found.push(format!("{t}.{c}"));
+                }
+            }
+        }
+    }
+    found
+}

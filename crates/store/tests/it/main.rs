@@ -4,6 +4,7 @@
 mod common;
 mod filters;
 mod members;
+mod metering;
 mod orgs;
 mod perf;
 mod resources;
