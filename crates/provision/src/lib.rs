@@ -131,6 +131,12 @@ pub struct AppUser {
     pub display_name: Option<String>,
     pub email: Option<String>,
     pub active: bool,
+    /// The app's own record of the account's last activity, in milliseconds
+    /// since the Unix epoch: Synapse's `last_seen_ts`, Nextcloud's `lastLogin`,
+    /// Rocket.Chat's `lastLogin`. `None` when the account was never active or the
+    /// app does not say (SCIM). Read for metering only: reconciliation ignores it.
+    #[serde(default)]
+    pub last_active_ms: Option<i64>,
 }
 
 /// A group as an app has it, for drift detection.

@@ -426,3 +426,42 @@ async fn the_fake_can_go_down_and_come_back_repeatedly() {
     let statuses: Vec<u16> = fake.requests().iter().map(|r| r.status).collect();
     assert_eq!(&statuses[statuses.len() - 3..], &[502, 502, 200]);
 }
+
+#[tokio::test]
+async fn list_users_reports_the_last_login() {
+    let (fake, nc) = setup().await;
+    nc.upsert_user(&user("alice"), None).await.expect("alice");
+    nc.upsert_user(&user("bob"), None).await.expect("bob");
+    // Nextcloud keeps seconds: the milliseconds are dropped.
+    fake.set_last_login("alice", 1_700_000_000_123);
+
+    // On the wire: `lastLogin` in milliseconds, 0 for never.
+    for (id, want) in [("alice", 1_700_000_000_000_i64), ("bob", 0)] {
+        let v: serde_json::Value = reqwest::Client::new()
+            .get(format!("{}{USERS}/{id}?format=json", fake.base_url()))
+            .basic_auth("admin", Some("app-pass"))
+            .header("OCS-APIRequest", "true")
+            .send()
+            .await
+            .expect("get user")
+            .json()
+            .await
+            .expect("json");
+        assert_eq!(v["ocs"]["data"]["lastLogin"], want, "{id}: {v}");
+    }
+
+    fake.clear_requests();
+    let users = nc.list_users().await.expect("listed");
+    let last = |id: &str| {
+        users
+            .iter()
+            .find(|u| u.app_id == id)
+            .unwrap_or_else(|| panic!("{id} listed"))
+            .last_active_ms
+    };
+    assert_eq!(last("alice"), Some(1_700_000_000_000));
+    assert_eq!(last("bob"), None, "never signed in");
+    assert_eq!(last("admin"), None);
+    // The details listing carries it: no request per user.
+    assert_eq!(fake.requests().len(), 1, "{:?}", fake.requests());
+}

@@ -407,3 +407,51 @@ async fn a_base_url_without_the_api_is_a_permanent_error_not_a_missing_user() {
     let err = rc.delete_user("someone").await.expect_err("no API here");
     assert!(matches!(err, DeliveryError::Permanent(_)), "{err:?}");
 }
+
+#[tokio::test]
+async fn list_users_reports_the_last_login() {
+    let (fake, rc) = setup(GroupsAs::Rooms).await;
+    let alice = rc.upsert_user(&user("alice"), None).await.expect("alice");
+    let bob = rc.upsert_user(&user("bob"), None).await.expect("bob");
+    fake.set_last_login(&alice, 1_481_156_535_167);
+
+    // On the wire: an ISO 8601 date, absent for an account that never signed in.
+    let info = |id: String| {
+        let url = format!("{}/api/v1/users.info?userId={id}", fake.base_url());
+        async move {
+            reqwest::Client::new()
+                .get(url)
+                .header("X-User-Id", ADMIN)
+                .header("X-Auth-Token", TOKEN)
+                .send()
+                .await
+                .expect("users.info")
+                .json::<serde_json::Value>()
+                .await
+                .expect("json")
+        }
+    };
+    let v = info(alice.clone()).await;
+    assert_eq!(v["user"]["lastLogin"], "2016-12-08T00:22:15.167Z", "{v}");
+    let v = info(bob.clone()).await;
+    assert!(v["user"].get("lastLogin").is_none(), "{v}");
+
+    fake.clear_requests();
+    let users = rc.list_users().await.expect("listed");
+    let last = |id: &str| {
+        users
+            .iter()
+            .find(|u| u.app_id == id)
+            .unwrap_or_else(|| panic!("{id} listed"))
+            .last_active_ms
+    };
+    assert_eq!(last(&alice), Some(1_481_156_535_167));
+    assert_eq!(last(&bob), None, "never signed in");
+    // One page, and Rocket.Chat's default projection (no `fields`).
+    let reqs = fake.requests();
+    assert_eq!(reqs.len(), 1, "{reqs:?}");
+    assert!(
+        !reqs[0].query.as_deref().unwrap_or("").contains("fields"),
+        "{reqs:?}"
+    );
+}

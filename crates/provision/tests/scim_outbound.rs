@@ -151,6 +151,10 @@ async fn lifecycle(p: &Peer, c: &ScimConnector, tag: &str) {
     assert!(!me.active);
     assert_eq!(me.user_name, alice.user_name);
     assert_eq!(me.display_name.as_deref(), Some("Jeanne Martin-Roy"));
+    assert_eq!(
+        me.last_active_ms, None,
+        "SCIM has no last-activity attribute"
+    );
     for _ in 0..2 {
         c.set_user_active(&id, true).await.expect("reactivate");
     }

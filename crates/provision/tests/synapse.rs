@@ -417,3 +417,91 @@ async fn unreachable_server_is_transient() {
         .expect("connector");
     assert!(c.list_users().await.expect_err("no server").is_transient());
 }
+
+/// Signs in as `user_id` with a password set through the admin API and makes one
+/// authenticated request. (The admin API's "login as user" would not do: Synapse
+/// records the activity of such a token against the admin, unless
+/// `track_puppeted_user_ips` is set.)
+async fn be_active(env: &Env, user_id: &str) {
+    let password = format!("Pw-{}-Aa1", unique());
+    let (status, v) = raw(
+        env,
+        reqwest::Method::PUT,
+        &format!("/_synapse/admin/v2/users/{user_id}"),
+        Some(json!({ "password": password, "logout_devices": false })),
+    )
+    .await;
+    assert_eq!(status, 200, "{v}");
+    let login: Value = reqwest::Client::new()
+        .post(format!("{}/_matrix/client/v3/login", env.url))
+        .json(&json!({
+            "type": "m.login.password",
+            "identifier": { "type": "m.id.user", "user": user_id },
+            "password": password,
+        }))
+        .send()
+        .await
+        .expect("login")
+        .json()
+        .await
+        .expect("login answer");
+    let token = login["access_token"].as_str().expect("access_token");
+    let who: Value = reqwest::Client::new()
+        .get(format!("{}/_matrix/client/v3/account/whoami", env.url))
+        .bearer_auth(token)
+        .send()
+        .await
+        .expect("whoami")
+        .json()
+        .await
+        .expect("whoami answer");
+    assert_eq!(who["user_id"], user_id);
+}
+
+#[tokio::test]
+async fn last_activity_is_reported() {
+    let Some(env) = env() else { return };
+    let c = connector(&env, GroupsAs::Rooms);
+    let u = unique();
+    let active = c
+        .upsert_user(&spec(&format!("busy-{u}"), &format!("la{u}")), None)
+        .await
+        .expect("busy user");
+    let idle = c
+        .upsert_user(&spec(&format!("idle-{u}"), &format!("li{u}")), None)
+        .await
+        .expect("idle user");
+    let last = |listed: &[provision::AppUser], id: &str| {
+        listed
+            .iter()
+            .find(|a| a.app_id == id)
+            .unwrap_or_else(|| panic!("{id} listed"))
+            .last_active_ms
+    };
+    let listed = c.list_users().await.expect("list");
+    assert_eq!(last(&listed, &active), None, "not active yet");
+
+    be_active(&env, &active).await;
+    // Synapse writes the client IPs it saw in batches, every few seconds.
+    let mut seen = None;
+    for _ in 0..150 {
+        let listed = c.list_users().await.expect("list");
+        seen = last(&listed, &active);
+        if seen.is_some() {
+            assert_eq!(last(&listed, &idle), None, "never active");
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    let seen = seen.expect("Synapse never reported the activity");
+    assert_eq!(
+        Some(seen),
+        synapse_user(&env, &active).await["last_seen_ts"].as_i64(),
+        "the account's own last_seen_ts"
+    );
+
+    // A deactivated account keeps its last activity (it needs no detail call).
+    c.set_user_active(&active, false).await.expect("deactivate");
+    let listed = c.list_users().await.expect("list");
+    assert_eq!(last(&listed, &active), Some(seen));
+}

@@ -207,6 +207,9 @@ async fn nextcloud_drift_is_reported_then_repaired() {
         let _dave = org.user("dave", "Dave D", true).await;
         let staff = org.group("Staff", &[&alice, &bob]).await;
         drain(&store, engine).await;
+        // Signing in changes the app's last activity, which is never drift.
+        fake.set_last_login("alice", 1_700_000_000_000);
+        fake.set_last_login("carol", 1_600_000_000_000);
 
         // In sync: only the app's own admin group is extra.
         let clean = run(&store, &app, &conn, true, false).await;
@@ -255,6 +258,7 @@ async fn nextcloud_drift_is_reported_then_repaired() {
         let st = fake.state();
         assert!(st.users.contains_key("bob"), "{engine}");
         assert_eq!(st.users["alice"].display_name, "Alice A");
+        assert_eq!(st.users["alice"].last_login, 1_700_000_000, "{engine}");
         assert!(st.users["dave"].enabled);
         assert!(!st.users["carol"].enabled);
         let members: BTreeSet<_> = st.members(&gid).into_iter().collect();
@@ -317,6 +321,9 @@ async fn rocketchat_drift_is_reported_then_repaired() {
         let bob = org.user("bob", "Bob B", true).await;
         org.group("Board members", &[&alice, &bob]).await;
         drain(&store, engine).await;
+        // Signing in changes the app's last activity, which is never drift.
+        let alice_rc = fake.state().user_by_username("alice").unwrap().id.clone();
+        fake.set_last_login(&alice_rc, 1_700_000_000_000);
 
         let clean = run(&store, &app, &conn, true, false).await;
         assert_eq!(

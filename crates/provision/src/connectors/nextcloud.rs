@@ -37,6 +37,10 @@
 //!   `displayName` is the Nextcloud group's display name (`displayname`, set at
 //!   creation and by `PUT /cloud/groups/{id}`). Group ids must be at most 64
 //!   characters of `a-zA-Z0-9._-`.
+//! - **Last activity**: [`Connector::list_users`] pages through
+//!   `GET /cloud/users/details` (the details of every account, one request per
+//!   100 accounts) and reads each account's `lastLogin`, milliseconds since the
+//!   epoch (Nextcloud keeps seconds and shows them × 1000), 0 meaning never.
 //! - **Idempotence**: deleting a missing user or group and removing a membership
 //!   whose user or group is gone succeed; adding an existing membership succeeds
 //!   (Nextcloud answers 100).
@@ -183,6 +187,17 @@ fn bool_field(v: &Value, key: &str) -> Option<bool> {
         Some(Value::Number(n)) => Some(n.as_i64() != Some(0)),
         _ => None,
     }
+}
+
+/// The `lastLogin` of user details (ms since the epoch, a number or a numeric
+/// string); 0 (never signed in), absent or unreadable is `None`.
+fn last_login(v: &Value) -> Option<i64> {
+    match v.get("lastLogin") {
+        Some(Value::Number(n)) => n.as_i64(),
+        Some(Value::String(s)) => s.trim().parse().ok(),
+        _ => None,
+    }
+    .filter(|&ms| ms > 0)
 }
 
 fn parse_account(v: &Value, fallback_id: &str) -> NcAccount {
@@ -661,6 +676,7 @@ impl Connector for NextcloudConnector {
                         display_name: Some(acc.display_name),
                         email: Some(acc.email).filter(|e| !e.is_empty()),
                         active: acc.enabled,
+                        last_active_ms: last_login(&details),
                     });
                 }
             }
@@ -745,6 +761,21 @@ mod tests {
             );
         }
         assert!(user_id_for(&"a".repeat(65)).is_err());
+    }
+
+    #[test]
+    fn last_login_is_milliseconds_and_zero_is_never() {
+        use serde_json::json;
+        assert_eq!(
+            last_login(&json!({ "lastLogin": 1700000000000_i64 })),
+            Some(1700000000000)
+        );
+        assert_eq!(
+            last_login(&json!({ "lastLogin": "1700000000000" })),
+            Some(1700000000000)
+        );
+        assert_eq!(last_login(&json!({ "lastLogin": 0 })), None);
+        assert_eq!(last_login(&json!({})), None);
     }
 
     #[test]

@@ -43,6 +43,11 @@
 //! - **Service account**: it becomes a member (owner) of every room and team it
 //!   creates; it is left out of the members that [`Connector::list_groups`]
 //!   reports. `list_groups` leaves out teams' main rooms in rooms mode.
+//! - **Last activity**: [`Connector::list_users`] pages through `users.list`
+//!   (one request per 100 accounts), whose default projection includes
+//!   `lastLogin`, an ISO 8601 date absent for an account that never signed in.
+//!   No `fields` parameter is sent (Rocket.Chat 7 ignores it unless
+//!   `ALLOW_UNSAFE_QUERY_AND_FIELDS_API_PARAMS` is set).
 //! - **Idempotence**: deleting a missing user, room or team and removing a member
 //!   who is not in the room (or whose room or account is gone) succeed; when
 //!   `teams.addMembers` refuses, the member list is read and an existing
@@ -176,6 +181,8 @@ struct RcAccount {
     email: String,
     active: bool,
     tag: Option<String>,
+    /// `lastLogin`, in ms since the epoch.
+    last_login: Option<i64>,
 }
 
 /// A room or team as `*.info` describes it.
@@ -235,7 +242,16 @@ fn parse_account(v: &Value) -> Option<RcAccount> {
         email: str_at(v, "/emails/0/address").unwrap_or_default(),
         active: v.get("active").and_then(Value::as_bool).unwrap_or(true),
         tag: str_at(v, &format!("/customFields/{LIAISON_FIELD}")),
+        last_login: v.get("lastLogin").and_then(Value::as_str).and_then(iso_ms),
     })
+}
+
+/// Milliseconds since the epoch of an ISO 8601 (RFC 3339) date such as
+/// `2016-12-08T00:22:15.167Z`; `None` when it does not parse.
+fn iso_ms(date: &str) -> Option<i64> {
+    let t =
+        time::OffsetDateTime::parse(date, &time::format_description::well_known::Rfc3339).ok()?;
+    i64::try_from(t.unix_timestamp_nanos() / 1_000_000).ok()
 }
 
 fn parse_group(v: &Value) -> Option<RcGroup> {
@@ -724,6 +740,7 @@ impl Connector for RocketChatConnector {
                 display_name: Some(a.name).filter(|n| !n.is_empty()),
                 email: Some(a.email).filter(|e| !e.is_empty()),
                 active: a.active,
+                last_active_ms: a.last_login,
             })
             .collect())
     }
@@ -777,6 +794,17 @@ impl Connector for RocketChatConnector {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn last_login_dates_become_milliseconds() {
+        assert_eq!(iso_ms("2016-12-08T00:22:15.167Z"), Some(1481156535167));
+        assert_eq!(iso_ms("2016-12-08T01:22:15+01:00"), Some(1481156535000));
+        assert_eq!(iso_ms("yesterday"), None);
+        let a = parse_account(&json!({ "_id": "x", "lastLogin": "1970-01-01T00:00:01.5Z" }));
+        assert_eq!(a.and_then(|a| a.last_login), Some(1500));
+        let never = parse_account(&json!({ "_id": "y" }));
+        assert_eq!(never.and_then(|a| a.last_login), None);
+    }
 
     #[test]
     fn usernames_keep_allowed_characters() {

@@ -705,6 +705,8 @@ impl Connector for ScimConnector {
                     display_name: str_field(&u, "displayName").map(str::to_owned),
                     email,
                     active: u.get("active").and_then(Value::as_bool).unwrap_or(true),
+                    // SCIM 2.0 has no standard last-activity attribute.
+                    last_active_ms: None,
                 })
             })
             .collect())

@@ -26,6 +26,12 @@
 //!   which it is found again. Members join through the admin join API and are
 //!   kicked by the admin user; rooms are deleted (and purged) with the admin API.
 //!   `GroupsAs::Groups` means rooms too (Matrix has no other kind of group).
+//! * Last activity ([`AppUser::last_active_ms`]) is the `last_seen_ts` (ms) of
+//!   each entry of the paged "List Accounts" answer, which Synapse derives from
+//!   the client IPs it records (written in batches, every few seconds); `null`
+//!   (never seen) is `None`. When an entry lacks the field, the `last_seen_ts` of
+//!   the account's detail, already fetched for its e-mail, is used: listing costs
+//!   no extra request.
 
 use std::sync::Arc;
 
@@ -502,6 +508,14 @@ fn first_email(user: &Value) -> Option<String> {
         .map(str::to_owned)
 }
 
+/// The `last_seen_ts` (ms since the epoch) of an admin API user object; `null`,
+/// absent or not positive is `None`.
+fn last_seen(user: &Value) -> Option<i64> {
+    user.get("last_seen_ts")
+        .and_then(Value::as_i64)
+        .filter(|&ms| ms > 0)
+}
+
 fn mxid_localpart(user_id: &str) -> &str {
     let rest = user_id.strip_prefix('@').unwrap_or(user_id);
     rest.split_once(':').map_or(rest, |(l, _)| l)
@@ -742,9 +756,10 @@ impl Connector for SynapseConnector {
     }
 
     async fn list_users(&self) -> Result<Vec<AppUser>, DeliveryError> {
-        // One paged listing (deactivated accounts included), then one detail GET
-        // per active account for its e-mail, a few at a time. Deactivated
-        // accounts have no threepids left, so they need no detail call.
+        // One paged listing (deactivated accounts included, with `last_seen_ts`),
+        // then one detail GET per active account for its e-mail, a few at a
+        // time. Deactivated accounts have no threepids left, so they need no
+        // detail call.
         let mut users = Vec::new();
         let mut from = 0u64;
         loop {
@@ -776,6 +791,7 @@ impl Connector for SynapseConnector {
                         .get("deactivated")
                         .and_then(Value::as_bool)
                         .unwrap_or(false),
+                    last_active_ms: last_seen(u),
                 });
             }
             let next = match page.get("next_token") {
@@ -801,6 +817,9 @@ impl Connector for SynapseConnector {
                     .map_err(|e| DeliveryError::Transient(format!("listing task failed: {e}")))?;
                 if let Some(detail) = detail? {
                     users[i].email = first_email(&detail);
+                    if users[i].last_active_ms.is_none() {
+                        users[i].last_active_ms = last_seen(&detail);
+                    }
                 }
             }
         }
@@ -920,6 +939,17 @@ mod tests {
         );
         assert!(matches!(e, DeliveryError::Permanent(m) if m.contains("M_FORBIDDEN")));
         assert!(matrix_error(StatusCode::BAD_GATEWAY, "<html>").is_transient());
+    }
+
+    #[test]
+    fn last_seen_reads_milliseconds_and_null() {
+        assert_eq!(
+            last_seen(&json!({ "last_seen_ts": 1732919539393_i64 })),
+            Some(1732919539393)
+        );
+        assert_eq!(last_seen(&json!({ "last_seen_ts": null })), None);
+        assert_eq!(last_seen(&json!({ "last_seen_ts": 0 })), None);
+        assert_eq!(last_seen(&json!({})), None);
     }
 
     #[test]

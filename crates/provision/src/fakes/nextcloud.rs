@@ -27,6 +27,10 @@
 //! - groups: add (`groupid`, optional `displayname`; 101 invalid, 102 exists),
 //!   list, `details`, members (`/groups/{id}` and `/groups/{id}/users`, 998 when
 //!   unknown), edit `displayname`, delete (101 unknown, 102 for `admin`);
+//! - `lastLogin` in the user details (`/users/{id}` and `/users/details`):
+//!   milliseconds since the epoch, 0 for never; Nextcloud keeps whole seconds,
+//!   so it is always a multiple of 1000. Tests set it with
+//!   [`FakeApp::set_last_login`];
 //! - user ids limited to `a-zA-Z0-9 _.@-'`, 64 characters, no surrounding
 //!   whitespace; group ids up to 64 characters.
 //!
@@ -61,6 +65,9 @@ pub struct NcUser {
     /// Whether a password was given at creation or later.
     pub password_set: bool,
     pub groups: BTreeSet<String>,
+    /// The last login, in seconds since the epoch (as Nextcloud stores it); 0 =
+    /// never.
+    pub last_login: i64,
 }
 
 impl NcUser {
@@ -73,6 +80,7 @@ impl NcUser {
             quota: "default".to_string(),
             password_set: true,
             groups: BTreeSet::new(),
+            last_login: 0,
         }
     }
 }
@@ -103,6 +111,19 @@ impl NextcloudState {
 
     fn user_exists_ci(&self, id: &str) -> bool {
         self.users.keys().any(|k| k.eq_ignore_ascii_case(id))
+    }
+}
+
+impl FakeApp<NextcloudState> {
+    /// Records a login of `user_id` at `ms` milliseconds since the epoch, kept
+    /// in whole seconds as Nextcloud does. Panics when the user does not exist.
+    pub fn set_last_login(&self, user_id: &str, ms: i64) {
+        self.with_state(|s| {
+            s.users
+                .get_mut(user_id)
+                .unwrap_or_else(|| panic!("no Nextcloud user {user_id:?} in the fake"))
+                .last_login = ms.div_euclid(1000);
+        });
     }
 }
 
@@ -503,7 +524,7 @@ fn user_details(u: &NcUser) -> Value {
     json!({
         "enabled": u.enabled,
         "id": u.id,
-        "lastLogin": 0,
+        "lastLogin": u.last_login * 1000,
         "backend": "Database",
         "subadmin": [],
         "quota": { "quota": u.quota, "used": 0 },

@@ -22,6 +22,9 @@
 //!   with `data`, `setActiveStatus`, `delete` (`confirmRelinquish`), `info` by
 //!   `userId` or `username` ("User not found."), `list` paged by `count`/`offset`
 //!   with `total`; a `rocket.cat` bot and the calling admin exist from the start;
+//!   `lastLogin` (an ISO 8601 date in UTC with milliseconds, e.g.
+//!   `2016-12-08T00:22:15.167Z`, absent until the first login) in `users.list`
+//!   and `users.info`, set by tests with [`FakeApp::set_last_login`];
 //! - private groups: create (the caller becomes a member; names
 //!   `[0-9a-zA-Z-_.]+`, unique → `error-duplicate-channel-name`), info, rename,
 //!   invite, kick (`error-user-not-in-room`), delete, members and listAll (which
@@ -59,6 +62,8 @@ pub struct RcUser {
     pub kind: String,
     pub roles: Vec<String>,
     pub custom_fields: Map<String, Value>,
+    /// The last login, in milliseconds since the epoch; `None` = never.
+    pub last_login: Option<i64>,
 }
 
 impl RcUser {
@@ -73,6 +78,7 @@ impl RcUser {
             kind: "user".to_string(),
             roles: vec!["user".to_string()],
             custom_fields: Map::new(),
+            last_login: None,
         }
     }
 }
@@ -108,6 +114,19 @@ pub struct RocketChatState {
     pub users: BTreeMap<String, RcUser>,
     pub rooms: BTreeMap<String, RcRoom>,
     pub teams: BTreeMap<String, RcTeam>,
+}
+
+impl FakeApp<RocketChatState> {
+    /// Records a login of the user with id `user_id` at `ms` milliseconds since
+    /// the epoch. Panics when the user does not exist.
+    pub fn set_last_login(&self, user_id: &str, ms: i64) {
+        self.with_state(|s| {
+            s.users
+                .get_mut(user_id)
+                .unwrap_or_else(|| panic!("no Rocket.Chat user {user_id:?} in the fake"))
+                .last_login = Some(ms);
+        });
+    }
 }
 
 impl RocketChatState {
@@ -860,15 +879,27 @@ fn user_json(u: &RcUser) -> Value {
         "roles": u.roles,
         "status": "offline",
     });
-    if !u.custom_fields.is_empty() {
-        if let Some(map) = v.as_object_mut() {
+    if let Some(map) = v.as_object_mut() {
+        if !u.custom_fields.is_empty() {
             map.insert(
                 "customFields".to_string(),
                 Value::Object(u.custom_fields.clone()),
             );
         }
+        if let Some(date) = u.last_login.and_then(iso_date) {
+            map.insert("lastLogin".to_string(), Value::String(date));
+        }
     }
     v
+}
+
+/// A JavaScript `Date` as JSON shows it: `2016-12-08T00:22:15.167Z`.
+fn iso_date(ms: i64) -> Option<String> {
+    let t = time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000).ok()?;
+    t.format(time::macros::format_description!(
+        "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z"
+    ))
+    .ok()
 }
 
 fn room_json(st: &RocketChatState, r: &RcRoom) -> Value {
