@@ -1,0 +1,133 @@
+//! Escaping of every value written into a page, per format. All of them drop control
+//! characters (other than tab and line feed), which are never legitimate in a page
+//! and are not allowed in XML 1.0.
+
+/// HTML text and attribute values (double- or single-quoted), and XML.
+pub(crate) fn push_html(out: &mut String, s: &str) {
+    let mut start = 0;
+    for (i, b) in s.bytes().enumerate() {
+        let rep = match b {
+            b'&' => "&amp;",
+            b'<' => "&lt;",
+            b'>' => "&gt;",
+            b'"' => "&quot;",
+            b'\'' => "&#39;",
+            b'\t' | b'\n' => continue,
+            0..0x20 | 0x7f => "",
+            _ => continue,
+        };
+        out.push_str(&s[start..i]);
+        out.push_str(rep);
+        start = i + 1;
+    }
+    out.push_str(&s[start..]);
+}
+
+/// The inside of a JSON string. `<`, `>`, `&`, U+2028 and U+2029 are escaped too, so
+/// the text is safe wherever a JSON document could end up embedded.
+pub(crate) fn push_json(out: &mut String, s: &str) {
+    let mut start = 0;
+    for (i, c) in s.char_indices() {
+        let rep = match c {
+            '"' => "\\\"",
+            '\\' => "\\\\",
+            '\n' => "\\n",
+            '\t' => "\\t",
+            '<' => "\\u003c",
+            '>' => "\\u003e",
+            '&' => "\\u0026",
+            '\u{2028}' => "\\u2028",
+            '\u{2029}' => "\\u2029",
+            '\0'..'\u{20}' | '\u{7f}' => "",
+            _ => continue,
+        };
+        out.push_str(&s[start..i]);
+        out.push_str(rep);
+        start = i + c.len_utf8();
+    }
+    out.push_str(&s[start..]);
+}
+
+/// Plain text: control characters dropped, nothing else changed.
+pub(crate) fn push_text(out: &mut String, s: &str) {
+    let mut start = 0;
+    for (i, b) in s.bytes().enumerate() {
+        if (b < 0x20 && b != b'\t' && b != b'\n') || b == 0x7f {
+            out.push_str(&s[start..i]);
+            start = i + 1;
+        }
+    }
+    out.push_str(&s[start..]);
+}
+
+/// Writes a catalogue message, replacing each `{name}` found in `vars` by its value;
+/// the message and the values both go through `esc`. Unknown placeholders are kept
+/// as written.
+pub(crate) fn push_template(
+    out: &mut String,
+    tpl: &str,
+    vars: &[(&str, &str)],
+    esc: fn(&mut String, &str),
+) {
+    let mut rest = tpl;
+    while let Some(open) = rest.find('{') {
+        let Some(len) = rest[open..].find('}') else {
+            break;
+        };
+        let name = &rest[open + 1..open + len];
+        match vars.iter().find(|(n, _)| *n == name) {
+            Some((_, v)) => {
+                esc(out, &rest[..open]);
+                esc(out, v);
+            }
+            None => esc(out, &rest[..open + len + 1]),
+        }
+        rest = &rest[open + len + 1..];
+    }
+    esc(out, rest);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run(f: fn(&mut String, &str), s: &str) -> String {
+        let mut o = String::new();
+        f(&mut o, s);
+        o
+    }
+
+    #[test]
+    fn html() {
+        assert_eq!(
+            run(push_html, "a<script>\"x\"&'y']]>é\u{1}\n"),
+            "a&lt;script&gt;&quot;x&quot;&amp;&#39;y&#39;]]&gt;é\n"
+        );
+        assert_eq!(run(push_html, "plain"), "plain");
+    }
+
+    #[test]
+    fn json() {
+        let out = run(push_json, "a\"\\</script>&\u{2028}\u{1}\né");
+        assert_eq!(out, "a\\\"\\\\\\u003c/script\\u003e\\u0026\\u2028\\né");
+        let parsed: String = serde_json::from_str(&format!("\"{out}\"")).unwrap();
+        assert_eq!(parsed, "a\"\\</script>&\u{2028}\né");
+    }
+
+    #[test]
+    fn text() {
+        assert_eq!(run(push_text, "a\u{1b}[31mb\r\nc"), "a[31mb\nc");
+    }
+
+    #[test]
+    fn templates() {
+        let mut o = String::new();
+        push_template(
+            &mut o,
+            "Back at {time} {other} {",
+            &[("time", "<12:00>")],
+            push_html,
+        );
+        assert_eq!(o, "Back at &lt;12:00&gt; {other} {");
+    }
+}
