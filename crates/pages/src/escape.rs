@@ -2,22 +2,43 @@
 //! characters (other than tab and line feed), which are never legitimate in a page
 //! and are not allowed in XML 1.0.
 
+/// Bytes that [`push_html`] and [`push_text`] must not copy as they are: 1 for a
+/// control character (dropped), 2 for a markup character (replaced by an entity).
+static SPECIAL: [u8; 256] = {
+    let mut t = [0u8; 256];
+    let mut b = 0;
+    while b < 0x20 {
+        t[b] = 1;
+        b += 1;
+    }
+    t[b'\t' as usize] = 0;
+    t[b'\n' as usize] = 0;
+    t[0x7f] = 1;
+    t[b'&' as usize] = 2;
+    t[b'<' as usize] = 2;
+    t[b'>' as usize] = 2;
+    t[b'"' as usize] = 2;
+    t[b'\'' as usize] = 2;
+    t
+};
+
 /// HTML text and attribute values (double- or single-quoted), and XML.
 pub(crate) fn push_html(out: &mut String, s: &str) {
+    let bytes = s.as_bytes();
     let mut start = 0;
-    for (i, b) in s.bytes().enumerate() {
-        let rep = match b {
+    for (i, &b) in bytes.iter().enumerate() {
+        if SPECIAL[usize::from(b)] == 0 {
+            continue;
+        }
+        out.push_str(&s[start..i]);
+        out.push_str(match b {
             b'&' => "&amp;",
             b'<' => "&lt;",
             b'>' => "&gt;",
             b'"' => "&quot;",
             b'\'' => "&#39;",
-            b'\t' | b'\n' => continue,
-            0..0x20 | 0x7f => "",
-            _ => continue,
-        };
-        out.push_str(&s[start..i]);
-        out.push_str(rep);
+            _ => "",
+        });
         start = i + 1;
     }
     out.push_str(&s[start..]);
@@ -51,8 +72,8 @@ pub(crate) fn push_json(out: &mut String, s: &str) {
 /// Plain text: control characters dropped, nothing else changed.
 pub(crate) fn push_text(out: &mut String, s: &str) {
     let mut start = 0;
-    for (i, b) in s.bytes().enumerate() {
-        if (b < 0x20 && b != b'\t' && b != b'\n') || b == 0x7f {
+    for (i, &b) in s.as_bytes().iter().enumerate() {
+        if SPECIAL[usize::from(b)] == 1 {
             out.push_str(&s[start..i]);
             start = i + 1;
         }

@@ -18,7 +18,9 @@ pub const MAX_REFLECTED: usize = 256;
 pub const MAX_REQUEST_ID: usize = 128;
 /// A request with a header line (name and value) longer than this is answered 431.
 pub const MAX_HEADER_LINE: usize = 8 * 1024;
-/// A request whose header lines add up to more than this is answered 431.
+/// A request whose header lines add up to more than this is answered 431. (Before the
+/// router, hyper answers a bare 431 when a request head exceeds its read buffer, about
+/// 400 KiB, or has more than 100 headers.)
 pub const MAX_HEADERS_TOTAL: usize = 32 * 1024;
 
 /// What a page depends on, borrowed from the request. Header values that are not
