@@ -3,6 +3,7 @@
 use crate::commands;
 use crate::config::Config;
 use crate::http::{self, AppState};
+use crate::metering::Metering;
 use crate::metrics::Metrics;
 use crate::tokens;
 use anyhow::{bail, Context};
@@ -52,6 +53,17 @@ enum Command {
     /// Inspects and retries pending deliveries.
     #[command(subcommand)]
     Outbox(commands::outbox::OutboxCommand),
+    /// Activity metering: webhook secrets, polling, periods, statements.
+    #[command(subcommand)]
+    Meter(commands::meter::MeterCommand),
+    /// Host names mapped to organisations (for the error pages).
+    #[command(subcommand)]
+    Domain(commands::site_cmd::DomainCommand),
+    /// Scheduled maintenance windows.
+    #[command(subcommand)]
+    Maintenance(commands::site_cmd::MaintenanceCommand),
+    /// Serves the error and maintenance pages (the ingress' default backend).
+    Pages(commands::site_cmd::PagesArgs),
 }
 
 #[derive(Subcommand)]
@@ -66,6 +78,9 @@ enum OrgCommand {
     },
     /// Lists organisations.
     List,
+    /// Sets the organisation's profile: branding, pricing category, billing
+    /// customer. An empty value clears a field.
+    Set(commands::site_cmd::OrgSet),
     /// Deletes an organisation and everything it holds.
     Delete { slug: String },
 }
@@ -105,6 +120,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Demo => demo(config).await,
+        Command::Org(OrgCommand::Set(args)) => {
+            let store = open(&config).await?;
+            commands::site_cmd::org_set(&store, &config, args).await
+        }
         Command::Org(cmd) => {
             let store = open(&config).await?;
             org_command(&store, cmd).await
@@ -129,6 +148,26 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Outbox(cmd) => {
             let store = open(&config).await?;
             commands::outbox::run(&store, cmd).await
+        }
+        Command::Meter(cmd) => {
+            let store = open(&config).await?;
+            commands::meter::run(&store, &config, cmd).await
+        }
+        Command::Domain(cmd) => {
+            let store = open(&config).await?;
+            commands::site_cmd::domain(&store, cmd).await
+        }
+        Command::Maintenance(cmd) => {
+            let store = open(&config).await?;
+            commands::site_cmd::maintenance(&store, cmd).await
+        }
+        Command::Pages(args) => {
+            // With --static the pages need no database at all.
+            let store = match args.static_file {
+                Some(_) => None,
+                None => Some(open(&config).await?),
+            };
+            commands::site_cmd::pages(&config, args, store, shutdown_signal()).await
         }
     }
 }
@@ -186,12 +225,19 @@ async fn serve(config: Config, store: Store) -> anyhow::Result<()> {
         std::time::Duration::from_secs(config.provisioning.reconcile_interval_secs),
         stop.subscribe(),
     ));
+    let metering = Arc::new(Metering::new(
+        store.clone(),
+        config.metering.clone(),
+        config.pricing(),
+    ));
+    let metering_task = tokio::spawn(metering.clone().run_periodic());
     let state = Arc::new(AppState {
         directory: Directory::new(store.clone(), config.directory_limits())
             .with_outbox_wake(worker.notifier()),
         store,
         config,
         metrics,
+        metering,
     });
     tracing::info!(%addr, "listening");
     axum::serve(listener, http::router(state))
@@ -202,6 +248,7 @@ async fn serve(config: Config, store: Store) -> anyhow::Result<()> {
         let _ = task.await;
     }
     let _ = reconcile_task.await;
+    metering_task.abort();
     tracing::info!("stopped");
     Ok(())
 }
@@ -281,6 +328,7 @@ async fn org_command(store: &Store, cmd: OrgCommand) -> anyhow::Result<()> {
             tx.commit().await?;
             println!("created organisation {} ({})", org.slug, org.name);
         }
+        OrgCommand::Set(_) => unreachable!("handled in run"),
         OrgCommand::List => {
             for org in store.list_orgs().await? {
                 println!("{}\t{}", org.slug, org.name);

@@ -20,6 +20,90 @@ pub struct Config {
     pub log: String,
     pub limits: LimitsConfig,
     pub provisioning: ProvisioningConfig,
+    pub metering: MeteringConfig,
+    /// The contribution model (docs/METERING.md); absent = the example model
+    /// ([`meter::pricing::Pricing::example`]). Given, it replaces the example
+    /// entirely (no merging of brackets or categories).
+    pub pricing: Option<meter::pricing::Pricing>,
+    /// Draft invoices in Dokos; absent = no export.
+    pub dokos: Option<DokosSettings>,
+    pub pages: PagesSettings,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MeteringConfig {
+    /// Length of a period: `month` (default), `week` (ISO) or `day`.
+    pub period: meter::period::PeriodKind,
+    /// Hours after a period's end during which late activity still counts;
+    /// then the period closes automatically.
+    pub grace_hours: u64,
+    /// Close periods automatically (inside `serve`) once past end and grace.
+    pub auto_close: bool,
+    /// Poll the apps' last-activity fields every so many seconds inside
+    /// `serve`; 0 turns polling off.
+    pub poll_interval_secs: u64,
+}
+
+impl Default for MeteringConfig {
+    fn default() -> Self {
+        MeteringConfig {
+            period: meter::period::PeriodKind::Month,
+            grace_hours: 72,
+            auto_close: true,
+            poll_interval_secs: 900,
+        }
+    }
+}
+
+/// Where draft invoices go (Dokos, Frappe REST API).
+#[derive(Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DokosSettings {
+    /// Base URL, e.g. `https://dokos.example.coop`.
+    pub url: String,
+    pub api_key: String,
+    /// The API secret or, better, `file:/path` or `env:VAR` holding it.
+    pub api_secret: String,
+    /// The Item invoiced (one line per pricing bracket).
+    pub item_code: String,
+    pub company: Option<String>,
+}
+
+impl std::fmt::Debug for DokosSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DokosSettings")
+            .field("url", &self.url)
+            .field("api_key", &self.api_key)
+            .field("api_secret", &"<redacted>")
+            .field("item_code", &self.item_code)
+            .field("company", &self.company)
+            .finish()
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PagesSettings {
+    /// Address `liaison pages` listens on.
+    pub listen: String,
+    /// How often the pages re-read branding and maintenance, in seconds.
+    pub refresh_secs: u64,
+    /// How long ahead an upcoming maintenance is announced, in hours.
+    pub announce_hours: u64,
+    /// A directory of extra or replacement catalogues (`<lang>.toml`).
+    pub locales_dir: Option<std::path::PathBuf>,
+}
+
+impl Default for PagesSettings {
+    fn default() -> Self {
+        PagesSettings {
+            listen: "127.0.0.1:8081".into(),
+            refresh_secs: 10,
+            announce_hours: 72,
+            locales_dir: None,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -96,6 +180,10 @@ impl Default for Config {
                 bulk_max_operations: 1000,
             },
             provisioning: ProvisioningConfig::default(),
+            metering: MeteringConfig::default(),
+            pricing: None,
+            dokos: None,
+            pages: PagesSettings::default(),
         }
     }
 }
@@ -121,13 +209,29 @@ impl Config {
                 ENV_KEYS.iter().any(|k| key == *k)
                     || key.starts_with("limits__")
                     || key.starts_with("provisioning__")
+                    || key.starts_with("metering__")
+                    || key.starts_with("pages__")
+                    || key.starts_with("dokos__")
             })
             .split("__");
         let cfg: Config = fig.merge(env).extract()?;
         if cfg.limits.max_results == 0 || cfg.limits.bulk_max_operations == 0 {
             anyhow::bail!("limits.max_results and limits.bulk_max_operations must be positive");
         }
+        cfg.pricing()
+            .validate()
+            .map_err(|e| anyhow::anyhow!("pricing: {e}"))?;
         Ok(cfg)
+    }
+
+    /// The contribution model in force.
+    pub fn pricing(&self) -> meter::pricing::Pricing {
+        self.pricing.clone().unwrap_or_default()
+    }
+
+    /// The names of the pricing categories.
+    pub fn pricing_categories(&self) -> Vec<String> {
+        self.pricing().categories.keys().cloned().collect()
     }
 
     pub fn directory_limits(&self) -> directory::Limits {

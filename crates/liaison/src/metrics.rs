@@ -23,6 +23,14 @@ pub struct AppLabels {
     pub app: String,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct SignalLabels {
+    /// `keycloak` or an app's name.
+    pub source: String,
+    /// recorded, repeated, late, unauthorized, malformed.
+    pub outcome: String,
+}
+
 pub struct Metrics {
     registry: Registry,
     pub requests: Family<RequestLabels, Counter>,
@@ -31,6 +39,7 @@ pub struct Metrics {
     pub outbox_pending: Family<AppLabels, Gauge>,
     pub outbox_poisoned: Family<AppLabels, Gauge>,
     pub outbox_oldest_age: Family<AppLabels, Gauge<f64, AtomicU64>>,
+    pub meter_signals: Family<SignalLabels, Counter>,
 }
 
 impl Default for Metrics {
@@ -76,7 +85,14 @@ impl Metrics {
             "Age of the oldest pending delivery",
             outbox_oldest_age.clone(),
         );
+        let meter_signals = Family::<SignalLabels, Counter>::default();
+        registry.register(
+            "meter_signals",
+            "Activity signals by source and outcome (no person, no organisation)",
+            meter_signals.clone(),
+        );
         Metrics {
+            meter_signals,
             registry,
             requests,
             latency,
@@ -105,6 +121,32 @@ impl Metrics {
                 .map(|t| (now - t).as_seconds_f64().max(0.0))
                 .unwrap_or(0.0);
             self.outbox_oldest_age.get_or_create(&labels).set(age);
+        }
+    }
+
+    /// Counts one signal (or one refused request) of `source`.
+    pub fn meter_signal(&self, source: &str, outcome: &str) {
+        self.meter_signals
+            .get_or_create(&SignalLabels {
+                source: source.to_owned(),
+                outcome: outcome.to_owned(),
+            })
+            .inc();
+    }
+
+    /// Counts what became of a batch of signals.
+    pub fn meter_ingested(&self, source: &str, got: &crate::metering::Ingested) {
+        for (outcome, n) in [
+            ("recorded", got.recorded),
+            ("repeated", got.repeated),
+            ("late", got.late),
+        ] {
+            self.meter_signals
+                .get_or_create(&SignalLabels {
+                    source: source.to_owned(),
+                    outcome: outcome.to_owned(),
+                })
+                .inc_by(n);
         }
     }
 

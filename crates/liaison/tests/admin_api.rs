@@ -779,7 +779,9 @@ async fn openapi_describes_exactly_the_admin_routes() {
                 let uri = path
                     .replace("{org}", "alpha")
                     .replace("{name}", "nope")
-                    .replace("{id}", "nope");
+                    .replace("{id}", "nope")
+                    .replace("{host}", "nope.example")
+                    .replace("{period}", "2026-11");
                 let m = Method::from_bytes(method.to_uppercase().as_bytes()).unwrap();
                 let body = (m == Method::POST).then(|| json!({}));
                 let a = app.call(m.clone(), &uri, Some(&operator), body, &[]).await;

@@ -1,5 +1,8 @@
 //! Operator commands beyond the server itself, one module each.
 
 pub mod apps;
+pub mod meter;
 pub mod outbox;
+pub mod site;
+pub mod site_cmd;
 pub mod sync;

@@ -3,6 +3,7 @@
 //! into a `directory` call and its result into a [`reply::Reply`].
 
 pub mod admin;
+mod events;
 mod reply;
 mod scim_api;
 
@@ -29,6 +30,7 @@ pub struct AppState {
     pub store: Store,
     pub config: Config,
     pub metrics: Metrics,
+    pub metering: Arc<crate::metering::Metering>,
 }
 
 pub type SharedState = Arc<AppState>;
@@ -63,6 +65,7 @@ pub fn router(state: SharedState) -> Router {
         .route("/metrics", get(metrics))
         .route("/openapi.json", get(admin::openapi))
         .merge(scim)
+        .merge(events::routes(state.config.limits.max_body_bytes))
         .fallback(|| async { Reply::Error(ScimError::not_found("no such endpoint")) })
         .method_not_allowed_fallback(|| async {
             Reply::Error(ScimError::status(

@@ -28,11 +28,17 @@ pub struct Answer {
 
 impl App {
     pub async fn new(label: String, store: Store, config: Config) -> App {
+        let metering = Arc::new(liaison::metering::Metering::new(
+            store.clone(),
+            config.metering.clone(),
+            config.pricing(),
+        ));
         let state = Arc::new(AppState {
             directory: directory::Directory::new(store.clone(), config.directory_limits()),
             store: store.clone(),
             config,
             metrics: Metrics::new(),
+            metering,
         });
         App {
             router: router(state),

@@ -1,0 +1,248 @@
+//! `liaison org set`, `liaison domain`, `liaison maintenance` and
+//! `liaison pages`: the command-line side of [`super::site`].
+
+use super::site::{self, NewWindow, ProfilePatch};
+use crate::config::Config;
+use anyhow::Context;
+use clap::{Args, Subcommand};
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+use store::{Org, Store};
+
+/// `liaison org set`: the organisation's profile. An empty value clears a field.
+#[derive(Args)]
+pub struct OrgSet {
+    pub org: String,
+    /// Name shown on the error pages and statements.
+    #[arg(long)]
+    pub display_name: Option<String>,
+    /// Logo (https URL).
+    #[arg(long)]
+    pub logo_url: Option<String>,
+    /// Primary colour, `#rrggbb`.
+    #[arg(long)]
+    pub color: Option<String>,
+    /// Contact e-mail address shown on the pages.
+    #[arg(long)]
+    pub contact: Option<String>,
+    /// Status page link.
+    #[arg(long)]
+    pub status_url: Option<String>,
+    /// Language of the pages when the visitor's is not available (`fr`).
+    #[arg(long)]
+    pub language: Option<String>,
+    /// Pricing category (see `[pricing.categories]`).
+    #[arg(long)]
+    pub category: Option<String>,
+    /// Customer name in the accounting system (Dokos).
+    #[arg(long)]
+    pub billing_customer: Option<String>,
+}
+
+#[derive(Subcommand)]
+pub enum DomainCommand {
+    /// Maps a host name to the organisation (for the error pages).
+    Add { org: String, host: String },
+    /// Lists host names (of one organisation, or all).
+    List { org: Option<String> },
+    /// Removes a host name.
+    Remove { org: String, host: String },
+}
+
+#[derive(Subcommand)]
+pub enum MaintenanceCommand {
+    /// Schedules a maintenance window; prints its id.
+    Add {
+        org: String,
+        /// Start, RFC 3339 (`2026-12-01T20:00:00+01:00`).
+        #[arg(long)]
+        from: String,
+        /// End, RFC 3339.
+        #[arg(long)]
+        until: String,
+        /// Only this app (matched against the ingress' service or ingress name).
+        #[arg(long)]
+        app: Option<String>,
+        #[arg(long)]
+        message_fr: Option<String>,
+        #[arg(long)]
+        message_en: Option<String>,
+        /// A message in another language: `--message de=Wartung`.
+        #[arg(long, value_parser = lang_message)]
+        message: Vec<(String, String)>,
+    },
+    /// Lists the windows not over yet.
+    List { org: Option<String> },
+    /// Cancels a window.
+    Cancel { org: String, id: String },
+}
+
+fn lang_message(s: &str) -> Result<(String, String), String> {
+    let (lang, text) = s
+        .split_once('=')
+        .ok_or_else(|| "expected LANG=TEXT".to_owned())?;
+    Ok((lang.trim().to_owned(), text.to_owned()))
+}
+
+/// `liaison pages`: the error pages listener.
+#[derive(Args)]
+pub struct PagesArgs {
+    /// Address to listen on (default: `pages.listen` of the configuration).
+    #[arg(long, env = "LIAISON_PAGES_LISTEN")]
+    pub listen: Option<String>,
+    /// Reads branding and maintenance from this TOML or JSON file instead of
+    /// the database.
+    #[arg(long = "static")]
+    pub static_file: Option<PathBuf>,
+}
+
+async fn org(store: &Store, slug: &str) -> anyhow::Result<Org> {
+    store
+        .org_by_slug(slug)
+        .await?
+        .with_context(|| format!("no organisation {slug}"))
+}
+
+pub async fn org_set(store: &Store, config: &Config, args: OrgSet) -> anyhow::Result<()> {
+    let o = org(store, &args.org).await?;
+    let patch = ProfilePatch {
+        display_name: args.display_name,
+        logo_url: args.logo_url,
+        color: args.color,
+        contact_email: args.contact,
+        status_url: args.status_url,
+        default_language: args.language,
+        category: args.category,
+        billing_customer: args.billing_customer,
+    };
+    let view = site::set_profile(store, &o, &patch, &config.pricing_categories()).await?;
+    println!("{}", serde_json::to_string_pretty(&view)?);
+    Ok(())
+}
+
+pub async fn domain(store: &Store, cmd: DomainCommand) -> anyhow::Result<()> {
+    match cmd {
+        DomainCommand::Add { org: slug, host } => {
+            let o = org(store, &slug).await?;
+            let host = site::add_domain(store, &o, &host).await?;
+            println!("{host} -> {}", o.slug);
+        }
+        DomainCommand::List { org: slug } => {
+            let only = match slug {
+                Some(s) => Some(org(store, &s).await?.id),
+                None => None,
+            };
+            let names: BTreeMap<i64, String> = store
+                .list_orgs()
+                .await?
+                .into_iter()
+                .map(|o| (o.id, o.slug))
+                .collect();
+            for d in store.domains().await? {
+                if only.is_none_or(|id| id == d.org_id) {
+                    println!("{}\t{}", d.host, names.get(&d.org_id).map_or("?", |s| s));
+                }
+            }
+        }
+        DomainCommand::Remove { org: slug, host } => {
+            let o = org(store, &slug).await?;
+            site::remove_domain(store, &o, &host).await?;
+            println!("removed {host}");
+        }
+    }
+    Ok(())
+}
+
+pub async fn maintenance(store: &Store, cmd: MaintenanceCommand) -> anyhow::Result<()> {
+    match cmd {
+        MaintenanceCommand::Add {
+            org: slug,
+            from,
+            until,
+            app,
+            message_fr,
+            message_en,
+            message,
+        } => {
+            let o = org(store, &slug).await?;
+            let mut messages: BTreeMap<String, String> = message.into_iter().collect();
+            if let Some(m) = message_fr {
+                messages.insert("fr".into(), m);
+            }
+            if let Some(m) = message_en {
+                messages.insert("en".into(), m);
+            }
+            let w = site::add_window(
+                store,
+                &o,
+                &NewWindow {
+                    from,
+                    until,
+                    app,
+                    messages,
+                },
+            )
+            .await?;
+            println!(
+                "scheduled {} for {} from {} until {}",
+                w.id, w.org, w.from, w.until
+            );
+            println!("{}", w.id);
+        }
+        MaintenanceCommand::List { org: slug } => {
+            let orgs = match slug {
+                Some(s) => vec![org(store, &s).await?],
+                None => store.list_orgs().await?,
+            };
+            for o in orgs {
+                for w in site::windows(store, &o).await? {
+                    println!(
+                        "{}\t{}\t{}\t{}\t{}",
+                        w.id,
+                        w.org,
+                        w.app.as_deref().unwrap_or("*"),
+                        w.from,
+                        w.until
+                    );
+                }
+            }
+        }
+        MaintenanceCommand::Cancel { org: slug, id } => {
+            let o = org(store, &slug).await?;
+            site::cancel_window(store, &o, &id).await?;
+            println!("cancelled {id}");
+        }
+    }
+    Ok(())
+}
+
+/// Runs the error pages until SIGTERM or Ctrl-C.
+pub async fn pages(
+    config: &Config,
+    args: PagesArgs,
+    store: Option<Store>,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let listen = args.listen.unwrap_or_else(|| config.pages.listen.clone());
+    let source: Arc<dyn pages::Source> = match (&args.static_file, store) {
+        (Some(file), _) => Arc::new(pages::StaticSource::new(file.clone())),
+        (None, Some(store)) => Arc::new(site::DbSource(store)),
+        (None, None) => anyhow::bail!("liaison pages needs a database or --static FILE"),
+    };
+    let cfg = pages::PagesConfig {
+        refresh: Duration::from_secs(config.pages.refresh_secs.max(1)),
+        announce_ahead: Duration::from_secs(config.pages.announce_hours.saturating_mul(3600)),
+        locales_dir: config.pages.locales_dir.clone(),
+    };
+    let app = pages::router(source, cfg).await?;
+    let listener = tokio::net::TcpListener::bind(&listen)
+        .await
+        .with_context(|| format!("cannot listen on {listen}"))?;
+    tracing::info!(addr = %listener.local_addr()?, "error pages listening");
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown)
+        .await?;
+    Ok(())
+}

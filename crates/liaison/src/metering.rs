@@ -1,0 +1,522 @@
+//! Activity metering, tying `meter` (pure rules) to the store: activity signals
+//! become keyed hashes in the open period they fall in; periods close into
+//! counts; counts become statements and draft invoices.
+//!
+//! What is kept about a person, and for how long, is in docs/PRIVACY.md. In
+//! short: during an open period, HMAC-SHA256(period key, person id) once per
+//! source; at close, the counts only. The subject, user name and time of a
+//! signal are used to find the period and the person and are then dropped: they
+//! are neither stored nor logged. A process-local cache of keyed hashes (keyed
+//! with the same period key) spares the database repeated signals; it is
+//! emptied when a period closes and bounded in size.
+
+use crate::config::{DokosSettings, MeteringConfig};
+use meter::dokos::{DokosConfig, DokosError};
+use meter::keyed::{person_hash, PeriodKey};
+use meter::period::Period;
+use meter::pricing::Pricing;
+use meter::statement::Statement;
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use store::{ClosedCounts, Org, PeriodKeyState, Store, StoreError};
+use time::format_description::well_known::Rfc3339;
+use time::OffsetDateTime;
+
+/// The source name of identity-provider events.
+pub const KEYCLOAK: &str = "keycloak";
+
+/// How far in the future a signal's own time may be before it is taken as
+/// "now" (clock skew between the identity provider and Liaison).
+const MAX_SKEW_MICROS: i64 = 5 * 60 * 1_000_000;
+
+/// Entries of the process-local cache of one period before it is emptied.
+const CACHE_LIMIT: usize = 500_000;
+
+/// One activity signal: someone was active, per the identity provider or an app.
+#[derive(Debug, Clone)]
+pub struct Signal {
+    /// The identity provider's subject (Keycloak user id), or, when `resolved`,
+    /// the person id itself.
+    pub subject: String,
+    /// The login name, to find the person when the subject is unknown.
+    pub username: Option<String>,
+    /// When, milliseconds since the epoch; `None` = now.
+    pub at_ms: Option<i64>,
+    /// `subject` is already the person id (app polling maps accounts itself).
+    pub resolved: bool,
+}
+
+/// What became of a batch of signals.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Ingested {
+    /// Newly recorded (a person not yet seen from this source in the period).
+    pub recorded: u64,
+    /// Already recorded earlier in the period.
+    pub repeated: u64,
+    /// For a period already closed (or past its grace): dropped.
+    pub late: u64,
+}
+
+impl std::ops::AddAssign for Ingested {
+    fn add_assign(&mut self, o: Ingested) {
+        self.recorded += o.recorded;
+        self.repeated += o.repeated;
+        self.late += o.late;
+    }
+}
+
+/// An error of the metering service.
+#[derive(Debug, thiserror::Error)]
+pub enum MeterError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("{0}")]
+    Invalid(String),
+    #[error("Dokos: {0}")]
+    Dokos(#[from] DokosError),
+}
+
+/// Signals of one period: the keyed hashes of people to record, and the cache
+/// markers (keyed hashes of source and subject) they settle.
+type Batch = (Vec<[u8; 32]>, Vec<[u8; 32]>);
+
+struct OpenPeriod {
+    key: Arc<PeriodKey>,
+    /// Keyed hashes of (source, subject) already recorded.
+    seen: HashSet<[u8; 32]>,
+}
+
+/// The metering service. Cheap to share behind an `Arc`.
+pub struct Metering {
+    store: Store,
+    config: MeteringConfig,
+    pricing: Pricing,
+    open: Mutex<HashMap<(i64, String), OpenPeriod>>,
+}
+
+impl Metering {
+    pub fn new(store: Store, config: MeteringConfig, pricing: Pricing) -> Metering {
+        Metering {
+            store,
+            config,
+            pricing,
+            open: Mutex::new(HashMap::new()),
+        }
+    }
+
+    pub fn pricing(&self) -> &Pricing {
+        &self.pricing
+    }
+
+    /// Parses a period label of the configured kind (`2026-11` by default).
+    pub fn period(&self, label: &str) -> Result<Period, MeterError> {
+        Period::parse(self.config.period, label).map_err(|e| {
+            MeterError::Invalid(format!(
+                "{label} is not a {:?} period: {e}",
+                self.config.period
+            ))
+        })
+    }
+
+    fn grace(&self) -> Duration {
+        Duration::from_secs(self.config.grace_hours.saturating_mul(3600))
+    }
+
+    /// The key of an open period (opening it with a fresh random key if
+    /// needed); `None` when it is closed. Reads the period's state from the
+    /// store every time (once per batch: callers memoise), so that a period
+    /// closed by another process is seen at once and its cache dropped.
+    async fn key(
+        &self,
+        org_id: i64,
+        period: &Period,
+    ) -> Result<Option<Arc<PeriodKey>>, MeterError> {
+        let label = period.label();
+        let state = match self.store.period_key(org_id, &label).await? {
+            PeriodKeyState::Absent => {
+                let fresh = PeriodKey::random();
+                self.store
+                    .open_period(
+                        org_id,
+                        &label,
+                        period.start_micros(),
+                        period.end_micros(),
+                        fresh.as_bytes(),
+                    )
+                    .await?
+            }
+            other => other,
+        };
+        let PeriodKeyState::Open(bytes) = state else {
+            self.forget(org_id, &label);
+            return Ok(None);
+        };
+        let key = PeriodKey::from_slice(&bytes)
+            .ok_or_else(|| MeterError::Invalid("a stored period key is not 32 bytes".into()))?;
+        let mut open = self.open.lock().expect("cache lock");
+        let entry = open.entry((org_id, label)).or_insert_with(|| OpenPeriod {
+            key: Arc::new(PeriodKey::from_bytes(*key.as_bytes())),
+            seen: HashSet::new(),
+        });
+        if entry.key.as_bytes() != key.as_bytes() {
+            // The period was closed and reopened elsewhere (a forced close):
+            // what the cache knew belongs to the old key.
+            *entry = OpenPeriod {
+                key: Arc::new(key),
+                seen: HashSet::new(),
+            };
+        }
+        Ok(Some(entry.key.clone()))
+    }
+
+    fn forget(&self, org_id: i64, label: &str) {
+        self.open
+            .lock()
+            .expect("cache lock")
+            .remove(&(org_id, label.to_owned()));
+    }
+
+    /// Records signals from `source` for the organisation.
+    pub async fn ingest(
+        &self,
+        org_id: i64,
+        source: &str,
+        signals: &[Signal],
+        now: OffsetDateTime,
+    ) -> Result<Ingested, MeterError> {
+        let now_us = micros(now);
+        let mut out = Ingested::default();
+        // Per period: keyed hashes of people, and the cache entries they settle.
+        let mut batches: BTreeMap<String, Batch> = BTreeMap::new();
+        // The keys of the periods this batch touches (closed: `None`).
+        let mut keys: HashMap<String, Option<Arc<PeriodKey>>> = HashMap::new();
+        for s in signals {
+            let at = s
+                .at_ms
+                .map(|ms| ms.saturating_mul(1000))
+                .filter(|&us| us <= now_us + MAX_SKEW_MICROS)
+                .unwrap_or(now_us);
+            let Ok(period) = Period::containing(self.config.period, at) else {
+                out.late += 1;
+                continue;
+            };
+            if period.close_due(now_us, self.grace()) {
+                out.late += 1;
+                continue;
+            }
+            let label = period.label();
+            let key = match keys.get(&label) {
+                Some(k) => k.clone(),
+                None => {
+                    let k = self.key(org_id, &period).await?;
+                    keys.insert(label.clone(), k.clone());
+                    k
+                }
+            };
+            let Some(key) = key else {
+                out.late += 1;
+                continue;
+            };
+            let marker = person_hash(&key, &format!("{source}\u{0}{}", s.subject));
+            let cached = self
+                .open
+                .lock()
+                .expect("cache lock")
+                .get(&(org_id, label.clone()))
+                .is_some_and(|p| p.seen.contains(&marker));
+            if cached {
+                out.repeated += 1;
+                continue;
+            }
+            let person = if s.resolved {
+                s.subject.clone()
+            } else {
+                self.store
+                    .person_for_subject(org_id, &s.subject, s.username.as_deref())
+                    .await?
+                    .unwrap_or_else(|| s.subject.clone())
+            };
+            let entry = batches.entry(label).or_default();
+            entry.0.push(person_hash(&key, &person));
+            entry.1.push(marker);
+        }
+        for (label, (hashes, markers)) in batches {
+            match self
+                .store
+                .record_seen(org_id, &label, source, &hashes)
+                .await?
+            {
+                Some(n) => {
+                    out.recorded += n;
+                    out.repeated += hashes.len() as u64 - n;
+                    let mut open = self.open.lock().expect("cache lock");
+                    if let Some(p) = open.get_mut(&(org_id, label)) {
+                        if p.seen.len() + markers.len() > CACHE_LIMIT {
+                            p.seen.clear();
+                        }
+                        p.seen.extend(markers);
+                    }
+                }
+                None => {
+                    out.late += hashes.len() as u64;
+                    self.forget(org_id, &label);
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Polls every app of every organisation for its accounts' last activity
+    /// and records those active in an open period. Apps that fail are reported
+    /// and skipped.
+    pub async fn poll(&self, now: OffsetDateTime) -> Result<PollReport, MeterError> {
+        let mut report = PollReport::default();
+        for org in self.store.list_orgs().await? {
+            for app in self.store.apps(org.id).await? {
+                match self.poll_app(&org, &app, now).await {
+                    Ok(got) => {
+                        report.apps += 1;
+                        report.ingested += got;
+                    }
+                    Err(e) => {
+                        tracing::warn!(org = %org.slug, app = %app.name, error = %e, "activity poll failed");
+                        report
+                            .failed
+                            .push(format!("{}/{}: {e}", org.slug, app.name));
+                    }
+                }
+            }
+        }
+        Ok(report)
+    }
+
+    async fn poll_app(
+        &self,
+        org: &Org,
+        app: &store::AppRecord,
+        now: OffsetDateTime,
+    ) -> Result<Ingested, MeterError> {
+        let connector = provision::registry::connector_for(app)
+            .map_err(|e| MeterError::Invalid(e.to_string()))?;
+        let users = connector
+            .list_users()
+            .await
+            .map_err(|e| MeterError::Invalid(e.to_string()))?;
+        let persons = self.store.persons_for_app(app.id).await?;
+        let signals: Vec<Signal> = users
+            .into_iter()
+            .filter_map(|u| {
+                let at_ms = u.last_active_ms.filter(|&ms| ms > 0)?;
+                let person = persons.get(&u.app_id)?;
+                Some(Signal {
+                    subject: person.clone(),
+                    username: None,
+                    at_ms: Some(at_ms),
+                    resolved: true,
+                })
+            })
+            .collect();
+        self.ingest(org.id, &app.name, &signals, now).await
+    }
+
+    /// Closes the period of one organisation (or of every organisation).
+    /// Refuses a period that has not ended yet unless `force`.
+    pub async fn close(
+        &self,
+        period: &Period,
+        org: Option<&Org>,
+        force: bool,
+        now: OffsetDateTime,
+    ) -> Result<Vec<(Org, ClosedCounts)>, MeterError> {
+        if !force && period.end_micros() > micros(now) {
+            return Err(MeterError::Invalid(format!(
+                "period {} has not ended yet (use --force to close it now; later activity in it will be dropped)",
+                period.label()
+            )));
+        }
+        let orgs = match org {
+            Some(o) => vec![o.clone()],
+            None => self.store.list_orgs().await?,
+        };
+        let mut out = Vec::with_capacity(orgs.len());
+        for o in orgs {
+            let counts = self
+                .store
+                .close_period(
+                    o.id,
+                    &period.label(),
+                    period.start_micros(),
+                    period.end_micros(),
+                )
+                .await?;
+            self.forget(o.id, &period.label());
+            out.push((o, counts));
+        }
+        Ok(out)
+    }
+
+    /// Closes every open period past its end and grace. Returns what closed.
+    pub async fn close_due(
+        &self,
+        now: OffsetDateTime,
+    ) -> Result<Vec<(i64, String, ClosedCounts)>, MeterError> {
+        let grace = i64::try_from(self.grace().as_micros()).unwrap_or(i64::MAX);
+        let mut out = Vec::new();
+        for p in self.store.open_periods().await? {
+            if p.ends.saturating_add(grace) <= micros(now) {
+                let counts = self
+                    .store
+                    .close_period(p.org_id, &p.label, p.starts, p.ends)
+                    .await?;
+                self.forget(p.org_id, &p.label);
+                tracing::info!(org_id = p.org_id, period = %p.label, active_accounts = counts.total, "metering period closed");
+                out.push((p.org_id, p.label, counts));
+            }
+        }
+        Ok(out)
+    }
+
+    /// The statements of a period, one per organisation (or for one).
+    pub async fn statements(
+        &self,
+        period: &Period,
+        org: Option<&Org>,
+    ) -> Result<Vec<Statement>, MeterError> {
+        let orgs = match org {
+            Some(o) => vec![o.clone()],
+            None => self.store.list_orgs().await?,
+        };
+        let label = period.label();
+        let mut out = Vec::with_capacity(orgs.len());
+        for o in orgs {
+            let counts = self.store.period_counts(o.id, &label).await?;
+            let closed = self
+                .store
+                .period(o.id, &label)
+                .await?
+                .is_some_and(|p| p.closed);
+            let profile = self.store.org_profile(o.id).await?;
+            let active = u64::try_from(counts.total).unwrap_or(0);
+            let contribution = self
+                .pricing
+                .contribution(active, profile.category.as_deref())
+                .map_err(|e| MeterError::Invalid(format!("organisation {}: {e}", o.slug)))?;
+            out.push(Statement {
+                org: o.slug.clone(),
+                org_name: profile.display_name.unwrap_or_else(|| o.name.clone()),
+                period: label.clone(),
+                period_start: rfc3339(period.start_micros()),
+                period_end: rfc3339(period.end_micros()),
+                active_accounts: active,
+                per_app: counts
+                    .per_source
+                    .into_iter()
+                    .map(|(k, v)| (k, u64::try_from(v).unwrap_or(0)))
+                    .collect(),
+                closed,
+                contribution,
+            });
+        }
+        Ok(out)
+    }
+
+    /// Exports a draft invoice to Dokos for each closed statement of the period
+    /// not exported yet. Returns (org, invoice name, newly created).
+    pub async fn export_dokos(
+        &self,
+        settings: &DokosSettings,
+        period: &Period,
+        org: Option<&Org>,
+    ) -> Result<Vec<(String, String, bool)>, MeterError> {
+        let cfg = DokosConfig {
+            url: settings.url.clone(),
+            api_key: settings.api_key.clone(),
+            api_secret: provision::registry::read_credential(&settings.api_secret)
+                .map_err(|e| MeterError::Invalid(format!("dokos.api_secret: {e}")))?,
+            item_code: settings.item_code.clone(),
+            company: settings.company.clone(),
+        };
+        let client = reqwest::Client::builder()
+            .timeout(Duration::from_secs(30))
+            .build()
+            .map_err(|e| MeterError::Invalid(e.to_string()))?;
+        let mut out = Vec::new();
+        for st in self.statements(period, org).await? {
+            let o = self
+                .store
+                .org_by_slug(&st.org)
+                .await?
+                .ok_or(StoreError::NotFound)?;
+            if !st.closed {
+                return Err(MeterError::Invalid(format!(
+                    "period {} of {} is still open: close it first",
+                    st.period, st.org
+                )));
+            }
+            if let Some(name) = self.store.invoice_ref(o.id, &st.period, "dokos").await? {
+                out.push((st.org.clone(), name, false));
+                continue;
+            }
+            let profile = self.store.org_profile(o.id).await?;
+            let customer = profile.billing_customer.unwrap_or_else(|| o.name.clone());
+            let draft = meter::dokos::draft_from_statement(&st, &customer, &cfg.item_code);
+            let name = meter::dokos::create_draft_invoice(&client, &cfg, &draft).await?;
+            self.store
+                .record_invoice(o.id, &st.period, "dokos", &name)
+                .await?;
+            out.push((st.org.clone(), name, true));
+        }
+        Ok(out)
+    }
+
+    /// Runs polling and automatic closing until the process ends.
+    pub async fn run_periodic(self: Arc<Self>) {
+        let poll_every = self.config.poll_interval_secs;
+        let mut tick = tokio::time::interval(Duration::from_secs(60));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut last_poll: Option<std::time::Instant> = None;
+        loop {
+            tick.tick().await;
+            let now = OffsetDateTime::now_utc();
+            if self.config.auto_close {
+                if let Err(e) = self.close_due(now).await {
+                    tracing::warn!(error = %e, "closing due metering periods failed");
+                }
+            }
+            let due = poll_every > 0
+                && last_poll.is_none_or(|t| t.elapsed() >= Duration::from_secs(poll_every));
+            if due {
+                last_poll = Some(std::time::Instant::now());
+                match self.poll(now).await {
+                    Ok(r) => tracing::info!(
+                        apps = r.apps,
+                        recorded = r.ingested.recorded,
+                        failed = r.failed.len(),
+                        "activity poll"
+                    ),
+                    Err(e) => tracing::warn!(error = %e, "activity poll failed"),
+                }
+            }
+        }
+    }
+}
+
+/// What a poll of the apps did.
+#[derive(Debug, Default, serde::Serialize)]
+pub struct PollReport {
+    pub apps: usize,
+    pub ingested: Ingested,
+    pub failed: Vec<String>,
+}
+
+fn micros(t: OffsetDateTime) -> i64 {
+    i64::try_from(t.unix_timestamp_nanos() / 1000).unwrap_or(i64::MAX)
+}
+
+fn rfc3339(us: i64) -> String {
+    OffsetDateTime::from_unix_timestamp_nanos(i128::from(us) * 1000)
+        .ok()
+        .and_then(|t| t.format(&Rfc3339).ok())
+        .unwrap_or_default()
+}
