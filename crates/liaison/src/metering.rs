@@ -520,3 +520,32 @@ fn rfc3339(us: i64) -> String {
         .and_then(|t| t.format(&Rfc3339).ok())
         .unwrap_or_default()
 }
+
+#[cfg(test)]
+mod tests {
+    use meter::pricing::Pricing;
+
+    /// The worked example of docs/METERING.md, with the configuration shown there.
+    #[test]
+    fn the_documented_worked_example_holds() {
+        let doc = include_str!("../../../docs/METERING.md");
+        let start = doc.find("```toml\n[pricing]").expect("the pricing example") + 8;
+        let end = start + doc[start..].find("```").expect("its end");
+        #[derive(serde::Deserialize)]
+        struct Wrapper {
+            pricing: Pricing,
+        }
+        let w: Wrapper = toml::from_str(&doc[start..end]).expect("the example parses");
+        assert_eq!(w.pricing, Pricing::example(), "the example is the default model");
+        let c = w.pricing.contribution(180, Some("school")).unwrap();
+        let s = |d: rust_decimal::Decimal| d.to_string();
+        let lines: Vec<(u64, String)> = c.lines.iter().map(|l| (l.accounts, s(l.amount))).collect();
+        assert_eq!(lines, vec![(50, "50.00".into()), (130, "104.00".into())]);
+        assert_eq!(s(c.subtotal), "154.00");
+        assert_eq!(s(c.after_coefficient), "123.20");
+        assert!(!c.minimum_applied);
+        assert_eq!(s(c.net), "123.20");
+        assert_eq!(s(c.vat), "24.64");
+        assert_eq!(s(c.total), "147.84");
+    }
+}
