@@ -3,35 +3,20 @@
 
 mod common;
 
+use common::operator_token;
+
 use axum::http::{Method, StatusCode};
 use clap::Parser;
 use liaison::commands::{apps, outbox};
-use liaison::tokens;
 use provision::worker::{Worker, WorkerConfig, WorkerMetrics};
 use serde_json::{json, Value};
 use std::collections::BTreeSet;
 use std::path::PathBuf;
-use store::{Store, TokenRecord};
 
 const U: &str = "urn:ietf:params:scim:schemas:core:2.0:User";
 const G: &str = "urn:ietf:params:scim:schemas:core:2.0:Group";
 
 /// Issues a token valid for every organisation.
-async fn operator_token(store: &Store) -> String {
-    let issued = tokens::issue();
-    let mut tx = store.begin().await.unwrap();
-    tx.insert_token(&TokenRecord {
-        id: issued.id.clone(),
-        org_id: None,
-        secret_hash: issued.secret_hash,
-        created: time::OffsetDateTime::now_utc(),
-    })
-    .await
-    .unwrap();
-    tx.commit().await.unwrap();
-    issued.token
-}
-
 /// A credential file holding `content`, removed when dropped.
 struct SecretFile(PathBuf);
 

@@ -113,6 +113,22 @@ impl App {
     }
 }
 
+/// Issues an operator token (valid for every organisation).
+pub async fn operator_token(store: &Store) -> String {
+    let issued = tokens::issue();
+    let mut tx = store.begin().await.unwrap();
+    tx.insert_token(&TokenRecord {
+        id: issued.id.clone(),
+        org_id: None,
+        secret_hash: issued.secret_hash,
+        created: time::OffsetDateTime::now_utc(),
+    })
+    .await
+    .unwrap();
+    tx.commit().await.unwrap();
+    issued.token
+}
+
 /// One app per store under test (SQLite always, PostgreSQL when configured).
 pub async fn apps() -> Vec<App> {
     apps_with(Config::default()).await
