@@ -470,22 +470,34 @@ impl Metering {
         Ok(out)
     }
 
-    /// Runs polling and automatic closing until the process ends.
+    /// Runs polling and automatic closing until the process ends. With several
+    /// processes on one PostgreSQL database, one at a time does a round (an
+    /// advisory lock); the others skip it.
     pub async fn run_periodic(self: Arc<Self>) {
-        let poll_every = self.config.poll_interval_secs;
+        let poll_every = Duration::from_secs(self.config.poll_interval_secs);
         let mut tick = tokio::time::interval(Duration::from_secs(60));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut last_poll: Option<std::time::Instant> = None;
         loop {
             tick.tick().await;
+            let lock = match self.store.try_advisory_lock(METERING_LOCK_KEY).await {
+                Ok(Some(lock)) => lock,
+                Ok(None) => {
+                    tracing::debug!("another process runs the metering round; skipped");
+                    continue;
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot take the metering lock");
+                    continue;
+                }
+            };
             let now = OffsetDateTime::now_utc();
             if self.config.auto_close {
                 if let Err(e) = self.close_due(now).await {
                     tracing::warn!(error = %e, "closing due metering periods failed");
                 }
             }
-            let due = poll_every > 0
-                && last_poll.is_none_or(|t| t.elapsed() >= Duration::from_secs(poll_every));
+            let due = !poll_every.is_zero() && last_poll.is_none_or(|t| t.elapsed() >= poll_every);
             if due {
                 last_poll = Some(std::time::Instant::now());
                 match self.poll(now).await {
@@ -498,9 +510,15 @@ impl Metering {
                     Err(e) => tracing::warn!(error = %e, "activity poll failed"),
                 }
             }
+            if let Err(e) = lock.release().await {
+                tracing::warn!(error = %e, "releasing the metering lock failed");
+            }
         }
     }
 }
+
+/// The advisory lock of the periodic metering round ("LSNMETER").
+const METERING_LOCK_KEY: i64 = 0x4c53_4e4d_4554_4552;
 
 /// What a poll of the apps did.
 #[derive(Debug, Default, serde::Serialize)]
@@ -536,7 +554,11 @@ mod tests {
             pricing: Pricing,
         }
         let w: Wrapper = toml::from_str(&doc[start..end]).expect("the example parses");
-        assert_eq!(w.pricing, Pricing::example(), "the example is the default model");
+        assert_eq!(
+            w.pricing,
+            Pricing::example(),
+            "the example is the default model"
+        );
         let c = w.pricing.contribution(180, Some("school")).unwrap();
         let s = |d: rust_decimal::Decimal| d.to_string();
         let lines: Vec<(u64, String)> = c.lines.iter().map(|l| (l.accounts, s(l.amount))).collect();

@@ -493,3 +493,37 @@ async fn polled_last_logins_count_with_webhook_activity() {
         assert_eq!(counts.per_source.get("keycloak"), Some(&2));
     }
 }
+
+/// Periods past their end and grace close by themselves (what `serve` runs
+/// every minute); others stay open.
+#[tokio::test]
+async fn periods_past_end_and_grace_close_automatically() {
+    for app in apps().await {
+        let (_token, org_id) = org_with_secret(&app, "acme").await;
+        let m = metering(&app.store);
+        let old = m.period("2020-01").unwrap();
+        app.store
+            .open_period(
+                org_id,
+                "2020-01",
+                old.start_micros(),
+                old.end_micros(),
+                &[1; 32],
+            )
+            .await
+            .unwrap();
+        app.store
+            .record_seen(org_id, "2020-01", "keycloak", &[[9; 32], [8; 32]])
+            .await
+            .unwrap();
+        signed(&app, "acme", &p2_event("LOGIN", "kc-a")).await;
+        let closed = m.close_due(OffsetDateTime::now_utc()).await.unwrap();
+        assert_eq!(closed.len(), 1, "{}: only January 2020", app.label);
+        assert_eq!((closed[0].1.as_str(), closed[0].2.total), ("2020-01", 2));
+        let open = app.store.open_periods().await.unwrap();
+        assert_eq!(open.len(), 1, "{}", app.label);
+        assert_eq!(open[0].label, label_now());
+        let found = store::testing::find_everywhere(&app.store, &[9; 32]).await;
+        assert!(found.is_empty(), "{}: {found:?}", app.label);
+    }
+}
