@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The project's one test command. On a Debian 12 machine with Rust and Python 3
-# it installs what is missing (PostgreSQL from apt, the SCIM peer tools into
+# it installs what is missing (PostgreSQL and Chromium from apt, the SCIM peer tools into
 # .venv from PyPI), starts a private PostgreSQL cluster on a free loopback port,
 # starts a real Matrix Synapse and two scim2-server peers for the provisioning
 # tests, and runs, in order: rustfmt check, clippy, the workspace tests (on SQLite
@@ -36,7 +36,11 @@ fi
 export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
 
 echo "==== setup ===="
-ensure_debs "/usr/lib/postgresql/*/bin/initdb:postgresql" psql:postgresql-client curl:curl
+ensure_debs "/usr/lib/postgresql/*/bin/initdb:postgresql" psql:postgresql-client curl:curl \
+	chromium:chromium "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf:fonts-dejavu-core"
+# The browser test of the error pages (crates/liaison/tests/pages_browser.rs) runs
+# in headless Chromium; with it installed, a missing browser is a failure.
+export LIAISON_REQUIRE_CHROMIUM=1
 ensure_venv
 # The real apps the provisioning tests talk to: a Matrix Synapse homeserver
 # (its own venv, kept in .synapse between runs) and two scim2-server peers (one
