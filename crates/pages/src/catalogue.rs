@@ -12,6 +12,8 @@ use std::path::Path;
 use anyhow::{bail, Context as _};
 use axum::http::HeaderValue;
 
+use crate::escape::push_html;
+
 const EMBEDDED: &[(&str, &str)] = &[
     ("en", include_str!("../locales/en.toml")),
     ("fr", include_str!("../locales/fr.toml")),
@@ -37,8 +39,24 @@ macro_rules! texts {
                     (None, None) => bail!("missing key {}", $key),
                 },)* })
             }
+
+            /// The same messages HTML-escaped (placeholders are unaffected).
+            fn html(&self) -> Texts {
+                Texts { $($field: html(&self.$field),)* }
+            }
+
+            #[cfg(test)]
+            fn values(&self) -> Vec<&str> {
+                vec![$(&*self.$field,)*]
+            }
         }
     };
+}
+
+fn html(s: &str) -> Box<str> {
+    let mut out = String::with_capacity(s.len() + 16);
+    push_html(&mut out, s);
+    out.into()
 }
 
 texts! {
@@ -77,8 +95,12 @@ pub struct Locale {
     tag: Box<str>,
     content_language: HeaderValue,
     pub(crate) text: Texts,
+    /// `text` HTML-escaped once, for the HTML pages.
+    pub(crate) html: Texts,
     /// Title and description per code, indexed by `code - MIN_CODE`.
     status: Box<[StatusText]>,
+    /// `status` HTML-escaped.
+    status_html: Box<[StatusText]>,
 }
 
 impl Locale {
@@ -93,15 +115,24 @@ impl Locale {
 
     /// Title and description of a status code: the code's own, or its family's.
     pub fn status(&self, code: u16) -> (&str, &str) {
-        let own = code
-            .checked_sub(MIN_CODE)
-            .and_then(|i| self.status.get(usize::from(i)))
-            .and_then(Option::as_ref);
-        match own {
-            Some((t, d)) => (t, d),
-            None if code >= 500 => (&self.text.title_5xx, &self.text.description_5xx),
-            None => (&self.text.title_4xx, &self.text.description_4xx),
-        }
+        status_in(&self.status, &self.text, code)
+    }
+
+    /// [`Locale::status`] HTML-escaped.
+    pub(crate) fn status_html(&self, code: u16) -> (&str, &str) {
+        status_in(&self.status_html, &self.html, code)
+    }
+}
+
+fn status_in<'a>(table: &'a [StatusText], text: &'a Texts, code: u16) -> (&'a str, &'a str) {
+    let own = code
+        .checked_sub(MIN_CODE)
+        .and_then(|i| table.get(usize::from(i)))
+        .and_then(Option::as_ref);
+    match own {
+        Some((t, d)) => (t, d),
+        None if code >= 500 => (&text.title_5xx, &text.description_5xx),
+        None => (&text.title_4xx, &text.description_4xx),
     }
 }
 
@@ -235,11 +266,17 @@ impl Catalogue {
                 }
             }
             let content_language = HeaderValue::from_str(&tag)?;
+            let status_html = status
+                .iter()
+                .map(|s| s.as_ref().map(|(t, d)| (html(t), html(d))))
+                .collect();
             locales.push(Locale {
                 tag: tag.into(),
                 content_language,
+                html: text.html(),
                 text,
                 status: status.into(),
+                status_html,
             });
         }
         for p in &problems {
@@ -395,6 +432,48 @@ mod tests {
         assert_eq!(pick(None, Some("xx")), "en");
         assert_eq!(pick(Some("EN-gb;q=0.9, fr;q=0.9"), Some("fr")), "en");
         assert_eq!(pick(Some(";;;,q=,fr;q=abc"), None), "fr");
+    }
+
+    #[test]
+    fn html_copies_are_the_escaped_messages() {
+        let dir = std::env::temp_dir().join(format!("pages-locales-html-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(
+            dir.join("xx.toml"),
+            "[page]\nerror_code = \"<b>Error</b> {code} & co\"\n\
+             [maintenance]\ntitle = \"'Maintenance' \\\"now\\\"\"\n\
+             [status.404]\ntitle = \"<404>\"\ndescription = \"Gone & <away>\"\n",
+        )
+        .unwrap();
+        let cat = Catalogue::load_dir(&dir).unwrap();
+        std::fs::remove_dir_all(&dir).unwrap();
+        let esc = |s: &str| {
+            let mut o = String::new();
+            push_html(&mut o, s);
+            o
+        };
+        for tag in cat.languages() {
+            let l = cat.get(tag).unwrap();
+            let escaped: Vec<String> = l.text.values().into_iter().map(esc).collect();
+            assert_eq!(l.html.values(), escaped, "{tag}");
+            for code in MIN_CODE..=MAX_CODE {
+                let (t, d) = l.status(code);
+                assert_eq!(l.status_html(code), (&*esc(t), &*esc(d)), "{tag} {code}");
+            }
+        }
+        let xx = cat.get("xx").unwrap();
+        assert_eq!(
+            &*xx.html.error_code,
+            "&lt;b&gt;Error&lt;/b&gt; {code} &amp; co"
+        );
+        assert_eq!(
+            &*xx.html.maintenance_title,
+            "&#39;Maintenance&#39; &quot;now&quot;"
+        );
+        assert_eq!(
+            xx.status_html(404),
+            ("&lt;404&gt;", "Gone &amp; &lt;away&gt;")
+        );
     }
 
     #[test]

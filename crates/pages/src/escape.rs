@@ -90,6 +90,28 @@ pub(crate) fn push_template(
     vars: &[(&str, &str)],
     esc: fn(&mut String, &str),
 ) {
+    fill(out, tpl, vars, esc, esc);
+}
+
+/// [`push_template`] for a message already escaped with `esc` (escaping leaves
+/// `{name}` placeholders as they are): the message is copied, the values go through
+/// `esc`.
+pub(crate) fn push_escaped_template(
+    out: &mut String,
+    tpl: &str,
+    vars: &[(&str, &str)],
+    esc: fn(&mut String, &str),
+) {
+    fill(out, tpl, vars, |o, s| o.push_str(s), esc);
+}
+
+fn fill(
+    out: &mut String,
+    tpl: &str,
+    vars: &[(&str, &str)],
+    tpl_esc: fn(&mut String, &str),
+    esc: fn(&mut String, &str),
+) {
     let mut rest = tpl;
     while let Some(open) = rest.find('{') {
         let Some(len) = rest[open..].find('}') else {
@@ -98,14 +120,14 @@ pub(crate) fn push_template(
         let name = &rest[open + 1..open + len];
         match vars.iter().find(|(n, _)| *n == name) {
             Some((_, v)) => {
-                esc(out, &rest[..open]);
+                tpl_esc(out, &rest[..open]);
                 esc(out, v);
             }
-            None => esc(out, &rest[..open + len + 1]),
+            None => tpl_esc(out, &rest[..open + len + 1]),
         }
         rest = &rest[open + len + 1..];
     }
-    esc(out, rest);
+    tpl_esc(out, rest);
 }
 
 #[cfg(test)]
@@ -150,5 +172,20 @@ mod tests {
             push_html,
         );
         assert_eq!(o, "Back at &lt;12:00&gt; {other} {");
+        // Escaping the message first, then filling it in, gives the same text.
+        for tpl in [
+            "Back <at> {time} {other} {",
+            "{time}&{time}",
+            "'{x}' {",
+            "}{time",
+        ] {
+            let mut escaped = String::new();
+            push_html(&mut escaped, tpl);
+            let (mut a, mut b) = (String::new(), String::new());
+            let vars = [("time", "<12:00> & \"x\"")];
+            push_template(&mut a, tpl, &vars, push_html);
+            push_escaped_template(&mut b, &escaped, &vars, push_html);
+            assert_eq!(a, b, "{tpl}");
+        }
     }
 }

@@ -1,6 +1,8 @@
 //! The HTTP side: the router, its shared state and the background refresh.
 
+use std::cell::RefCell;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock, Weak};
 use std::time::Duration;
 
@@ -42,12 +44,27 @@ impl Default for PagesConfig {
 
 /// The pages' state: the catalogue and the current index, which [`Pages::refresh`]
 /// replaces.
+///
+/// Each index is published with a stamp unique in the process. A thread answering
+/// requests keeps the last index it used with its stamp (a thread-local), and takes
+/// the lock only when `stamp` says a newer index was published: the request path
+/// reads one atomic that only refreshes write. A thread holds on to the index it
+/// last used until its next request.
 pub struct Pages {
     source: Arc<dyn Source>,
     cfg: PagesConfig,
     catalogue: Catalogue,
-    index: RwLock<Arc<Index>>,
+    index: RwLock<(u64, Arc<Index>)>,
+    stamp: AtomicU64,
     last: tokio::sync::Mutex<Snapshot>,
+}
+
+/// The source of index stamps.
+static NEXT_STAMP: AtomicU64 = AtomicU64::new(1);
+
+thread_local! {
+    /// The index this thread last answered with, and its stamp.
+    static LOCAL_INDEX: RefCell<Option<(u64, Arc<Index>)>> = const { RefCell::new(None) };
 }
 
 impl Pages {
@@ -65,11 +82,13 @@ impl Pages {
             windows = snap.windows.len(),
             "pages: loaded"
         );
+        let stamp = NEXT_STAMP.fetch_add(1, Ordering::Relaxed);
         Ok(Arc::new(Pages {
             source,
             cfg,
             catalogue,
-            index: RwLock::new(Arc::new(index)),
+            index: RwLock::new((stamp, Arc::new(index))),
+            stamp: AtomicU64::new(stamp),
             last: tokio::sync::Mutex::new(snap),
         }))
     }
@@ -87,7 +106,9 @@ impl Pages {
                 windows = snap.windows.len(),
                 "pages: reloaded"
             );
-            *self.index.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(index);
+            let stamp = NEXT_STAMP.fetch_add(1, Ordering::Relaxed);
+            *self.index.write().unwrap_or_else(|e| e.into_inner()) = (stamp, Arc::new(index));
+            self.stamp.store(stamp, Ordering::Release);
             *last = snap;
         }
         Ok(())
@@ -95,7 +116,32 @@ impl Pages {
 
     /// The current index.
     pub fn index(&self) -> Arc<Index> {
-        self.index.read().unwrap_or_else(|e| e.into_inner()).clone()
+        self.index
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .1
+            .clone()
+    }
+
+    /// Calls `f` with the current index, through this thread's copy when it is
+    /// current (see [`Pages`]).
+    fn with_index<R>(&self, f: impl FnOnce(&Index) -> R) -> R {
+        let stamp = self.stamp.load(Ordering::Acquire);
+        let mut f = Some(f);
+        let local = LOCAL_INDEX.try_with(|cell| {
+            let mut slot = cell.try_borrow_mut().ok()?;
+            if !matches!(&*slot, Some((s, _)) if *s == stamp) {
+                let current = self.index.read().unwrap_or_else(|e| e.into_inner());
+                *slot = Some((current.0, current.1.clone()));
+            }
+            let (_, index) = slot.as_ref()?;
+            Some(f.take()?(index))
+        });
+        match (local, f) {
+            (Ok(Some(r)), _) => r,
+            (_, Some(f)) => f(&self.index()),
+            (_, None) => unreachable!("f returned a value"),
+        }
     }
 
     pub fn catalogue(&self) -> &Catalogue {
@@ -148,13 +194,9 @@ async fn page(State(pages): State<Arc<Pages>>, req: Request) -> Response {
     if page_req.host.is_none() {
         page_req.host = parts.uri.host();
     }
-    let index = pages.index();
-    into_response(respond(
-        &page_req,
-        &index,
-        &pages.catalogue,
-        OffsetDateTime::now_utc(),
-    ))
+    let now = OffsetDateTime::now_utc();
+    let page = pages.with_index(|index| respond(&page_req, index, &pages.catalogue, now));
+    into_response(page)
 }
 
 /// The HTTP answer of a page, with its security headers.
@@ -162,6 +204,7 @@ pub fn into_response(page: PageResponse) -> Response {
     let mut res = Response::new(Body::from(page.body));
     *res.status_mut() = StatusCode::from_u16(page.status).unwrap_or(StatusCode::NOT_FOUND);
     let h = res.headers_mut();
+    h.reserve(12);
     h.insert(
         CONTENT_TYPE,
         HeaderValue::from_static(page.format.content_type()),

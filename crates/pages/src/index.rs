@@ -9,6 +9,7 @@ use axum::http::HeaderValue;
 use base64::Engine as _;
 use sha2::{Digest, Sha256};
 
+use crate::escape::push_html;
 use crate::model::{MaintenanceWindow, Snapshot};
 use crate::validate::{
     split_port, url_origin, validate_color, validate_email, validate_host, validate_url,
@@ -36,8 +37,35 @@ pub(crate) struct SiteEntry {
     pub status_url: Option<Box<str>>,
     pub default_language: Option<Box<str>>,
     pub style: Style,
+    /// The branding fields HTML-escaped once, for the HTML pages.
+    pub html: SiteHtml,
     /// Sorted by start.
     pub windows: Vec<MaintenanceWindow>,
+}
+
+/// A site's name, logo, contact and status page, HTML-escaped.
+#[derive(Debug)]
+pub(crate) struct SiteHtml {
+    pub name: Box<str>,
+    pub logo_url: Option<Box<str>>,
+    pub contact_email: Option<Box<str>>,
+    pub status_url: Option<Box<str>>,
+}
+
+impl SiteHtml {
+    fn new(site: &SiteEntry) -> SiteHtml {
+        let html = |s: &str| {
+            let mut out = String::with_capacity(s.len() + 16);
+            push_html(&mut out, s);
+            out.into_boxed_str()
+        };
+        SiteHtml {
+            name: html(&site.name),
+            logo_url: site.logo_url.as_deref().map(html),
+            contact_email: site.contact_email.as_deref().map(html),
+            status_url: site.status_url.as_deref().map(html),
+        }
+    }
 }
 
 /// The `<style>` element of a site's HTML pages and the policy that allows it.
@@ -107,7 +135,7 @@ impl Index {
                 .cloned()
                 .collect();
             windows.sort_by_key(|w| w.starts_at);
-            sites.push(SiteEntry {
+            let mut entry = SiteEntry {
                 org: org.into(),
                 name: b.display_name.as_str().into(),
                 style: Style::new(color.as_deref(), logo_url.as_deref()),
@@ -115,8 +143,16 @@ impl Index {
                 contact_email: keep("contact_email", &b.contact_email, validate_email),
                 status_url: keep("status_url", &b.status_url, validate_url),
                 default_language: site.default_language.as_deref().map(Into::into),
+                html: SiteHtml {
+                    name: "".into(),
+                    logo_url: None,
+                    contact_email: None,
+                    status_url: None,
+                },
                 windows,
-            });
+            };
+            entry.html = SiteHtml::new(&entry);
+            sites.push(entry);
         }
         Index {
             sites,

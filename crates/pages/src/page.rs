@@ -6,7 +6,7 @@ use axum::http::{HeaderMap, HeaderValue};
 use time::OffsetDateTime;
 
 use crate::catalogue::{Catalogue, Locale};
-use crate::escape::{push_html, push_json, push_template, push_text};
+use crate::escape::{push_escaped_template, push_html, push_json, push_template, push_text};
 use crate::index::{Index, SiteEntry, Style, PLAIN_CSP};
 use crate::model::MaintenanceWindow;
 use crate::negotiate::{parse_code, Format, PathForm};
@@ -56,28 +56,50 @@ pub struct PageRequest<'a> {
 impl<'a> PageRequest<'a> {
     /// Reads the headers of the ingress-nginx custom-errors contract (and `Host`,
     /// `Accept`, `Accept-Language`).
+    /// Each header counts by its first value, as `HeaderMap::get` would return it.
     pub fn from_http(path: &'a str, headers: &'a HeaderMap) -> PageRequest<'a> {
-        let get = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+        // One pass over the headers: `Some(value)` once a name has been seen, so
+        // that a later value of the same name does not replace the first one.
+        let mut seen: [Option<Option<&'a str>>; 12] = [None; 12];
         let mut total = 0;
         let mut oversized = false;
         for (name, value) in headers {
             let line = name.as_str().len() + value.len() + 4;
             total += line;
             oversized |= line > MAX_HEADER_LINE;
+            let i = match name.as_str() {
+                "host" => 0,
+                "accept" => 1,
+                "accept-language" => 2,
+                "x-code" => 3,
+                "x-format" => 4,
+                "x-original-uri" => 5,
+                "x-namespace" => 6,
+                "x-ingress-name" => 7,
+                "x-service-name" => 8,
+                "x-service-port" => 9,
+                "x-request-id" => 10,
+                "x-correlation-id" => 11,
+                _ => continue,
+            };
+            if seen[i].is_none() {
+                seen[i] = Some(value.to_str().ok());
+            }
         }
+        let get = |i: usize| seen[i].flatten();
         PageRequest {
             path,
-            host: get("host"),
-            accept: get("accept"),
-            accept_language: get("accept-language"),
-            code: get("x-code"),
-            format: get("x-format"),
-            original_uri: get("x-original-uri"),
-            namespace: get("x-namespace"),
-            ingress_name: get("x-ingress-name"),
-            service_name: get("x-service-name"),
-            service_port: get("x-service-port"),
-            request_id: get("x-request-id").or_else(|| get("x-correlation-id")),
+            host: get(0),
+            accept: get(1),
+            accept_language: get(2),
+            code: get(3),
+            format: get(4),
+            original_uri: get(5),
+            namespace: get(6),
+            ingress_name: get(7),
+            service_name: get(8),
+            service_port: get(9),
+            request_id: get(10).or_else(|| get(11)),
             oversized: oversized || total > MAX_HEADERS_TOTAL,
         }
     }
@@ -184,13 +206,19 @@ pub fn respond(
         }
     }
     let status = if maintenance.is_some() { 503 } else { code };
-    let (title, description) = if maintenance.is_some() {
+    let ((title, description), (title_html, description_html)) = if maintenance.is_some() {
         (
-            &*locale.text.maintenance_title,
-            &*locale.text.maintenance_description,
+            (
+                &*locale.text.maintenance_title,
+                &*locale.text.maintenance_description,
+            ),
+            (
+                &*locale.html.maintenance_title,
+                &*locale.html.maintenance_description,
+            ),
         )
     } else {
-        locale.status(status)
+        (locale.status(status), locale.status_html(status))
     };
     let retry_after = maintenance.map(|w| {
         let d = w.ends_at - now;
@@ -203,6 +231,8 @@ pub fn respond(
         style,
         title,
         description,
+        title_html,
+        description_html,
         locale,
         site,
         maintenance,
@@ -256,6 +286,9 @@ struct Page<'a> {
     style: &'a Style,
     title: &'a str,
     description: &'a str,
+    /// `title` and `description` HTML-escaped.
+    title_html: &'a str,
+    description_html: &'a str,
     locale: &'a Locale,
     site: Option<&'a SiteEntry>,
     maintenance: Option<&'a MaintenanceWindow>,
@@ -298,79 +331,105 @@ impl<'a> Page<'a> {
             .map(|(l, m)| (l.as_str(), m.as_str()))
     }
 
-    fn code_line(&self, out: &mut String, esc: fn(&mut String, &str)) {
-        let mut code = [0u8; 3];
-        let code = format_code(self.status, &mut code);
-        push_template(out, &self.locale.text.error_code, &[("code", code)], esc);
+    /// Writes a catalogue message with its values: for HTML, the locale's
+    /// pre-escaped `html` copy with the values escaped; for text, `text` through
+    /// [`push_text`].
+    fn template(out: &mut String, text: &str, html: &str, vars: &[(&str, &str)], as_html: bool) {
+        if as_html {
+            push_escaped_template(out, html, vars, push_html);
+        } else {
+            push_template(out, text, vars, push_text);
+        }
     }
 
-    fn back_at(&self, out: &mut String, w: &MaintenanceWindow, esc: fn(&mut String, &str)) {
-        push_template(
+    fn code_line(&self, out: &mut String, as_html: bool) {
+        let mut code = [0u8; 3];
+        let code = format_code(self.status, &mut code);
+        let l = self.locale;
+        Self::template(
             out,
-            &self.locale.text.maintenance_back_at,
-            &[("time", &fmt_time(w.ends_at))],
-            esc,
+            &l.text.error_code,
+            &l.html.error_code,
+            &[("code", code)],
+            as_html,
         );
     }
 
-    fn upcoming_line(&self, out: &mut String, w: &MaintenanceWindow, esc: fn(&mut String, &str)) {
-        let (start, end) = (fmt_time(w.starts_at), fmt_time(w.ends_at));
-        push_template(
+    fn back_at(&self, out: &mut String, w: &MaintenanceWindow, as_html: bool) {
+        let l = self.locale;
+        Self::template(
             out,
-            &self.locale.text.maintenance_upcoming,
+            &l.text.maintenance_back_at,
+            &l.html.maintenance_back_at,
+            &[("time", &fmt_time(w.ends_at))],
+            as_html,
+        );
+    }
+
+    fn upcoming_line(&self, out: &mut String, w: &MaintenanceWindow, as_html: bool) {
+        let (start, end) = (fmt_time(w.starts_at), fmt_time(w.ends_at));
+        let l = self.locale;
+        Self::template(
+            out,
+            &l.text.maintenance_upcoming,
+            &l.html.maintenance_upcoming,
             &[("start", &start), ("end", &end)],
-            esc,
+            as_html,
         );
     }
 
     fn html(&self) -> String {
+        // Catalogue texts and branding come HTML-escaped from the locale
+        // (`locale.html`, `title_html`, `description_html`) and the site
+        // (`site.html`); request values are escaped here.
         let style = &self.style.element;
-        let mut o = String::with_capacity(2048 + style.len());
+        let mut o = String::with_capacity(3072 + style.len());
+        let t = &self.locale.html;
         let tag = self.locale.tag();
         o.push_str("<!doctype html>\n<html lang=\"");
         push_html(&mut o, tag);
         o.push_str("\">\n<head>\n<meta charset=\"utf-8\">\n<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n<meta name=\"robots\" content=\"noindex\">\n<title>");
-        push_html(&mut o, self.title);
+        o.push_str(self.title_html);
         if let Some(site) = self.site {
             o.push_str(" · ");
-            push_html(&mut o, &site.name);
+            o.push_str(&site.html.name);
         }
         o.push_str("</title>\n");
         o.push_str(style);
         o.push_str("\n</head>\n<body>\n<div class=\"wrap\">\n");
         if let Some(site) = self.site {
             o.push_str("<header>");
-            if let Some(logo) = &site.logo_url {
+            if let Some(logo) = &site.html.logo_url {
                 o.push_str("<img src=\"");
-                push_html(&mut o, logo);
+                o.push_str(logo);
                 o.push_str("\" alt=\"\" height=\"48\">");
             }
             o.push_str("<span>");
-            push_html(&mut o, &site.name);
+            o.push_str(&site.html.name);
             o.push_str("</span></header>\n");
         }
         o.push_str("<main>\n<p class=\"code\">");
-        self.code_line(&mut o, push_html);
+        self.code_line(&mut o, true);
         o.push_str("</p>\n<h1>");
-        push_html(&mut o, self.title);
+        o.push_str(self.title_html);
         o.push_str("</h1>\n<p>");
-        push_html(&mut o, self.description);
+        o.push_str(self.description_html);
         o.push_str("</p>\n");
         if let Some(w) = self.maintenance {
             if let Some((lang, msg)) = self.message(w) {
                 self.html_message(&mut o, lang, msg);
             }
             o.push_str("<p>");
-            self.back_at(&mut o, w, push_html);
+            self.back_at(&mut o, w, true);
             o.push_str("</p>\n");
         }
         if let Some(w) = self.upcoming {
             o.push_str(
                 "<section class=\"notice\" aria-labelledby=\"upcoming\">\n<h2 id=\"upcoming\">",
             );
-            push_html(&mut o, &self.locale.text.maintenance_upcoming_title);
+            o.push_str(&t.maintenance_upcoming_title);
             o.push_str("</h2>\n<p>");
-            self.upcoming_line(&mut o, w, push_html);
+            self.upcoming_line(&mut o, w, true);
             o.push_str("</p>\n");
             if let Some((lang, msg)) = self.message(w) {
                 self.html_message(&mut o, lang, msg);
@@ -379,11 +438,11 @@ impl<'a> Page<'a> {
         }
         if self.original_uri.is_some() || self.request_id.is_some() {
             o.push_str("<h2>");
-            push_html(&mut o, &self.locale.text.details);
+            o.push_str(&t.details);
             o.push_str("</h2>\n<dl>\n");
             if let Some(uri) = self.original_uri {
                 o.push_str("<dt>");
-                push_html(&mut o, &self.locale.text.requested_address);
+                o.push_str(&t.requested_address);
                 o.push_str("</dt><dd><code>");
                 push_html(&mut o, self.host.unwrap_or(""));
                 push_html(&mut o, uri);
@@ -391,7 +450,7 @@ impl<'a> Page<'a> {
             }
             if let Some(id) = &self.request_id {
                 o.push_str("<dt>");
-                push_html(&mut o, &self.locale.text.request_id);
+                o.push_str(&t.request_id);
                 o.push_str("</dt><dd><code>");
                 push_html(&mut o, id);
                 o.push_str("</code></dd>\n");
@@ -404,22 +463,22 @@ impl<'a> Page<'a> {
             .filter(|s| s.contact_email.is_some() || s.status_url.is_some())
         {
             o.push_str("<footer>\n<h2>");
-            push_html(&mut o, &self.locale.text.help);
+            o.push_str(&t.help);
             o.push_str("</h2>\n<ul>\n");
-            if let Some(email) = &site.contact_email {
+            if let Some(email) = &site.html.contact_email {
                 o.push_str("<li><a href=\"mailto:");
-                push_html(&mut o, email);
+                o.push_str(email);
                 o.push_str("\">");
-                push_html(&mut o, &self.locale.text.contact);
+                o.push_str(&t.contact);
                 o.push_str("</a> (");
-                push_html(&mut o, email);
+                o.push_str(email);
                 o.push_str(")</li>\n");
             }
-            if let Some(url) = &site.status_url {
+            if let Some(url) = &site.html.status_url {
                 o.push_str("<li><a href=\"");
-                push_html(&mut o, url);
+                o.push_str(url);
                 o.push_str("\">");
-                push_html(&mut o, &self.locale.text.status_page);
+                o.push_str(&t.status_page);
                 o.push_str("</a></li>\n");
             }
             o.push_str("</ul>\n</footer>\n");
@@ -557,7 +616,7 @@ impl<'a> Page<'a> {
             push_text(&mut o, &site.name);
             o.push('\n');
         }
-        self.code_line(&mut o, push_text);
+        self.code_line(&mut o, false);
         o.push_str(" - ");
         push_text(&mut o, self.title);
         o.push('\n');
@@ -568,11 +627,11 @@ impl<'a> Page<'a> {
                 push_text(&mut o, msg);
                 o.push('\n');
             }
-            self.back_at(&mut o, w, push_text);
+            self.back_at(&mut o, w, false);
             o.push('\n');
         }
         if let Some(w) = self.upcoming {
-            self.upcoming_line(&mut o, w, push_text);
+            self.upcoming_line(&mut o, w, false);
             o.push('\n');
             if let Some((_, msg)) = self.message(w) {
                 push_text(&mut o, msg);
@@ -633,6 +692,26 @@ mod tests {
         assert_eq!(bounded("abc", 2), "ab");
         assert_eq!(bounded("aé", 2), "a");
         assert_eq!(bounded("é", 8), "é");
+    }
+
+    #[test]
+    fn headers_count_by_their_first_value_like_header_map_get() {
+        let mut h = HeaderMap::new();
+        h.append("x-code", HeaderValue::from_bytes(b"5\xff3").unwrap());
+        h.append("x-code", HeaderValue::from_static("503"));
+        h.append("host", HeaderValue::from_static("a.example"));
+        h.append("host", HeaderValue::from_static("b.example"));
+        h.append("x-correlation-id", HeaderValue::from_static("corr"));
+        h.append("x-unrelated", HeaderValue::from_static("x"));
+        let r = PageRequest::from_http("/", &h);
+        // The first value is not visible ASCII: absent, as through `get`.
+        assert_eq!(r.code, None);
+        assert_eq!(r.host, Some("a.example"));
+        assert_eq!(r.request_id, Some("corr"));
+        assert_eq!(r.accept, None);
+        assert!(!r.oversized);
+        h.append("x-request-id", HeaderValue::from_static("req"));
+        assert_eq!(PageRequest::from_http("/", &h).request_id, Some("req"));
     }
 
     #[test]

@@ -822,6 +822,72 @@ async fn the_first_load_must_succeed_and_failed_refreshes_keep_the_last_snapshot
 }
 
 #[tokio::test]
+async fn two_pages_on_one_thread_answer_from_their_own_index() {
+    let cfg = PagesConfig {
+        refresh: std::time::Duration::ZERO,
+        ..Default::default()
+    };
+    let mut other = example();
+    other.sites[1].branding.display_name = "Other Harbour".into();
+    let a = Pages::new(Arc::new(FixedSource(example())), cfg.clone())
+        .await
+        .unwrap()
+        .router();
+    let b = Pages::new(Arc::new(FixedSource(other)), cfg)
+        .await
+        .unwrap()
+        .router();
+    for _ in 0..3 {
+        let body = get(&a, "/", &[("host", HARBOUR)]).await.body;
+        assert!(body.contains("<span>Harbour Cooperative</span>"), "{body}");
+        let body = get(&b, "/", &[("host", HARBOUR)]).await.body;
+        assert!(body.contains("<span>Other Harbour</span>"), "{body}");
+    }
+}
+
+#[test]
+fn catalogue_markup_is_escaped_in_html_and_kept_in_text() {
+    let dir = std::env::temp_dir().join(format!("pages-markup-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join("xx.toml"),
+        "[page]\nerror_code = \"<b>Error</b> {code} & co\"\n\
+         [status.404]\ntitle = \"<i>Lost</i>\"\ndescription = \"Gone & 'away'\"\n",
+    )
+    .unwrap();
+    let cat = Catalogue::load_dir(&dir).unwrap();
+    std::fs::remove_dir_all(&dir).unwrap();
+    let idx = Index::new(&example(), DEFAULT_ANNOUNCE_AHEAD);
+    let page = |format: &'static str| {
+        let req = PageRequest {
+            path: "/",
+            host: Some(JAURES),
+            accept: Some(format),
+            accept_language: Some("xx"),
+            code: Some("404"),
+            ..Default::default()
+        };
+        respond(&req, &idx, &cat, OffsetDateTime::now_utc()).body
+    };
+    let html = page("text/html");
+    assert!(!html.contains("<b>") && !html.contains("<i>"), "{html}");
+    assert!(
+        html.contains("<title>&lt;i&gt;Lost&lt;/i&gt; · École Jean Jaurès</title>"),
+        "{html}"
+    );
+    assert!(
+        html.contains("<p class=\"code\">&lt;b&gt;Error&lt;/b&gt; 404 &amp; co</p>"),
+        "{html}"
+    );
+    assert!(html.contains("<p>Gone &amp; &#39;away&#39;</p>"), "{html}");
+    let text = page("text/plain");
+    assert!(
+        text.contains("<b>Error</b> 404 & co - <i>Lost</i>\nGone & 'away'\n"),
+        "{text}"
+    );
+}
+
+#[tokio::test]
 async fn static_source_reads_toml_and_json_and_sees_changes() {
     let dir = std::env::temp_dir().join(format!("pages-static-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
