@@ -77,8 +77,12 @@ fn specificity(f: Format, ty: &str, sub: &str) -> u8 {
     if eq(ty, "*") && eq(sub, "*") {
         return 1;
     }
-    let ends =
-        |suffix: &str| sub.len() >= suffix.len() && eq(&sub[sub.len() - suffix.len()..], suffix);
+    // Bytes, not `&str` slicing: `sub` is arbitrary input and the cut may fall
+    // inside a multi-byte character.
+    let ends = |suffix: &str| {
+        sub.len() >= suffix.len()
+            && sub.as_bytes()[sub.len() - suffix.len()..].eq_ignore_ascii_case(suffix.as_bytes())
+    };
     let exact = match f {
         Format::Html => {
             eq(ty, "text") && eq(sub, "html") || eq(ty, "application") && eq(sub, "xhtml+xml")
@@ -188,6 +192,15 @@ pub fn parse_code(s: &str) -> Option<u16> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn accept_with_multibyte_subtypes_does_not_panic() {
+        // Found by the `pages_respond` fuzz target: a suffix check cut a
+        // multi-byte character.
+        assert_eq!(Format::from_accept("text/._.x\u{7fd}\u{5}"), None);
+        assert_eq!(Format::from_accept("application/é+json"), Some(Format::Json));
+        assert_eq!(Format::from_accept("text/le.o/~\u{1}\u{41041}o"), None);
+    }
 
     #[test]
     fn paths() {
