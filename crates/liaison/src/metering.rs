@@ -124,16 +124,22 @@ impl Metering {
     }
 
     /// The key of an open period (opening it with a fresh random key if
-    /// needed); `None` when it is closed. Reads the period's state from the
-    /// store every time (once per batch: callers memoise), so that a period
-    /// closed by another process is seen at once and its cache dropped.
+    /// needed); `None` when it is closed. `known` is the period's state as just
+    /// read by the caller; otherwise it is read here. Either way the state comes
+    /// from the store once per batch, so that a period closed by another
+    /// process is seen at once and its cache dropped.
     async fn key(
         &self,
         org_id: i64,
         period: &Period,
+        known: Option<PeriodKeyState>,
     ) -> Result<Option<Arc<PeriodKey>>, MeterError> {
         let label = period.label();
-        let state = match self.store.period_key(org_id, &label).await? {
+        let state = match known {
+            Some(state) => state,
+            None => self.store.period_key(org_id, &label).await?,
+        };
+        let state = match state {
             PeriodKeyState::Absent => {
                 let fresh = PeriodKey::random();
                 self.store
@@ -185,12 +191,33 @@ impl Metering {
         signals: &[Signal],
         now: OffsetDateTime,
     ) -> Result<Ingested, MeterError> {
+        self.ingest_with(org_id, source, signals, now, None).await
+    }
+
+    /// The period `now` falls in, for callers that read its state together with
+    /// other things ([`Store::webhook_context`]).
+    pub fn current_label(&self, now: OffsetDateTime) -> Option<String> {
+        Period::containing(self.config.period, micros(now))
+            .ok()
+            .map(|p| p.label())
+    }
+
+    /// [`Metering::ingest`], with the state of one period already read.
+    pub async fn ingest_with(
+        &self,
+        org_id: i64,
+        source: &str,
+        signals: &[Signal],
+        now: OffsetDateTime,
+        known: Option<(String, PeriodKeyState)>,
+    ) -> Result<Ingested, MeterError> {
         let now_us = micros(now);
         let mut out = Ingested::default();
-        // Per period: keyed hashes of people, and the cache entries they settle.
-        let mut batches: BTreeMap<String, Batch> = BTreeMap::new();
+        let mut known = known;
         // The keys of the periods this batch touches (closed: `None`).
         let mut keys: HashMap<String, Option<Arc<PeriodKey>>> = HashMap::new();
+        // Signals still to record: period, its key, cache marker, signal.
+        let mut pending: Vec<(String, Arc<PeriodKey>, [u8; 32], &Signal)> = Vec::new();
         for s in signals {
             let at = s
                 .at_ms
@@ -209,7 +236,8 @@ impl Metering {
             let key = match keys.get(&label) {
                 Some(k) => k.clone(),
                 None => {
-                    let k = self.key(org_id, &period).await?;
+                    let state = known.take_if(|(l, _)| *l == label).map(|(_, state)| state);
+                    let k = self.key(org_id, &period, state).await?;
                     keys.insert(label.clone(), k.clone());
                     k
                 }
@@ -229,16 +257,30 @@ impl Metering {
                 out.repeated += 1;
                 continue;
             }
-            let person = if s.resolved {
-                s.subject.clone()
-            } else {
-                self.store
-                    .person_for_subject(org_id, &s.subject, s.username.as_deref())
-                    .await?
-                    .unwrap_or_else(|| s.subject.clone())
+            pending.push((label, key, marker, s));
+        }
+        if pending.is_empty() {
+            return Ok(out);
+        }
+        // One lookup for every subject of the batch.
+        let lookups: Vec<(&str, Option<&str>)> = pending
+            .iter()
+            .filter(|(_, _, _, s)| !s.resolved)
+            .map(|(_, _, _, s)| (s.subject.as_str(), s.username.as_deref()))
+            .collect();
+        let persons = if lookups.is_empty() {
+            HashMap::new()
+        } else {
+            self.store.persons_for_subjects(org_id, &lookups).await?
+        };
+        let mut batches: BTreeMap<String, Batch> = BTreeMap::new();
+        for (label, key, marker, s) in pending {
+            let person = match s.resolved {
+                true => &s.subject,
+                false => persons.get(&s.subject).unwrap_or(&s.subject),
             };
             let entry = batches.entry(label).or_default();
-            entry.0.push(person_hash(&key, &person));
+            entry.0.push(person_hash(&key, person));
             entry.1.push(marker);
         }
         for (label, (hashes, markers)) in batches {

@@ -54,7 +54,7 @@ use time::OffsetDateTime;
 
 pub use app_setup::{OutboxCounts, OutboxRow};
 pub use conn::{Store, Tx};
-pub use metering::{ClosedCounts, PeriodCounts, PeriodKeyState, PeriodRow};
+pub use metering::{ClosedCounts, PeriodCounts, PeriodKeyState, PeriodRow, WebhookContext};
 pub use profiles::{Domain, MaintenanceRecord, OrgProfile};
 pub use provisioning::{AppRecord, Delivery, Link, OutboxStats, PendingDelivery, Target};
 pub use scim::ResourceKind;

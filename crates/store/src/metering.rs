@@ -6,11 +6,11 @@
 //! (`meter::keyed`). Closing a period counts the hashes, keeps the counts, and
 //! deletes the key row, which deletes every hash of the period by cascade.
 //!
-//! Concurrency: recording takes a shared lock on the key row (PostgreSQL
-//! `FOR KEY SHARE`) and closing an exclusive one (`FOR UPDATE`), so a hash is
-//! either recorded before the close counts (and then counted and deleted) or
-//! refused because the period is closed; never left behind. On SQLite writes are
-//! serialised anyway.
+//! Concurrency: a recording's foreign-key check takes a shared lock on the key
+//! row (PostgreSQL `FOR KEY SHARE`) and closing an exclusive one (`FOR UPDATE`),
+//! so a hash is either recorded before the close counts (and then counted and
+//! deleted) or refused because the period's key row is gone; never left behind.
+//! On SQLite writes are serialised anyway.
 
 use crate::conn::to_micros;
 use crate::{Dialect, Result, Store, Tx};
@@ -54,6 +54,23 @@ pub struct ClosedCounts {
     pub per_source: BTreeMap<String, i64>,
     /// The period was already closed: these are the counts kept then.
     pub already_closed: bool,
+}
+
+/// What a webhook request needs before it can record: see
+/// [`Store::webhook_context`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WebhookContext {
+    pub org_id: i64,
+    pub secret: Option<Vec<u8>>,
+    pub period: PeriodKeyState,
+}
+
+/// `$first, $first+1, ...` for `n` values.
+fn placeholders(first: usize, n: usize) -> String {
+    (first..first + n)
+        .map(|i| format!("${i}"))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// Counts of a period: live for an open one, kept for a closed one.
@@ -162,6 +179,12 @@ impl Store {
     /// Records keyed hashes of people seen active in an open period, once per
     /// source. Returns how many were new, or `None` when the period is closed
     /// (or was never opened): nothing is recorded then.
+    ///
+    /// Each chunk is one `INSERT` statement, atomic on its own: the foreign key
+    /// to the period's key row refuses it once the period is closed (the key row
+    /// is gone), and on PostgreSQL the key-share lock the check takes keeps a
+    /// concurrent close waiting until the statement is done, so the close
+    /// counts what it inserted.
     pub async fn record_seen(
         &self,
         org_id: i64,
@@ -169,22 +192,6 @@ impl Store {
         source: &str,
         hashes: &[[u8; 32]],
     ) -> Result<Option<u64>> {
-        let mut tx = self.begin().await?;
-        let lock = match tx.dialect {
-            Dialect::Postgres => {
-                "SELECT 1 FROM meter_keys WHERE org_id = $1 AND label = $2 FOR KEY SHARE"
-            }
-            Dialect::Sqlite => "SELECT 1 FROM meter_keys WHERE org_id = $1 AND label = $2",
-        };
-        let open = sqlx::query(lock)
-            .bind(org_id)
-            .bind(label)
-            .fetch_optional(&mut *tx.tx)
-            .await?
-            .is_some();
-        if !open {
-            return Ok(None);
-        }
         let mut inserted = 0;
         for chunk in hashes.chunks(INSERT_CHUNK) {
             let mut sql =
@@ -201,46 +208,111 @@ impl Store {
             for h in chunk {
                 q = q.bind(h.to_vec());
             }
-            inserted += q.execute(&mut *tx.tx).await?.rows_affected();
+            match q.execute(self.writer()).await {
+                Ok(done) => inserted += done.rows_affected(),
+                Err(sqlx::Error::Database(e)) if e.is_foreign_key_violation() => {
+                    // Closed (or never opened). Earlier chunks of this call, if
+                    // any, were recorded before the close and counted by it.
+                    return Ok(None);
+                }
+                Err(e) => return Err(e.into()),
+            }
         }
-        tx.commit().await?;
         Ok(Some(inserted))
     }
 
-    /// The person id a subject of the identity provider designates in the
-    /// organisation's directory: the user's `externalId` when set, else its id,
-    /// for the user whose externalId or id is `subject`, or, failing that, whose
-    /// userName is `username`. `None` when no user matches.
-    pub async fn person_for_subject(
-        &self,
-        org_id: i64,
-        subject: &str,
-        username: Option<&str>,
-    ) -> Result<Option<String>> {
-        let found: Option<String> = sqlx::query_scalar(
-            "SELECT COALESCE(external_id, id) FROM resources \
-             WHERE org_id = $1 AND kind = 'User' AND external_id = $2 \
-             UNION ALL SELECT COALESCE(external_id, id) FROM resources \
-             WHERE org_id = $1 AND kind = 'User' AND id = $2 LIMIT 1",
+    /// What the webhook needs, in one round trip: the organisation's id, its
+    /// webhook secret, and the state of its period `label`. `None` when no
+    /// organisation has this slug.
+    pub async fn webhook_context(&self, slug: &str, label: &str) -> Result<Option<WebhookContext>> {
+        let row = sqlx::query(
+            "SELECT o.id, w.secret, p.state, k.period_key FROM orgs o \
+             LEFT JOIN meter_webhooks w ON w.org_id = o.id \
+             LEFT JOIN meter_periods p ON p.org_id = o.id AND p.label = $2 \
+             LEFT JOIN meter_keys k ON k.org_id = o.id AND k.label = $2 \
+             WHERE o.slug = $1",
         )
-        .bind(org_id)
-        .bind(subject)
+        .bind(slug)
+        .bind(label)
         .fetch_optional(self.reader())
         .await?;
-        if found.is_some() {
-            return Ok(found);
+        let Some(row) = row else { return Ok(None) };
+        let state: Option<String> = row.try_get(2)?;
+        let key: Option<Vec<u8>> = row.try_get(3)?;
+        Ok(Some(WebhookContext {
+            org_id: row.try_get(0)?,
+            secret: row.try_get(1)?,
+            period: match (state.as_deref(), key) {
+                (None, _) => PeriodKeyState::Absent,
+                (Some("open"), Some(k)) => PeriodKeyState::Open(k),
+                _ => PeriodKeyState::Closed,
+            },
+        }))
+    }
+
+    /// The person id each subject of the identity provider designates in the
+    /// organisation's directory, keyed by subject: the user's `externalId` when
+    /// set, else its id, for the user whose externalId (first) or id is the
+    /// subject or, failing that, whose userName is the given user name.
+    /// Subjects no user matches are absent.
+    pub async fn persons_for_subjects(
+        &self,
+        org_id: i64,
+        subjects: &[(&str, Option<&str>)],
+    ) -> Result<HashMap<String, String>> {
+        let mut found: HashMap<String, String> = HashMap::new();
+        for chunk in subjects.chunks(INSERT_CHUNK) {
+            let list = placeholders(2, chunk.len());
+            let sql = format!(
+                "SELECT external_id, id, COALESCE(external_id, id) FROM resources \
+                 WHERE org_id = $1 AND kind = 'User' AND (external_id IN ({list}) OR id IN ({list}))"
+            );
+            let mut q = sqlx::query(&sql).bind(org_id);
+            for (s, _) in chunk {
+                q = q.bind(*s);
+            }
+            let wanted: std::collections::HashSet<&str> = chunk.iter().map(|(s, _)| *s).collect();
+            for row in q.fetch_all(self.reader()).await? {
+                let ext: Option<String> = row.try_get(0)?;
+                let id: String = row.try_get(1)?;
+                let person: String = row.try_get(2)?;
+                // externalId matches win over id matches.
+                if let Some(e) = ext.filter(|e| wanted.contains(e.as_str())) {
+                    found.insert(e, person.clone());
+                }
+                if wanted.contains(id.as_str()) {
+                    found.entry(id).or_insert(person);
+                }
+            }
         }
-        let Some(username) = username else {
-            return Ok(None);
-        };
-        Ok(sqlx::query_scalar(
-            "SELECT COALESCE(external_id, id) FROM resources \
-             WHERE org_id = $1 AND kind = 'User' AND name_lc = $2",
-        )
-        .bind(org_id)
-        .bind(username.to_lowercase())
-        .fetch_optional(self.reader())
-        .await?)
+        let by_name: Vec<(String, &str)> = subjects
+            .iter()
+            .filter(|(s, _)| !found.contains_key(*s))
+            .filter_map(|(s, n)| Some(((*n)?.to_lowercase(), *s)))
+            .collect();
+        for chunk in by_name.chunks(INSERT_CHUNK) {
+            let list = placeholders(2, chunk.len());
+            let sql = format!(
+                "SELECT name_lc, COALESCE(external_id, id) FROM resources \
+                 WHERE org_id = $1 AND kind = 'User' AND name_lc IN ({list})"
+            );
+            let mut q = sqlx::query(&sql).bind(org_id);
+            for (name, _) in chunk {
+                q = q.bind(name.as_str());
+            }
+            let persons: HashMap<String, String> = q
+                .fetch_all(self.reader())
+                .await?
+                .iter()
+                .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
+                .collect::<Result<_>>()?;
+            for (name, subject) in chunk {
+                if let Some(p) = persons.get(name) {
+                    found.insert((*subject).to_owned(), p.clone());
+                }
+            }
+        }
+        Ok(found)
     }
 
     /// For one app, the person id (externalId, else id) of every user it holds

@@ -139,27 +139,6 @@ pub fn with_database(url: &str, db: &str) -> String {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::with_database;
-
-    #[test]
-    fn replaces_the_database_name() {
-        assert_eq!(
-            with_database("postgres://postgres@127.0.0.1:55432/postgres", "t1"),
-            "postgres://postgres@127.0.0.1:55432/t1"
-        );
-        assert_eq!(
-            with_database("postgres://u:p@h/db?sslmode=disable", "t2"),
-            "postgres://u:p@h/t2?sslmode=disable"
-        );
-        assert_eq!(
-            with_database("postgres://h:5432", "t3"),
-            "postgres://h:5432/t3"
-        );
-    }
-}
-
 /// Every place `needle` occurs in the store's database: `table.column` for each
 /// column of each table holding a value that contains it (as bytes, or as text
 /// for text columns on PostgreSQL), and, on SQLite, `file:<path>` for the
@@ -249,4 +228,25 @@ pub async fn find_everywhere(store: &Store, needle: &[u8]) -> Vec<String> {
         }
     }
     found
+}
+
+#[cfg(test)]
+mod tests {
+    use super::with_database;
+
+    #[test]
+    fn replaces_the_database_name() {
+        assert_eq!(
+            with_database("postgres://postgres@127.0.0.1:55432/postgres", "t1"),
+            "postgres://postgres@127.0.0.1:55432/t1"
+        );
+        assert_eq!(
+            with_database("postgres://u:p@h/db?sslmode=disable", "t2"),
+            "postgres://u:p@h/t2?sslmode=disable"
+        );
+        assert_eq!(
+            with_database("postgres://h:5432", "t3"),
+            "postgres://h:5432/t3"
+        );
+    }
 }

@@ -47,21 +47,20 @@ async fn keycloak_events(
             "a valid webhook signature or secret is required",
         )
     };
-    let org = match st.store.org_by_slug(&slug).await {
-        Ok(Some(org)) => org,
+    let now = OffsetDateTime::now_utc();
+    let label = st.metering.current_label(now).unwrap_or_default();
+    // One round trip: the organisation, its secret and its current period.
+    let ctx = match st.store.webhook_context(&slug, &label).await {
+        Ok(Some(ctx)) => ctx,
         Ok(None) => {
             outcome("unauthorized");
             return unauthorized();
         }
         Err(e) => return internal(e),
     };
-    let secret = match st.store.webhook_secret(org.id).await {
-        Ok(Some(s)) => s,
-        Ok(None) => {
-            outcome("unauthorized");
-            return unauthorized();
-        }
-        Err(e) => return internal(e),
+    let Some(secret) = ctx.secret else {
+        outcome("unauthorized");
+        return unauthorized();
     };
     let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
     let auth = WebhookAuth {
@@ -90,11 +89,12 @@ async fn keycloak_events(
         .collect();
     match st
         .metering
-        .ingest(
-            org.id,
+        .ingest_with(
+            ctx.org_id,
             crate::metering::KEYCLOAK,
             &signals,
-            OffsetDateTime::now_utc(),
+            now,
+            Some((label, ctx.period)),
         )
         .await
     {
@@ -103,7 +103,7 @@ async fn keycloak_events(
             Json(got).into_response()
         }
         Err(e) => {
-            tracing::error!(org = %org.slug, error = %e, "recording activity failed");
+            tracing::error!(org = %slug, error = %e, "recording activity failed");
             refuse(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "unavailable",

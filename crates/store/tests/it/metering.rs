@@ -84,10 +84,7 @@ async fn a_period_counts_distinct_hashes_and_forgets_them_at_close() {
         // A period that never opened closes at zero.
         let empty = s.close_period(b.id, "2026-10", 0, 10).await.unwrap();
         assert_eq!(empty.total, 0);
-        assert_eq!(
-            s.period(b.id, "2026-10").await.unwrap().unwrap().closed,
-            true
-        );
+        assert!(s.period(b.id, "2026-10").await.unwrap().unwrap().closed);
         assert_eq!(s.open_periods().await.unwrap().len(), 1);
     })
     .await;
@@ -205,6 +202,50 @@ async fn profiles_domains_and_maintenance_windows() {
         tx.commit().await.unwrap();
         assert!(s.maintenance_windows(None, at(0)).await.unwrap().is_empty());
         assert!(s.domains().await.unwrap().is_empty());
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn subjects_map_to_people_by_external_id_then_id_then_user_name() {
+    for_each_store(|s| async move {
+        let a = org(&s, "a").await;
+        let b = org(&s, "b").await;
+        let mut tx = s.begin().await.unwrap();
+        let mut alice = user("u-alice", "Alice");
+        alice.doc["externalId"] = "kc-alice".into();
+        tx.insert_resource(a.id, &alice).await.unwrap();
+        tx.insert_resource(a.id, &user("u-bob", "bob"))
+            .await
+            .unwrap();
+        tx.insert_resource(a.id, &user("u-carol", "carol"))
+            .await
+            .unwrap();
+        let mut other = user("u-x", "mallory");
+        other.doc["externalId"] = "kc-mallory".into();
+        tx.insert_resource(b.id, &other).await.unwrap();
+        tx.commit().await.unwrap();
+        let found = s
+            .persons_for_subjects(
+                a.id,
+                &[
+                    ("kc-alice", None),
+                    ("u-bob", None),
+                    ("kc-carol", Some("CAROL")),
+                    ("kc-mallory", Some("mallory")),
+                    ("kc-nobody", None),
+                ],
+            )
+            .await
+            .unwrap();
+        assert_eq!(found.get("kc-alice").map(String::as_str), Some("kc-alice"));
+        assert_eq!(found.get("u-bob").map(String::as_str), Some("u-bob"));
+        assert_eq!(found.get("kc-carol").map(String::as_str), Some("u-carol"));
+        assert!(
+            !found.contains_key("kc-mallory"),
+            "another organisation's user"
+        );
+        assert!(!found.contains_key("kc-nobody"));
     })
     .await;
 }
