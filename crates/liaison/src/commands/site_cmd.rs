@@ -219,6 +219,11 @@ pub async fn maintenance(store: &Store, cmd: MaintenanceCommand) -> anyhow::Resu
 }
 
 /// Runs the error pages until SIGTERM or Ctrl-C.
+///
+/// Like nginx's workers, one single-threaded runtime per core accepts on its
+/// own `SO_REUSEPORT` socket bound to the same address (the kernel spreads
+/// connections across them): no work stealing and no cross-thread wake-ups on
+/// a path that only renders a page. Responses go out without Nagle's delay.
 pub async fn pages(
     config: &Config,
     args: PagesArgs,
@@ -236,13 +241,74 @@ pub async fn pages(
         announce_ahead: Duration::from_secs(config.pages.announce_hours.saturating_mul(3600)),
         locales_dir: config.pages.locales_dir.clone(),
     };
+    // Loads once (failing here if the source is unusable) and refreshes on
+    // this runtime.
     let app = pages::router(source, cfg).await?;
-    let listener = tokio::net::TcpListener::bind(&listen)
+    let addr = tokio::net::lookup_host(&listen)
         .await
-        .with_context(|| format!("cannot listen on {listen}"))?;
-    tracing::info!(addr = %listener.local_addr()?, "error pages listening");
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown)
-        .await?;
+        .with_context(|| format!("cannot resolve {listen}"))?
+        .next()
+        .with_context(|| format!("{listen} resolves to no address"))?;
+    let workers = std::thread::available_parallelism().map_or(1, |n| n.get());
+    // The first socket fixes the port (when 0 was asked); the others share it.
+    let first = reuseport_listener(addr).with_context(|| format!("cannot listen on {listen}"))?;
+    let addr = first.local_addr()?;
+    let mut listeners = vec![first];
+    for _ in 1..workers {
+        listeners
+            .push(reuseport_listener(addr).with_context(|| format!("cannot listen on {addr}"))?);
+    }
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let mut threads = Vec::with_capacity(workers);
+    for (i, listener) in listeners.into_iter().enumerate() {
+        let app = app.clone();
+        let mut stopped = stopped.clone();
+        let thread = std::thread::Builder::new()
+            .name(format!("pages-{i}"))
+            .spawn(move || -> std::io::Result<()> {
+                let rt = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()?;
+                rt.block_on(async move {
+                    use axum::serve::ListenerExt;
+                    let listener = tokio::net::TcpListener::from_std(listener)?.tap_io(|tcp| {
+                        let _ = tcp.set_nodelay(true);
+                    });
+                    axum::serve(listener, app)
+                        .with_graceful_shutdown(async move {
+                            let _ = stopped.wait_for(|s| *s).await;
+                        })
+                        .await
+                })
+            })?;
+        threads.push(thread);
+    }
+    tracing::info!(%addr, workers, "error pages listening");
+    shutdown.await;
+    let _ = stop.send(true);
+    let joined = tokio::task::spawn_blocking(move || {
+        threads
+            .into_iter()
+            .map(|t| {
+                t.join()
+                    .unwrap_or_else(|_| Err(std::io::Error::other("a pages thread panicked")))
+            })
+            .collect::<std::io::Result<Vec<()>>>()
+    })
+    .await?;
+    joined?;
     Ok(())
+}
+
+/// A listening socket on `addr` with `SO_REUSEPORT`, as a non-blocking std
+/// listener to hand to another runtime.
+fn reuseport_listener(addr: std::net::SocketAddr) -> std::io::Result<std::net::TcpListener> {
+    let socket = match addr {
+        std::net::SocketAddr::V4(_) => tokio::net::TcpSocket::new_v4()?,
+        std::net::SocketAddr::V6(_) => tokio::net::TcpSocket::new_v6()?,
+    };
+    socket.set_reuseaddr(true)?;
+    socket.set_reuseport(true)?;
+    socket.bind(addr)?;
+    socket.listen(1024)?.into_std()
 }
