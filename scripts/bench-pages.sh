@@ -342,7 +342,7 @@ other_max="$(tr ' ' '\n' <<<"${OTHER[pages]} ${OTHER[nginx]}" | grep -v '^$' | s
 	echo
 	echo "- liaison pages / nginx: **${RATIO}x** the requests per second, ${P99_RATIO}x the p99 latency (medians of $ROUNDS rounds each)."
 	echo "- Request: \`GET /\` with \`Host: $HOST\`, \`X-Code: 503\`, \`Accept: text/html\`, \`Accept-Language: fr-FR,fr;q=0.9\`; answer: the French 503 page of \`$SNAPSHOT\`, $PAGE_BYTES bytes of HTML with its security headers (nginx answers 200 with the same body and the same \`Content-Type\`, \`Cache-Control\`, \`Content-Security-Policy\`, \`Content-Language\`, \`Referrer-Policy\`, \`X-Content-Type-Options\`, \`X-Robots-Tag\`)."
-	echo "- Load: wrk $WRK_VERSION, \`-t$THREADS -c$CONNECTIONS --latency\`, ${WARMUP}s of warm-up per server, then $ROUNDS rounds of ${DURATION}s per server, alternating which goes first; nginx with \`worker_processes $CORES\`, \`access_log off\`, \`sendfile\`, \`open_file_cache\`; \`liaison pages\` as built by \`cargo build --release\`, its Tokio runtime with one worker per core."
+	echo "- Load: wrk $WRK_VERSION, \`-t$THREADS -c$CONNECTIONS --latency\`, ${WARMUP}s of warm-up per server, then $ROUNDS rounds of ${DURATION}s per server, alternating which goes first; nginx with \`worker_processes $CORES\`, \`access_log off\`, \`sendfile\`, \`open_file_cache\`; \`liaison pages\` as built by \`cargo build --release\`, one single-threaded Tokio runtime per core, each on its own `SO_REUSEPORT` socket."
 	echo "- Machine: $CORES cores ($cpu), ${mem_gib} GiB RAM, $(uname -sr); wrk and the server share it; load average $LOAD_BEFORE before the run, $LOAD_AFTER after it; other processes used at most ${other_max}% of the CPU during any measured round (\`--max-other $MAX_OTHER\`)."
 } >"$WORK/section.md"
 
