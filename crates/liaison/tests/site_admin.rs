@@ -313,3 +313,65 @@ fn the_command_line_sets_up_pages_and_reports_contributions() {
     ok(&["maintenance", "cancel", "jaures", &id]);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// `liaison pages --static FILE`: the listener alone, without a database.
+#[tokio::test]
+async fn the_pages_listener_serves_a_static_file() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let file = concat!(env!("CARGO_MANIFEST_DIR"), "/../pages/examples/pages.toml");
+    struct Killed(std::process::Child);
+    impl Drop for Killed {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let _child = Killed(
+        Command::new(env!("CARGO_BIN_EXE_liaison"))
+            .args([
+                "pages",
+                "--static",
+                file,
+                "--listen",
+                &format!("127.0.0.1:{port}"),
+            ])
+            .env("LIAISON_LOG", "warn")
+            .env_remove("LIAISON_DATABASE_URL")
+            .spawn()
+            .expect("start liaison pages"),
+    );
+    let base = format!("http://127.0.0.1:{port}");
+    let client = reqwest::Client::new();
+    let mut ready = false;
+    for _ in 0..200 {
+        if let Ok(r) = client.get(format!("{base}/healthz")).send().await {
+            ready = r.status().is_success();
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(ready, "liaison pages did not answer /healthz");
+    let r = client
+        .get(format!("{base}/"))
+        .header("host", "ecole-jaures.example.org")
+        .header("x-code", "502")
+        .header("accept-language", "fr")
+        .header("x-request-id", "abc-123")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 502);
+    assert_eq!(r.headers()["x-request-id"], "abc-123");
+    assert_eq!(r.headers()["x-robots-tag"], "noindex");
+    let body = r.text().await.unwrap();
+    assert!(body.contains("lang=\"fr\""), "{body}");
+    assert!(body.contains("École Jean Jaurès"), "{body}");
+    let r = client.get(format!("{base}/404.json")).send().await.unwrap();
+    assert_eq!(r.status().as_u16(), 404);
+    let v: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(v["status"], 404, "{v}");
+}
