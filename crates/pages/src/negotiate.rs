@@ -198,7 +198,10 @@ mod tests {
         // Found by the `pages_respond` fuzz target: a suffix check cut a
         // multi-byte character.
         assert_eq!(Format::from_accept("text/._.x\u{7fd}\u{5}"), None);
-        assert_eq!(Format::from_accept("application/é+json"), Some(Format::Json));
+        assert_eq!(
+            Format::from_accept("application/é+json"),
+            Some(Format::Json)
+        );
         assert_eq!(Format::from_accept("text/le.o/~\u{1}\u{41041}o"), None);
     }
 
