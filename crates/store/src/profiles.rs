@@ -8,8 +8,10 @@ use sqlx::Row;
 use std::collections::BTreeMap;
 use time::OffsetDateTime;
 
-/// An organisation's profile. Every field is optional; absent = not set.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+/// An organisation's profile. Every field is optional; absent = not set (in a
+/// change request: unchanged).
+#[derive(Debug, Clone, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct OrgProfile {
     pub display_name: Option<String>,
     pub logo_url: Option<String>,

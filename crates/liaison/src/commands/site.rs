@@ -15,31 +15,15 @@ use time::OffsetDateTime;
 const MAX_TEXT: usize = 2000;
 
 /// Changes to a profile: absent = unchanged, empty string = cleared.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ProfilePatch {
-    pub display_name: Option<String>,
-    pub logo_url: Option<String>,
-    pub color: Option<String>,
-    pub contact_email: Option<String>,
-    pub status_url: Option<String>,
-    pub default_language: Option<String>,
-    pub category: Option<String>,
-    pub billing_customer: Option<String>,
-}
+pub type ProfilePatch = OrgProfile;
 
-/// A profile as the admin API shows it.
+/// A profile as the admin API shows it: the organisation, its profile's fields
+/// and its host names.
 #[derive(Debug, Clone, Serialize)]
 pub struct ProfileView {
     pub org: String,
-    pub display_name: Option<String>,
-    pub logo_url: Option<String>,
-    pub color: Option<String>,
-    pub contact_email: Option<String>,
-    pub status_url: Option<String>,
-    pub default_language: Option<String>,
-    pub category: Option<String>,
-    pub billing_customer: Option<String>,
+    #[serde(flatten)]
+    pub profile: OrgProfile,
     pub domains: Vec<String>,
 }
 
@@ -154,26 +138,9 @@ pub async fn profile(store: &Store, org: &Org) -> Result<ProfileView, AppError> 
         .filter(|d| d.org_id == org.id)
         .map(|d| d.host)
         .collect();
-    let OrgProfile {
-        display_name,
-        logo_url,
-        color,
-        contact_email,
-        status_url,
-        default_language,
-        category,
-        billing_customer,
-    } = p;
     Ok(ProfileView {
         org: org.slug.clone(),
-        display_name,
-        logo_url,
-        color,
-        contact_email,
-        status_url,
-        default_language,
-        category,
-        billing_customer,
+        profile: p,
         domains,
     })
 }

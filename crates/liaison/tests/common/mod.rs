@@ -51,17 +51,8 @@ impl App {
     pub async fn org(&self, slug: &str) -> String {
         let mut tx = self.store.begin().await.unwrap();
         let org = tx.create_org(slug, slug).await.unwrap();
-        let issued = tokens::issue();
-        tx.insert_token(&TokenRecord {
-            id: issued.id.clone(),
-            org_id: Some(org.id),
-            secret_hash: issued.secret_hash,
-            created: time::OffsetDateTime::now_utc(),
-        })
-        .await
-        .unwrap();
         tx.commit().await.unwrap();
-        issued.token
+        issue_token(&self.store, Some(org.id)).await
     }
 
     pub async fn call(
@@ -115,11 +106,16 @@ impl App {
 
 /// Issues an operator token (valid for every organisation).
 pub async fn operator_token(store: &Store) -> String {
+    issue_token(store, None).await
+}
+
+/// Issues a token for one organisation (`Some`) or an operator token (`None`).
+pub async fn issue_token(store: &Store, org_id: Option<i64>) -> String {
     let issued = tokens::issue();
     let mut tx = store.begin().await.unwrap();
     tx.insert_token(&TokenRecord {
         id: issued.id.clone(),
-        org_id: None,
+        org_id,
         secret_hash: issued.secret_hash,
         created: time::OffsetDateTime::now_utc(),
     })
