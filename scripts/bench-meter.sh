@@ -217,37 +217,7 @@ sqlite_crate="$(awk '/^name = "libsqlite3-sys"/ {getline; gsub(/"/, "", $3); pri
 	echo "- Versions: Liaison $REV ($(rustc --version)); SQLite bundled by libsqlite3-sys ${sqlite_crate:-?}${PG_VERSION:+; PostgreSQL $PG_VERSION (private cluster, fsync=off)}."
 } >"$WORK/section.md"
 
-python3 - "$REPO_ROOT/docs/PERFORMANCE.md" "$WORK/section.md" <<'PY'
-import re, sys
-doc_path, section_path = sys.argv[1], sys.argv[2]
-begin, end = "<!-- bench-meter:begin -->", "<!-- bench-meter:end -->"
-doc = open(doc_path, encoding="utf-8").read()
-figures = open(section_path, encoding="utf-8").read().strip()
-block = f"{begin}\n{figures}\n{end}"
-heading = "## Activity metering"
-if begin in doc and end in doc:
-    head, _, rest = doc.partition(begin)
-    _, _, tail = rest.partition(end)
-    doc = f"{head}{block}{tail}"
-else:
-    section = f"""{heading}
-
-How many Keycloak events per second Liaison's metering takes in, what it costs
-in memory and disk, and how long closing a period takes, next to a peer that
-keeps a login log (one row per event, counted with `COUNT(DISTINCT)`), on the
-same machine, the same database engine and the same client load. The figures
-below are written by `scripts/bench-meter.sh`; rerun it to refresh them.
-
-{block}
-"""
-    # Replace an existing section (up to the next level-2 heading), or append.
-    m = re.search(rf"^{re.escape(heading)}\n.*?(?=^## |\Z)", doc, flags=re.M | re.S)
-    if m:
-        doc = doc[: m.start()] + section + ("\n" if m.end() < len(doc) else "") + doc[m.end():]
-    else:
-        doc = doc.rstrip("\n") + "\n\n" + section
-open(doc_path, "w", encoding="utf-8").write(doc)
-PY
+write_doc_figures bench-meter "$WORK/section.md"
 echo "docs/PERFORMANCE.md updated"
 exit
 }

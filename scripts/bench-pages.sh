@@ -346,40 +346,7 @@ other_max="$(tr ' ' '\n' <<<"${OTHER[pages]} ${OTHER[nginx]}" | grep -v '^$' | s
 	echo "- Machine: $CORES cores ($cpu), ${mem_gib} GiB RAM, $(uname -sr); wrk and the server share it; load average $LOAD_BEFORE before the run, $LOAD_AFTER after it; other processes used at most ${other_max}% of the CPU during any measured round (\`--max-other $MAX_OTHER\`)."
 } >"$WORK/section.md"
 
-python3 - "$REPO_ROOT/docs/PERFORMANCE.md" "$WORK/section.md" <<'PY'
-import re, sys
-doc_path, section_path = sys.argv[1], sys.argv[2]
-begin, end = "<!-- bench-pages:begin -->", "<!-- bench-pages:end -->"
-doc = open(doc_path, encoding="utf-8").read()
-figures = open(section_path, encoding="utf-8").read().strip()
-block = f"{begin}\n{figures}\n{end}"
-heading = "## Error pages"
-section = f"""{heading}
-
-How many requests per second `liaison pages` (the ingress default backend,
-`crates/pages`) answers with a branded error page, next to nginx serving the same
-rendered page as a static file: same machine, same run, same wrk settings. The
-figures below are written by `scripts/bench-pages.sh`; rerun it to refresh them.
-
-{block}
-
-Method: the script fetches the page from `liaison pages` with the very request wrk
-then sends, gives nginx that body and those response headers, checks that both
-answer the same bytes, and measures both servers in alternating rounds; a round
-during which other processes took more than a set share of the CPU (`--max-other`;
-user and system time from `/proc/stat`, less the server's and wrk's own) is run
-again. The ratio compares medians.
-wrk takes a share of the same cores, so the figures compare the two servers;
-they are not the capacity of a dedicated host.
-"""
-# Replace an existing section (up to the next level-2 heading), or append.
-m = re.search(rf"^{re.escape(heading)}\n.*?(?=^## |\Z)", doc, flags=re.M | re.S)
-if m:
-    doc = doc[: m.start()] + section + ("\n" if m.end() < len(doc) else "") + doc[m.end():]
-else:
-    doc = doc.rstrip("\n") + "\n\n" + section
-open(doc_path, "w", encoding="utf-8").write(doc)
-PY
+write_doc_figures bench-pages "$WORK/section.md"
 echo "docs/PERFORMANCE.md updated"
 exit
 }

@@ -128,19 +128,7 @@ cat "$TABLE"
 
 if ((WRITE_DOC)); then
 	DOC="docs/PERFORMANCE.md"
-	python3 - "$DOC" "$TABLE" <<'PY'
-import sys
-doc, table = sys.argv[1], open(sys.argv[2]).read().rstrip("\n")
-text = open(doc).read()
-begin, end = "<!-- bench-provision:begin -->", "<!-- bench-provision:end -->"
-if begin in text and end in text:
-    head, rest = text.split(begin, 1)
-    _, tail = rest.split(end, 1)
-    text = f"{head}{begin}\n{table}\n{end}{tail}"
-else:
-    text = text.rstrip("\n") + f"\n\n## Provisioning into Synapse\n\n{begin}\n{table}\n{end}\n"
-open(doc, "w").write(text)
-PY
+	write_doc_figures bench-provision "$TABLE"
 	log "results written to $DOC"
 fi
 exit 0

@@ -182,18 +182,7 @@ sqlite_crate="$(awk '/^name = "libsqlite3-sys"/ {getline; gsub(/"/, "", $3); pri
 	echo "- Versions: Liaison $rev ($(rustc --version)); SQLite bundled by libsqlite3-sys ${sqlite_crate:-?}${PG_VERSION:+; PostgreSQL $PG_VERSION}${PEER_VERSION:+; scim2-server $PEER_VERSION on $("$VENV/bin/python" --version)}."
 } >"$WORK/section.md"
 
-python3 - "$REPO_ROOT/docs/PERFORMANCE.md" "$WORK/section.md" <<'PY'
-import sys
-doc_path, section_path = sys.argv[1], sys.argv[2]
-begin, end = "<!-- bench:begin -->", "<!-- bench:end -->"
-doc = open(doc_path, encoding="utf-8").read()
-section = open(section_path, encoding="utf-8").read().strip()
-head, sep, rest = doc.partition(begin)
-_, sep2, tail = rest.partition(end)
-if not sep or not sep2:
-    sys.exit(f"{doc_path}: markers {begin} and {end} not found")
-open(doc_path, "w", encoding="utf-8").write(f"{head}{begin}\n{section}\n{end}{tail}")
-PY
+write_doc_figures bench "$WORK/section.md"
 echo "docs/PERFORMANCE.md updated"
 exit
 }

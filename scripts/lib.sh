@@ -181,3 +181,21 @@ stop_pid() {
 	kill -KILL "$pid" 2>/dev/null || true
 	wait "$pid" 2>/dev/null || true
 }
+
+# Replaces the figures of docs/PERFORMANCE.md between `<!-- $1:begin -->` and
+# `<!-- $1:end -->` with the content of file $2 (the prose around the markers
+# stays). Fails when the markers are missing.
+write_doc_figures() {
+	python3 - "$REPO_ROOT/docs/PERFORMANCE.md" "$1" "$2" <<'PY'
+import sys
+doc_path, name, figures_path = sys.argv[1:4]
+begin, end = f"<!-- {name}:begin -->", f"<!-- {name}:end -->"
+doc = open(doc_path, encoding="utf-8").read()
+figures = open(figures_path, encoding="utf-8").read().strip()
+head, sep, rest = doc.partition(begin)
+_, sep2, tail = rest.partition(end)
+if not sep or not sep2:
+    sys.exit(f"{doc_path}: markers {begin} and {end} not found")
+open(doc_path, "w", encoding="utf-8").write(f"{head}{begin}\n{figures}\n{end}{tail}")
+PY
+}
