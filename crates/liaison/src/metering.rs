@@ -16,11 +16,11 @@ use meter::keyed::{person_hash, PeriodKey};
 use meter::period::Period;
 use meter::pricing::Pricing;
 use meter::statement::Statement;
+use std::collections::hash_map::Entry;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use store::{ClosedCounts, Org, PeriodKeyState, Store, StoreError};
-use time::format_description::well_known::Rfc3339;
+use store::{ClosedCounts, Org, OrgProfile, PeriodKeyState, Store, StoreError};
 use time::OffsetDateTime;
 
 /// The source name of identity-provider events.
@@ -161,18 +161,20 @@ impl Metering {
         let key = PeriodKey::from_slice(&bytes)
             .ok_or_else(|| MeterError::Invalid("a stored period key is not 32 bytes".into()))?;
         let mut open = self.open.lock().expect("cache lock");
-        let entry = open.entry((org_id, label)).or_insert_with(|| OpenPeriod {
-            key: Arc::new(PeriodKey::from_bytes(*key.as_bytes())),
+        let fresh = OpenPeriod {
+            key: Arc::new(key),
             seen: HashSet::new(),
-        });
-        if entry.key.as_bytes() != key.as_bytes() {
-            // The period was closed and reopened elsewhere (a forced close):
-            // what the cache knew belongs to the old key.
-            *entry = OpenPeriod {
-                key: Arc::new(key),
-                seen: HashSet::new(),
-            };
-        }
+        };
+        // Kept while the key is the same; a period closed and reopened elsewhere
+        // (a forced close) starts again with an empty cache.
+        let entry = match open.entry((org_id, label)) {
+            Entry::Occupied(e) if e.get().key.as_bytes() == fresh.key.as_bytes() => e.into_mut(),
+            Entry::Occupied(mut e) => {
+                e.insert(fresh);
+                e.into_mut()
+            }
+            Entry::Vacant(e) => e.insert(fresh),
+        };
         Ok(Some(entry.key.clone()))
     }
 
@@ -425,6 +427,16 @@ impl Metering {
         period: &Period,
         org: Option<&Org>,
     ) -> Result<Vec<Statement>, MeterError> {
+        let all = self.statements_with_orgs(period, org).await?;
+        Ok(all.into_iter().map(|(_, _, st)| st).collect())
+    }
+
+    /// The statements with the organisation and profile each was made from.
+    async fn statements_with_orgs(
+        &self,
+        period: &Period,
+        org: Option<&Org>,
+    ) -> Result<Vec<(Org, OrgProfile, Statement)>, MeterError> {
         let orgs = match org {
             Some(o) => vec![o.clone()],
             None => self.store.list_orgs().await?,
@@ -433,32 +445,30 @@ impl Metering {
         let mut out = Vec::with_capacity(orgs.len());
         for o in orgs {
             let counts = self.store.period_counts(o.id, &label).await?;
-            let closed = self
-                .store
-                .period(o.id, &label)
-                .await?
-                .is_some_and(|p| p.closed);
             let profile = self.store.org_profile(o.id).await?;
             let active = u64::try_from(counts.total).unwrap_or(0);
             let contribution = self
                 .pricing
                 .contribution(active, profile.category.as_deref())
                 .map_err(|e| MeterError::Invalid(format!("organisation {}: {e}", o.slug)))?;
-            out.push(Statement {
-                org: o.slug.clone(),
-                org_name: profile.display_name.unwrap_or_else(|| o.name.clone()),
-                period: label.clone(),
-                period_start: rfc3339(period.start_micros()),
-                period_end: rfc3339(period.end_micros()),
-                active_accounts: active,
-                per_app: counts
-                    .per_source
-                    .into_iter()
-                    .map(|(k, v)| (k, u64::try_from(v).unwrap_or(0)))
-                    .collect(),
-                closed,
+            let per_app = counts
+                .per_source
+                .into_iter()
+                .map(|(k, v)| (k, u64::try_from(v).unwrap_or(0)))
+                .collect();
+            let name = profile
+                .display_name
+                .clone()
+                .unwrap_or_else(|| o.name.clone());
+            let st = Statement::new(
+                o.slug.clone(),
+                name,
+                period,
+                per_app,
+                counts.closed,
                 contribution,
-            });
+            );
+            out.push((o, profile, st));
         }
         Ok(out)
     }
@@ -484,12 +494,7 @@ impl Metering {
             .build()
             .map_err(|e| MeterError::Invalid(e.to_string()))?;
         let mut out = Vec::new();
-        for st in self.statements(period, org).await? {
-            let o = self
-                .store
-                .org_by_slug(&st.org)
-                .await?
-                .ok_or(StoreError::NotFound)?;
+        for (o, profile, st) in self.statements_with_orgs(period, org).await? {
             if !st.closed {
                 return Err(MeterError::Invalid(format!(
                     "period {} of {} is still open: close it first",
@@ -500,7 +505,6 @@ impl Metering {
                 out.push((st.org.clone(), name, false));
                 continue;
             }
-            let profile = self.store.org_profile(o.id).await?;
             let customer = profile.billing_customer.unwrap_or_else(|| o.name.clone());
             let draft = meter::dokos::draft_from_statement(&st, &customer, &cfg.item_code);
             let name = meter::dokos::create_draft_invoice(&client, &cfg, &draft).await?;
@@ -572,13 +576,6 @@ pub struct PollReport {
 
 fn micros(t: OffsetDateTime) -> i64 {
     i64::try_from(t.unix_timestamp_nanos() / 1000).unwrap_or(i64::MAX)
-}
-
-fn rfc3339(us: i64) -> String {
-    OffsetDateTime::from_unix_timestamp_nanos(i128::from(us) * 1000)
-        .ok()
-        .and_then(|t| t.format(&Rfc3339).ok())
-        .unwrap_or_default()
 }
 
 #[cfg(test)]

@@ -76,6 +76,8 @@ fn placeholders(first: usize, n: usize) -> String {
 /// Counts of a period: live for an open one, kept for a closed one.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct PeriodCounts {
+    /// The period is closed: these are the counts kept at its close.
+    pub closed: bool,
     pub total: i64,
     pub per_source: BTreeMap<String, i64>,
 }
@@ -361,20 +363,11 @@ impl Store {
             return Ok(PeriodCounts::default());
         };
         if p.closed {
-            let rows = sqlx::query(
-                "SELECT source, accounts FROM meter_counts WHERE org_id = $1 AND label = $2",
-            )
-            .bind(org_id)
-            .bind(label)
-            .fetch_all(self.reader())
-            .await?;
-            let per_source = rows
-                .iter()
-                .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
-                .collect::<Result<_>>()?;
+            let mut conn = self.reader().acquire().await?;
             return Ok(PeriodCounts {
+                closed: true,
                 total: p.active_accounts.unwrap_or(0),
-                per_source,
+                per_source: kept_counts(&mut conn, org_id, label).await?,
             });
         }
         let mut conn = self.reader().acquire().await?;
@@ -461,6 +454,23 @@ impl Store {
     }
 }
 
+/// The per-source counts kept when the period closed.
+async fn kept_counts(
+    conn: &mut sqlx::AnyConnection,
+    org_id: i64,
+    label: &str,
+) -> Result<BTreeMap<String, i64>> {
+    let rows =
+        sqlx::query("SELECT source, accounts FROM meter_counts WHERE org_id = $1 AND label = $2")
+            .bind(org_id)
+            .bind(label)
+            .fetch_all(&mut *conn)
+            .await?;
+    rows.iter()
+        .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
+        .collect()
+}
+
 async fn live_counts(
     conn: &mut sqlx::AnyConnection,
     org_id: i64,
@@ -484,7 +494,11 @@ async fn live_counts(
         .iter()
         .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
         .collect::<Result<_>>()?;
-    Ok(PeriodCounts { total, per_source })
+    Ok(PeriodCounts {
+        closed: false,
+        total,
+        per_source,
+    })
 }
 
 impl Tx {
@@ -515,20 +529,9 @@ impl Tx {
             .bind(label)
             .fetch_one(&mut *self.tx)
             .await?;
-            let rows = sqlx::query(
-                "SELECT source, accounts FROM meter_counts WHERE org_id = $1 AND label = $2",
-            )
-            .bind(org_id)
-            .bind(label)
-            .fetch_all(&mut *self.tx)
-            .await?;
-            let per_source = rows
-                .iter()
-                .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
-                .collect::<Result<_>>()?;
             return Ok(ClosedCounts {
                 total: total.unwrap_or(0),
-                per_source,
+                per_source: kept_counts(&mut self.tx, org_id, label).await?,
                 already_closed: true,
             });
         }

@@ -108,11 +108,21 @@ impl Store {
             .collect()
     }
 
-    /// Every host name, by host.
-    pub async fn domains(&self) -> Result<Vec<Domain>> {
-        let rows = sqlx::query("SELECT host, org_id FROM domains ORDER BY host")
-            .fetch_all(self.reader())
-            .await?;
+    /// The host names of one organisation (or all), by host.
+    pub async fn domains(&self, org_id: Option<i64>) -> Result<Vec<Domain>> {
+        let rows = match org_id {
+            Some(org) => {
+                sqlx::query("SELECT host, org_id FROM domains WHERE org_id = $1 ORDER BY host")
+                    .bind(org)
+                    .fetch_all(self.reader())
+                    .await?
+            }
+            None => {
+                sqlx::query("SELECT host, org_id FROM domains ORDER BY host")
+                    .fetch_all(self.reader())
+                    .await?
+            }
+        };
         rows.iter()
             .map(|r| {
                 Ok(Domain {

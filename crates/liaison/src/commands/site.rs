@@ -132,10 +132,9 @@ pub async fn set_profile(
 pub async fn profile(store: &Store, org: &Org) -> Result<ProfileView, AppError> {
     let p = store.org_profile(org.id).await?;
     let domains = store
-        .domains()
+        .domains(Some(org.id))
         .await?
         .into_iter()
-        .filter(|d| d.org_id == org.id)
         .map(|d| d.host)
         .collect();
     Ok(ProfileView {
@@ -287,7 +286,7 @@ pub async fn snapshot(store: &Store) -> Result<pages::Snapshot, StoreError> {
     let orgs = store.list_orgs().await?;
     let profiles = store.org_profiles().await?;
     let mut hosts: BTreeMap<i64, Vec<String>> = BTreeMap::new();
-    for d in store.domains().await? {
+    for d in store.domains(None).await? {
         hosts.entry(d.org_id).or_default().push(d.host);
     }
     let slugs: BTreeMap<i64, &Org> = orgs.iter().map(|o| (o.id, o)).collect();

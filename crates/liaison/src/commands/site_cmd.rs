@@ -140,10 +140,8 @@ pub async fn domain(store: &Store, cmd: DomainCommand) -> anyhow::Result<()> {
                 .into_iter()
                 .map(|o| (o.id, o.slug))
                 .collect();
-            for d in store.domains().await? {
-                if only.is_none_or(|id| id == d.org_id) {
-                    println!("{}\t{}", d.host, names.get(&d.org_id).map_or("?", |s| s));
-                }
+            for d in store.domains(only).await? {
+                println!("{}\t{}", d.host, names.get(&d.org_id).map_or("?", |s| s));
             }
         }
         DomainCommand::Remove { org: slug, host } => {

@@ -157,7 +157,9 @@ async fn profiles_domains_and_maintenance_windows() {
         let err = tx.add_domain(b.id, "cloud.amis.example").await.unwrap_err();
         assert!(matches!(err, StoreError::Conflict(_)), "{err:?}");
         drop(tx);
-        let domains = s.domains().await.unwrap();
+        let domains = s.domains(None).await.unwrap();
+        assert_eq!(s.domains(Some(a.id)).await.unwrap(), domains);
+        assert!(s.domains(Some(b.id)).await.unwrap().is_empty());
         assert_eq!(domains.len(), 1);
         assert_eq!(
             (domains[0].host.as_str(), domains[0].org_id),
@@ -201,7 +203,7 @@ async fn profiles_domains_and_maintenance_windows() {
         assert!(tx.remove_domain(a.id, "CLOUD.amis.example").await.unwrap());
         tx.commit().await.unwrap();
         assert!(s.maintenance_windows(None, at(0)).await.unwrap().is_empty());
-        assert!(s.domains().await.unwrap().is_empty());
+        assert!(s.domains(None).await.unwrap().is_empty());
     })
     .await;
 }
