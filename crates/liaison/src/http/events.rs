@@ -15,7 +15,6 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::{Json, Router};
 use meter::keycloak::{self, WebhookAuth};
-use serde_json::json;
 use time::OffsetDateTime;
 
 pub fn routes(max_body: usize) -> Router<SharedState> {
@@ -24,12 +23,9 @@ pub fn routes(max_body: usize) -> Router<SharedState> {
         .layer(DefaultBodyLimit::max(max_body))
 }
 
-fn refuse(status: StatusCode, code: &str, detail: impl Into<String>) -> Response {
-    (
-        status,
-        Json(json!({"error": code, "detail": detail.into()})),
-    )
-        .into_response()
+/// An error in the admin API's form (`{"error", "detail"}`).
+fn refuse(status: StatusCode, code: &'static str, detail: impl Into<String>) -> Response {
+    super::admin::ApiError::new(status, code, detail).into_response()
 }
 
 async fn keycloak_events(
