@@ -57,7 +57,7 @@ JSON
 		args+=(--service-provider-config "$STATE/$port-spc.json")
 	fi
 	setsid "$VENV/bin/scim2-server" --hostname 127.0.0.1 --port "$port" \
-		--bearer-token "$token" "${args[@]}" >"$STATE/$port.log" 2>&1 </dev/null &
+		--bearer-token="$token" "${args[@]}" >"$STATE/$port.log" 2>&1 </dev/null &
 	local pid=$!
 	echo "$pid" >"$pidf"
 	local i
