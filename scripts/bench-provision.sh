@@ -88,6 +88,7 @@ export LIAISON_LISTEN="127.0.0.1:$LIAISON_PORT"
 export LIAISON_LOG="warn"
 export LIAISON_PROVISIONING__CONCURRENCY="$CONCURRENCY"
 export LIAISON_PROVISIONING__RECONCILE_INTERVAL_SECS=0
+export LIAISON_METRICS__PUBLIC=true # the benchmark reads the outbox figures
 export BENCH_SYNAPSE_ADMIN_TOKEN="$SYNAPSE_ADMIN_TOKEN"
 "$LIAISON" org create bench >/dev/null
 TOKEN="$("$LIAISON" token issue bench | tail -n 1)"

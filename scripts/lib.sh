@@ -120,6 +120,24 @@ ensure_venv() {
 	cp "$PY_REQUIREMENTS" "$stamp"
 }
 
+# Creates venv $1 with the pinned packages of requirements file $2 unless it is
+# already there with the same file (a tool kept apart from the others, so that
+# its dependencies cannot clash with theirs).
+ensure_tool_venv() {
+	local venv="$1" requirements="$2" stamp="$1/.requirements"
+	if [[ -x "$venv/bin/python" && -f "$stamp" ]] && cmp -s "$stamp" "$requirements"; then
+		return 0
+	fi
+	log "creating the Python venv $venv"
+	rm -rf "$venv"
+	if ! python3 -m venv "$venv" 2>/dev/null; then
+		ensure_debs "/usr/lib/python3*/ensurepip:python3-venv"
+		python3 -m venv "$venv"
+	fi
+	"$venv/bin/python" -m pip install --quiet --disable-pip-version-check -r "$requirements"
+	cp "$requirements" "$stamp"
+}
+
 # Polls URL until it answers 2xx, for at most $2 seconds (default 60). Fails early
 # when process $3 (optional) has exited.
 wait_http() {
@@ -163,7 +181,7 @@ liaison_env() {
 	LIAISON_UNSET=()
 	while IFS= read -r name; do
 		case "$name" in
-		LIAISON_DATABASE_URL | LIAISON_LISTEN | LIAISON_PUBLIC_URL | LIAISON_LOG | LIAISON_LIMITS__* | LIAISON_PROVISIONING__* | LIAISON_METERING__* | LIAISON_PAGES__*) ;;
+		LIAISON_DATABASE_URL | LIAISON_LISTEN | LIAISON_PUBLIC_URL | LIAISON_LOG | LIAISON_LIMITS__* | LIAISON_PROVISIONING__* | LIAISON_METERING__* | LIAISON_PAGES__* | LIAISON_METRICS__* | LIAISON_AUTH_CACHE_SECS) ;;
 		LIAISON_*) LIAISON_UNSET+=(-u "$name") ;;
 		esac
 	done < <(compgen -e)

@@ -283,37 +283,42 @@ impl Directory {
         proj: &Projection,
     ) -> Result<Resource> {
         let request = PatchRequest::parse(body)?;
-        // Hashing is slow: done before the write transaction, not while holding it.
-        let prehashed = match password_in(&request) {
+        // Hashing is slow: done before the write transaction, never while
+        // holding it. When the request sets a password in a form the quick
+        // look missed, the transaction is rolled back, the password hashed,
+        // and the request applied again.
+        let mut prehashed = match password_in(&request) {
             Some(clear) => Some((clear.clone(), password::hash(clear).await?)),
             None => None,
         };
-        let mut tx = self.begin().await?;
-        let current = tx
-            .get_resource_for_update(scope.org_id, kind, id)
-            .await
-            .map_err(scim_error)?
-            .ok_or_else(|| not_found(kind, id))?;
-        check_if_match(if_match, current.version)?;
-        let mut doc = current.doc.clone();
-        let outcome = scim::patch::apply(kind, &mut doc, &request)?;
-        let mut changed = doc != current.doc;
-        for change in &outcome.member_changes {
-            changed |= apply_member_change(&mut tx, scope.org_id, id, change).await?;
+        loop {
+            let mut tx = self.begin().await?;
+            let current = tx
+                .get_resource_for_update(scope.org_id, kind, id)
+                .await
+                .map_err(scim_error)?
+                .ok_or_else(|| not_found(kind, id))?;
+            check_if_match(if_match, current.version)?;
+            let mut doc = current.doc.clone();
+            let outcome = scim::patch::apply(kind, &mut doc, &request)?;
+            let password_hash = match (outcome.password, &prehashed) {
+                (Some(p), Some((clear, hash))) if p == *clear => Some(hash.clone()),
+                (Some(p), _) => {
+                    tx.rollback().await.map_err(scim_error)?;
+                    let hash = password::hash(p.clone()).await?;
+                    prehashed = Some((p, hash));
+                    continue;
+                }
+                (None, _) => None,
+            };
+            let mut changed = doc != current.doc || password_hash.is_some();
+            for change in &outcome.member_changes {
+                changed |= apply_member_change(&mut tx, scope.org_id, id, change).await?;
+            }
+            let password_hash = password_hash.or_else(|| current.password_hash.clone());
+            let update = changed.then_some((doc, password_hash));
+            return self.save(tx, scope, current, update, proj).await;
         }
-        let password_hash = match (outcome.password, prehashed) {
-            (Some(p), Some((clear, hash))) if p == clear => {
-                changed = true;
-                Some(hash)
-            }
-            (Some(p), _) => {
-                changed = true;
-                Some(password::hash(p).await?)
-            }
-            (None, _) => current.password_hash.clone(),
-        };
-        let update = changed.then_some((doc, password_hash));
-        self.save(tx, scope, current, update, proj).await
     }
 
     /// Ends a replace or patch: writes the new document and password hash when
@@ -471,10 +476,26 @@ fn not_found(kind: ResourceKind, id: &str) -> ScimError {
 }
 
 /// The cleartext password a PATCH sets, when it says so plainly (a `password`
-/// path, or a path-less value object with a `password` key), so it can be hashed
-/// before the transaction.
+/// path, or a path-less value object with a `password` key, URN-qualified or
+/// under the User schema's URN), so it can be hashed before the transaction.
 fn password_in(request: &PatchRequest) -> Option<String> {
-    let is_password = |name: &str| name.eq_ignore_ascii_case("password");
+    let is_password = |name: &str| {
+        name.eq_ignore_ascii_case("password")
+            || name.rsplit_once(':').is_some_and(|(urn, attr)| {
+                urn.eq_ignore_ascii_case(scim::schema::USER_SCHEMA)
+                    && attr.eq_ignore_ascii_case("password")
+            })
+    };
+    let in_object = |o: &serde_json::Map<String, Value>| -> Option<String> {
+        o.iter().find_map(|(k, v)| match v {
+            Value::String(p) if is_password(k) => Some(p.clone()),
+            Value::Object(inner) if k.eq_ignore_ascii_case(scim::schema::USER_SCHEMA) => inner
+                .iter()
+                .find(|(k, _)| k.eq_ignore_ascii_case("password"))
+                .and_then(|(_, v)| v.as_str().map(str::to_owned)),
+            _ => None,
+        })
+    };
     request
         .operations
         .iter()
@@ -486,10 +507,7 @@ fn password_in(request: &PatchRequest) -> Option<String> {
             {
                 Some(v.clone())
             }
-            (None, Some(Value::Object(o))) => o
-                .iter()
-                .find(|(k, _)| is_password(k))
-                .and_then(|(_, v)| v.as_str().map(str::to_owned)),
+            (None, Some(Value::Object(o))) => in_object(o),
             _ => None,
         })
 }
@@ -670,7 +688,7 @@ async fn apply_member_change(
 
 #[cfg(test)]
 mod tests {
-    use super::etag_matches;
+    use super::{etag_matches, password_in, PatchRequest, Value};
 
     #[test]
     fn etags_compare_weakly_and_accept_lists_and_star() {
@@ -679,5 +697,42 @@ mod tests {
         assert!(etag_matches("W/\"1\", W/\"3\"", 3));
         assert!(etag_matches("*", 9));
         assert!(!etag_matches("W/\"2\"", 3));
+    }
+
+    /// Every form of a PATCH that sets a password is seen before the write
+    /// transaction, so that the password is hashed outside it.
+    #[test]
+    fn passwords_are_found_in_every_patch_form() {
+        use serde_json::json;
+        const URN: &str = "urn:ietf:params:scim:schemas:core:2.0:User";
+        let ops = |ops: Value| {
+            PatchRequest::parse(&json!({
+                "schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+                "Operations": ops,
+            }))
+            .unwrap()
+        };
+        for request in [
+            json!([{"op": "replace", "path": "password", "value": "p1"}]),
+            json!([{"op": "replace", "path": format!("{URN}:password"), "value": "p1"}]),
+            json!([{"op": "add", "value": {"password": "p1"}}]),
+            json!([{"op": "replace", "value": {"Password": "p1"}}]),
+            json!([{"op": "replace", "value": {format!("{URN}:password"): "p1"}}]),
+            json!([{"op": "replace", "value": {URN: {"password": "p1"}}}]),
+            json!([
+                {"op": "replace", "value": {"password": "p0"}},
+                {"op": "replace", "value": {"displayName": "x", format!("{URN}:password"): "p1"}}
+            ]),
+        ] {
+            assert_eq!(
+                password_in(&ops(request.clone())).as_deref(),
+                Some("p1"),
+                "{request}"
+            );
+        }
+        assert_eq!(
+            password_in(&ops(json!([{"op": "remove", "path": "password"}]))),
+            None
+        );
     }
 }

@@ -4,6 +4,7 @@
 use figment::providers::{Env, Format, Serialized, Toml};
 use figment::Figment;
 use serde::{Deserialize, Serialize};
+use sha2::Digest;
 use std::path::Path;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -18,6 +19,11 @@ pub struct Config {
     pub public_url: Option<String>,
     /// Log filter in `tracing` syntax; `RUST_LOG` wins when set.
     pub log: String,
+    /// How long a verified token (and an organisation looked up by slug) is
+    /// trusted without asking the database again, in seconds: a revoked token
+    /// stops working on every instance within this time. 0 turns it off.
+    pub auth_cache_secs: u64,
+    pub metrics: MetricsConfig,
     pub limits: LimitsConfig,
     pub provisioning: ProvisioningConfig,
     pub metering: MeteringConfig,
@@ -155,6 +161,60 @@ impl ProvisioningConfig {
     }
 }
 
+/// Who may read `/metrics`, which names every organisation and app.
+#[derive(Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MetricsConfig {
+    /// Serve `/metrics` to anyone (behind a network policy, say).
+    pub public: bool,
+    /// A file holding a token for Prometheus (its scrape configuration's
+    /// `authorization: {credentials_file: ...}`), accepted besides operator
+    /// tokens. Any string of at least 32 characters.
+    pub token_file: Option<std::path::PathBuf>,
+    /// SHA-256 of the token read from `token_file` at load.
+    #[serde(skip)]
+    token_sha256: Option<[u8; 32]>,
+}
+
+impl std::fmt::Debug for MetricsConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MetricsConfig")
+            .field("public", &self.public)
+            .field("token_file", &self.token_file)
+            .finish()
+    }
+}
+
+impl MetricsConfig {
+    /// Reads the token file, if any.
+    fn load_token(&mut self) -> anyhow::Result<()> {
+        let Some(path) = &self.token_file else {
+            return Ok(());
+        };
+        let token = std::fs::read_to_string(path)
+            .map_err(|e| anyhow::anyhow!("metrics.token_file {}: {e}", path.display()))?;
+        let token = token.trim();
+        if token.len() < 32 {
+            anyhow::bail!(
+                "metrics.token_file {}: the token must have at least 32 characters",
+                path.display()
+            );
+        }
+        self.token_sha256 = Some(sha2::Sha256::digest(token.as_bytes()).into());
+        Ok(())
+    }
+
+    /// Whether `token` is the configured metrics token (constant time).
+    pub fn accepts(&self, token: &str) -> bool {
+        use subtle::ConstantTimeEq;
+        let Some(expected) = &self.token_sha256 else {
+            return false;
+        };
+        let presented: [u8; 32] = sha2::Sha256::digest(token.as_bytes()).into();
+        presented.ct_eq(expected).into()
+    }
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct LimitsConfig {
@@ -174,6 +234,8 @@ impl Default for Config {
             listen: "127.0.0.1:8080".into(),
             public_url: None,
             log: "info".into(),
+            auth_cache_secs: 5,
+            metrics: MetricsConfig::default(),
             limits: LimitsConfig {
                 max_body_bytes: 1 << 20,
                 max_results: 1000,
@@ -189,7 +251,13 @@ impl Default for Config {
 }
 
 /// Top-level keys settable from the environment (`limits` is set key by key).
-const ENV_KEYS: &[&str] = &["database_url", "listen", "public_url", "log"];
+const ENV_KEYS: &[&str] = &[
+    "database_url",
+    "listen",
+    "public_url",
+    "log",
+    "auth_cache_secs",
+];
 
 impl Config {
     /// Loads the configuration: defaults < `file` (when given) < environment.
@@ -208,13 +276,15 @@ impl Config {
                 let key = key.as_str().to_ascii_lowercase();
                 ENV_KEYS.iter().any(|k| key == *k)
                     || key.starts_with("limits__")
+                    || key.starts_with("metrics__")
                     || key.starts_with("provisioning__")
                     || key.starts_with("metering__")
                     || key.starts_with("pages__")
                     || key.starts_with("dokos__")
             })
             .split("__");
-        let cfg: Config = fig.merge(env).extract()?;
+        let mut cfg: Config = fig.merge(env).extract()?;
+        cfg.metrics.load_token()?;
         if cfg.limits.max_results == 0 || cfg.limits.bulk_max_operations == 0 {
             anyhow::bail!("limits.max_results and limits.bulk_max_operations must be positive");
         }

@@ -11,4 +11,3 @@ pub mod config;
 pub mod http;
 pub mod metering;
 pub mod metrics;
-pub mod tokens;

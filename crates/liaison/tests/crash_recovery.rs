@@ -99,6 +99,7 @@ fn liaison(db: &str, listen: &str) -> Command {
         .env("LIAISON_PROVISIONING__BASE_BACKOFF_SECS", "0.05")
         .env("LIAISON_PROVISIONING__MAX_BACKOFF_SECS", "0.5")
         .env("LIAISON_PROVISIONING__RECONCILE_INTERVAL_SECS", "0")
+        .env("LIAISON_METRICS__PUBLIC", "true")
         .env(CREDENTIAL_VAR, "admin:app-pass");
     cmd
 }

@@ -11,14 +11,13 @@
 //! Skipped, with a message, when `chromium` is not on `PATH`, unless
 //! `LIAISON_REQUIRE_CHROMIUM=1` (then the test fails).
 
-use liaison::commands::site::{self, DbSource, NewWindow, ProfilePatch};
+use service::site::{self, DbSource, NewWindow, ProfilePatch};
 use std::collections::BTreeMap;
 use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
 const REQUIRE_VAR: &str = "LIAISON_REQUIRE_CHROMIUM";
@@ -170,26 +169,29 @@ async fn chromium_renders_a_branded_french_maintenance_page() {
         tx.commit().await.unwrap();
         // English by default: French comes from the browser's Accept-Language.
         let patch = ProfilePatch {
-            display_name: Some(DISPLAY_NAME.into()),
-            color: Some(COLOR.into()),
-            contact_email: Some(CONTACT.into()),
-            default_language: Some("en".into()),
+            display_name: Some(DISPLAY_NAME.parse().unwrap()),
+            color: Some(COLOR.parse().unwrap()),
+            contact_email: Some(CONTACT.parse().unwrap()),
+            default_language: Some("en".parse().unwrap()),
             ..Default::default()
         };
-        site::set_profile(&store, &org, &patch, &[]).await.unwrap();
-        site::add_domain(&store, &org, HOST).await.unwrap();
+        site::set_profile(&store, &org, service::Caller::Operator, &patch, &[])
+            .await
+            .unwrap();
+        site::add_domain(&store, &org, service::Caller::Operator, HOST)
+            .await
+            .unwrap();
         let now = OffsetDateTime::now_utc();
-        let rfc = |t: OffsetDateTime| t.format(&Rfc3339).unwrap();
         let messages = BTreeMap::from([
-            ("fr".to_owned(), MESSAGE_FR.to_owned()),
-            ("en".to_owned(), MESSAGE_EN.to_owned()),
+            ("fr".parse().unwrap(), MESSAGE_FR.parse().unwrap()),
+            ("en".parse().unwrap(), MESSAGE_EN.parse().unwrap()),
         ]);
         site::add_window(
             &store,
             &org,
             &NewWindow {
-                from: rfc(now - time::Duration::minutes(10)),
-                until: rfc(now + time::Duration::hours(2)),
+                from: now - time::Duration::minutes(10),
+                until: now + time::Duration::hours(2),
                 app: None,
                 messages,
             },

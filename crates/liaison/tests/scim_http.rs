@@ -758,7 +758,10 @@ async fn discovery_health_and_metrics() {
                 .status,
             StatusCode::OK
         );
-        let m = app.call(Method::GET, "/metrics", None, None, &[]).await;
+        let operator = common::operator_token(&app.store).await;
+        let m = app
+            .call(Method::GET, "/metrics", Some(&operator), None, &[])
+            .await;
         let text = m.body.as_str().unwrap_or_default().to_owned();
         assert!(text.contains("liaison_http_requests_total"), "{text}");
         assert!(
@@ -777,6 +780,8 @@ async fn passwords_set_by_patch_are_hashed_and_never_returned() {
         for body in [
             json!([{"op": "replace", "path": "password", "value": "n3w-Secret"}]),
             json!([{"op": "Replace", "value": {"password": "an0ther-Secret"}}]),
+            json!([{"op": "replace", "value": {
+                "urn:ietf:params:scim:schemas:core:2.0:User:password": "urn-Secret"}}]),
         ] {
             let r = app
                 .call(Method::PATCH, &uri, Some(&t), Some(patch(body)), &[])
@@ -793,7 +798,63 @@ async fn passwords_set_by_patch_are_hashed_and_never_returned() {
             .unwrap();
         let hash = stored.password_hash.expect("a hash is stored");
         assert!(hash.starts_with("$argon2id$"), "{hash}");
-        assert!(!hash.contains("an0ther-Secret"));
-        assert_eq!(stored.version, 3, "{}", app.label);
+        assert!(!hash.contains("urn-Secret"));
+        let parsed = argon2::PasswordHash::new(&hash).unwrap();
+        use argon2::PasswordVerifier;
+        assert!(argon2::Argon2::default()
+            .verify_password(b"urn-Secret", &parsed)
+            .is_ok());
+        assert_eq!(stored.version, 4, "{}", app.label);
     }
+}
+
+/// `/metrics` names every organisation and app: it answers operators and the
+/// configured metrics token only, unless configured public.
+#[tokio::test]
+async fn metrics_need_an_operator_or_the_metrics_token() {
+    let dir = std::env::temp_dir().join(format!("liaison-metrics-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let token_file = dir.join("token");
+    let metrics_token = "m".repeat(40);
+    std::fs::write(&token_file, format!("{metrics_token}\n")).unwrap();
+    let config_file = dir.join("liaison.toml");
+    std::fs::write(
+        &config_file,
+        format!(
+            "[metrics]\ntoken_file = {:?}\n",
+            token_file.display().to_string()
+        ),
+    )
+    .unwrap();
+    let config = liaison::config::Config::load(Some(&config_file)).unwrap();
+    for app in common::apps_with(config).await {
+        let l = &app.label;
+        let org_token = app.org("acme").await;
+        let operator = common::operator_token(&app.store).await;
+        for (token, expected) in [
+            (None, StatusCode::UNAUTHORIZED),
+            (Some(org_token.as_str()), StatusCode::UNAUTHORIZED),
+            (Some("not-a-token"), StatusCode::UNAUTHORIZED),
+            (Some(operator.as_str()), StatusCode::OK),
+            (Some(metrics_token.as_str()), StatusCode::OK),
+        ] {
+            let m = app.call(Method::GET, "/metrics", token, None, &[]).await;
+            assert_eq!(m.status, expected, "{l}: {token:?}");
+            let text = m.body.as_str().unwrap_or_default();
+            assert_eq!(
+                text.contains("acme") || text.contains("liaison_http"),
+                expected == StatusCode::OK,
+                "{l}: {token:?}: {text}"
+            );
+        }
+    }
+    let public = liaison::config::Config {
+        metrics: toml::from_str("public = true").unwrap(),
+        ..Default::default()
+    };
+    for app in common::apps_with(public).await {
+        let m = app.call(Method::GET, "/metrics", None, None, &[]).await;
+        assert_eq!(m.status, StatusCode::OK, "{}", app.label);
+    }
+    std::fs::remove_dir_all(&dir).ok();
 }

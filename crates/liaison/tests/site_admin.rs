@@ -6,8 +6,8 @@ mod common;
 
 use axum::http::{Method, StatusCode};
 use common::{apps, operator_token};
-use liaison::commands::site;
 use serde_json::json;
+use service::site;
 use std::process::Command;
 use time::format_description::well_known::Rfc3339;
 use time::{Duration, OffsetDateTime};
@@ -374,4 +374,92 @@ async fn the_pages_listener_serves_a_static_file() {
     assert_eq!(r.status().as_u16(), 404);
     let v: serde_json::Value = r.json().await.unwrap();
     assert_eq!(v["status"], 404, "{v}");
+}
+
+/// A host name is stored lower-cased, so removing it works in any case.
+#[tokio::test]
+async fn host_names_are_removed_in_any_case() {
+    for app in apps().await {
+        let l = &app.label;
+        app.org("acme").await;
+        let op = operator_token(&app.store).await;
+        let added = app
+            .call(
+                Method::POST,
+                "/o/acme/admin/domains",
+                Some(&op),
+                Some(json!({"host": "Cloud.Example.ORG"})),
+                &[],
+            )
+            .await;
+        assert_eq!(added.status, StatusCode::CREATED, "{l}: {}", added.body);
+        assert_eq!(added.body["host"], "cloud.example.org", "{l}");
+        let removed = app
+            .call(
+                Method::DELETE,
+                "/o/acme/admin/domains/Cloud.Example.ORG",
+                Some(&op),
+                None,
+                &[],
+            )
+            .await;
+        assert_eq!(
+            removed.status,
+            StatusCode::NO_CONTENT,
+            "{l}: {}",
+            removed.body
+        );
+        let left = app
+            .call(Method::GET, "/o/acme/admin/domains", Some(&op), None, &[])
+            .await;
+        assert_eq!(left.body["domains"], json!([]), "{l}");
+    }
+}
+
+/// An organisation cannot fill the database with maintenance windows.
+#[tokio::test]
+async fn maintenance_windows_per_organisation_are_bounded() {
+    for app in apps().await {
+        let l = &app.label;
+        let acme = app.org("acme").await;
+        let beta = app.org("beta").await;
+        let window = json!({"from": at(Duration::hours(1)), "until": at(Duration::hours(2))});
+        for i in 0..site::MAX_WINDOWS {
+            let a = app
+                .call(
+                    Method::POST,
+                    "/o/acme/admin/maintenance",
+                    Some(&acme),
+                    Some(window.clone()),
+                    &[],
+                )
+                .await;
+            assert_eq!(a.status, StatusCode::CREATED, "{l}: window {i}: {}", a.body);
+        }
+        let over = app
+            .call(
+                Method::POST,
+                "/o/acme/admin/maintenance",
+                Some(&acme),
+                Some(window.clone()),
+                &[],
+            )
+            .await;
+        assert_eq!(over.status, StatusCode::CONFLICT, "{l}: {}", over.body);
+        assert_eq!(
+            over.headers["content-type"], "application/problem+json",
+            "{l}"
+        );
+        // Another organisation's windows are its own.
+        let other = app
+            .call(
+                Method::POST,
+                "/o/beta/admin/maintenance",
+                Some(&beta),
+                Some(window),
+                &[],
+            )
+            .await;
+        assert_eq!(other.status, StatusCode::CREATED, "{l}: {}", other.body);
+    }
 }

@@ -8,10 +8,9 @@ use sqlx::Row;
 use std::collections::BTreeMap;
 use time::OffsetDateTime;
 
-/// An organisation's profile. Every field is optional; absent = not set (in a
-/// change request: unchanged).
+/// An organisation's profile. Every field is optional; absent = not set.
 #[derive(Debug, Clone, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
-#[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct OrgProfile {
     pub display_name: Option<String>,
     pub logo_url: Option<String>,
@@ -230,6 +229,18 @@ impl Tx {
         .execute(&mut *self.tx)
         .await?;
         Ok(())
+    }
+
+    /// How many windows of the organisation end after `now`.
+    pub async fn count_maintenance(&mut self, org_id: i64, now: OffsetDateTime) -> Result<i64> {
+        let row = sqlx::query(
+            "SELECT COUNT(*) AS n FROM maintenance_windows WHERE org_id = $1 AND ends > $2",
+        )
+        .bind(org_id)
+        .bind(to_micros(now))
+        .fetch_one(&mut *self.tx)
+        .await?;
+        Ok(row.try_get("n")?)
     }
 
     /// Cancels (deletes) a window of the organisation. Returns whether it existed.

@@ -3,6 +3,5 @@
 pub mod apps;
 pub mod meter;
 pub mod outbox;
-pub mod site;
 pub mod site_cmd;
 pub mod sync;

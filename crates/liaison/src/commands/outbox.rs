@@ -1,9 +1,9 @@
 //! `liaison outbox list|retry`: inspect pending deliveries and revive poisoned ones.
 
-use super::apps::{self, print_table};
+use super::apps::print_table;
 use clap::Subcommand;
+use service::outbox::{self, Filter};
 use store::Store;
-use time::format_description::well_known::Rfc3339;
 
 #[derive(Subcommand)]
 pub enum OutboxCommand {
@@ -39,36 +39,32 @@ pub async fn run(store: &Store, cmd: OutboxCommand) -> anyhow::Result<()> {
             app,
             limit,
         } => {
-            let org = find_org(store, &org).await?;
-            let app_id = match &app {
-                Some(name) => Some(
-                    store
-                        .app_by_name(org.id, name)
-                        .await?
-                        .ok_or_else(|| anyhow::anyhow!("no app named {name} in {}", org.slug))?
-                        .id,
-                ),
-                None => None,
-            };
-            let rows = store
-                .outbox_rows(org.id, app_id, poisoned, limit.max(1))
-                .await?;
+            let org = service::orgs::find(store, &org).await?;
+            let rows = outbox::list(
+                store,
+                &org,
+                &Filter {
+                    poisoned,
+                    app,
+                    limit,
+                },
+            )
+            .await?;
             if rows.is_empty() {
                 println!("nothing waiting for {}", org.slug);
                 return Ok(());
             }
             let rows: Vec<[String; 8]> = rows
                 .into_iter()
-                .map(|r| {
-                    let d = r.delivery;
+                .map(|d| {
                     [
-                        r.app_name,
-                        d.target.as_str().to_owned(),
+                        d.app,
+                        d.target.to_owned(),
                         d.resource_id,
-                        d.member_id,
+                        d.member_id.unwrap_or_default(),
                         if d.poisoned { "poison" } else { "pending" }.to_owned(),
                         d.attempts.to_string(),
-                        d.next_attempt.format(&Rfc3339).unwrap_or_default(),
+                        d.next_attempt,
                         d.last_error
                             .map(|e| e.replace(['\n', '\r', '\t'], " "))
                             .unwrap_or_default(),
@@ -90,17 +86,10 @@ pub async fn run(store: &Store, cmd: OutboxCommand) -> anyhow::Result<()> {
             );
         }
         OutboxCommand::Retry { org, app } => {
-            let org = find_org(store, &org).await?;
-            let n = apps::retry(store, &org, app.as_deref()).await?;
+            let org = service::orgs::find(store, &org).await?;
+            let n = outbox::retry(store, &org, app.as_deref()).await?;
             println!("{n} poisoned deliveries made due again");
         }
     }
     Ok(())
-}
-
-async fn find_org(store: &Store, slug: &str) -> anyhow::Result<store::Org> {
-    store
-        .org_by_slug(slug)
-        .await?
-        .ok_or_else(|| anyhow::anyhow!("no organisation {slug}"))
 }

@@ -1,44 +1,49 @@
 //! `liaison org set`, `liaison domain`, `liaison maintenance` and
 //! `liaison pages`: the command-line side of [`super::site`].
 
-use super::site::{self, NewWindow, ProfilePatch};
 use crate::config::Config;
 use anyhow::Context;
 use clap::{Args, Subcommand};
+use service::site::{self, NewWindow, ProfilePatch};
+use service::types::{
+    ColorOrEmpty, EmailOrEmpty, HttpUrlOrEmpty, Language, LanguageOrEmpty, ServiceName, Text,
+};
+use service::Caller;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 use store::{Org, Store};
+use time::OffsetDateTime;
 
 /// `liaison org set`: the organisation's profile. An empty value clears a field.
 #[derive(Args)]
 pub struct OrgSet {
     pub org: String,
     /// Name shown on the error pages and statements.
-    #[arg(long)]
-    pub display_name: Option<String>,
+    #[arg(long, value_parser = Text::parse)]
+    pub display_name: Option<Text>,
     /// Logo (https URL).
-    #[arg(long)]
-    pub logo_url: Option<String>,
+    #[arg(long, value_parser = HttpUrlOrEmpty::parse)]
+    pub logo_url: Option<HttpUrlOrEmpty>,
     /// Primary colour, `#rrggbb`.
-    #[arg(long)]
-    pub color: Option<String>,
+    #[arg(long, value_parser = ColorOrEmpty::parse)]
+    pub color: Option<ColorOrEmpty>,
     /// Contact e-mail address shown on the pages.
-    #[arg(long)]
-    pub contact: Option<String>,
+    #[arg(long, value_parser = EmailOrEmpty::parse)]
+    pub contact: Option<EmailOrEmpty>,
     /// Status page link.
-    #[arg(long)]
-    pub status_url: Option<String>,
+    #[arg(long, value_parser = HttpUrlOrEmpty::parse)]
+    pub status_url: Option<HttpUrlOrEmpty>,
     /// Language of the pages when the visitor's is not available (`fr`).
-    #[arg(long)]
-    pub language: Option<String>,
+    #[arg(long, value_parser = LanguageOrEmpty::parse)]
+    pub language: Option<LanguageOrEmpty>,
     /// Pricing category (see `[pricing.categories]`).
-    #[arg(long)]
-    pub category: Option<String>,
+    #[arg(long, value_parser = Text::parse)]
+    pub category: Option<Text>,
     /// Customer name in the accounting system (Dokos).
-    #[arg(long)]
-    pub billing_customer: Option<String>,
+    #[arg(long, value_parser = Text::parse)]
+    pub billing_customer: Option<Text>,
 }
 
 #[derive(Subcommand)]
@@ -57,21 +62,21 @@ pub enum MaintenanceCommand {
     Add {
         org: String,
         /// Start, RFC 3339 (`2026-12-01T20:00:00+01:00`).
-        #[arg(long)]
-        from: String,
+        #[arg(long, value_parser = rfc3339)]
+        from: OffsetDateTime,
         /// End, RFC 3339.
-        #[arg(long)]
-        until: String,
+        #[arg(long, value_parser = rfc3339)]
+        until: OffsetDateTime,
         /// Only this app (matched against the ingress' service or ingress name).
-        #[arg(long)]
-        app: Option<String>,
-        #[arg(long)]
-        message_fr: Option<String>,
-        #[arg(long)]
-        message_en: Option<String>,
+        #[arg(long, value_parser = ServiceName::parse)]
+        app: Option<ServiceName>,
+        #[arg(long, value_parser = Text::parse)]
+        message_fr: Option<Text>,
+        #[arg(long, value_parser = Text::parse)]
+        message_en: Option<Text>,
         /// A message in another language: `--message de=Wartung`.
         #[arg(long, value_parser = lang_message)]
-        message: Vec<(String, String)>,
+        message: Vec<(Language, Text)>,
     },
     /// Lists the windows not over yet.
     List { org: Option<String> },
@@ -79,11 +84,16 @@ pub enum MaintenanceCommand {
     Cancel { org: String, id: String },
 }
 
-fn lang_message(s: &str) -> Result<(String, String), String> {
+fn lang_message(s: &str) -> Result<(Language, Text), String> {
     let (lang, text) = s
         .split_once('=')
         .ok_or_else(|| "expected LANG=TEXT".to_owned())?;
-    Ok((lang.trim().to_owned(), text.to_owned()))
+    Ok((Language::parse(lang.trim())?, Text::parse(text)?))
+}
+
+fn rfc3339(s: &str) -> Result<OffsetDateTime, String> {
+    OffsetDateTime::parse(s.trim(), &time::format_description::well_known::Rfc3339)
+        .map_err(|e| format!("{s:?} is not an RFC 3339 date-time: {e}"))
 }
 
 /// `liaison pages`: the error pages listener.
@@ -99,10 +109,7 @@ pub struct PagesArgs {
 }
 
 async fn org(store: &Store, slug: &str) -> anyhow::Result<Org> {
-    store
-        .org_by_slug(slug)
-        .await?
-        .with_context(|| format!("no organisation {slug}"))
+    Ok(service::orgs::find(store, slug).await?)
 }
 
 pub async fn org_set(store: &Store, config: &Config, args: OrgSet) -> anyhow::Result<()> {
@@ -117,7 +124,14 @@ pub async fn org_set(store: &Store, config: &Config, args: OrgSet) -> anyhow::Re
         category: args.category,
         billing_customer: args.billing_customer,
     };
-    let view = site::set_profile(store, &o, &patch, &config.pricing_categories()).await?;
+    let view = site::set_profile(
+        store,
+        &o,
+        Caller::Operator,
+        &patch,
+        &config.pricing_categories(),
+    )
+    .await?;
     println!("{}", serde_json::to_string_pretty(&view)?);
     Ok(())
 }
@@ -126,7 +140,7 @@ pub async fn domain(store: &Store, cmd: DomainCommand) -> anyhow::Result<()> {
     match cmd {
         DomainCommand::Add { org: slug, host } => {
             let o = org(store, &slug).await?;
-            let host = site::add_domain(store, &o, &host).await?;
+            let host = site::add_domain(store, &o, Caller::Operator, &host).await?;
             println!("{host} -> {}", o.slug);
         }
         DomainCommand::List { org: slug } => {
@@ -146,7 +160,7 @@ pub async fn domain(store: &Store, cmd: DomainCommand) -> anyhow::Result<()> {
         }
         DomainCommand::Remove { org: slug, host } => {
             let o = org(store, &slug).await?;
-            site::remove_domain(store, &o, &host).await?;
+            site::remove_domain(store, &o, Caller::Operator, &host).await?;
             println!("removed {host}");
         }
     }
@@ -165,12 +179,11 @@ pub async fn maintenance(store: &Store, cmd: MaintenanceCommand) -> anyhow::Resu
             message,
         } => {
             let o = org(store, &slug).await?;
-            let mut messages: BTreeMap<String, String> = message.into_iter().collect();
-            if let Some(m) = message_fr {
-                messages.insert("fr".into(), m);
-            }
-            if let Some(m) = message_en {
-                messages.insert("en".into(), m);
+            let mut messages: BTreeMap<Language, Text> = message.into_iter().collect();
+            for (lang, m) in [("fr", message_fr), ("en", message_en)] {
+                if let Some(m) = m {
+                    messages.insert(Language::parse(lang).map_err(anyhow::Error::msg)?, m);
+                }
             }
             let w = site::add_window(
                 store,

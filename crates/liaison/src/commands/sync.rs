@@ -7,11 +7,11 @@
 //! remaining drift. The exit code is 0 when no drift remains (and every app
 //! could be listed), 1 otherwise.
 
-use anyhow::Context;
 use clap::{Args, ValueEnum};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use provision::sync::{reconcile, AppReport, Drift, DriftKind, SyncOptions, SyncProgress};
+use provision::sync::{Drift, DriftKind, SyncOptions, SyncProgress};
 use serde_json::{json, Value};
+use service::sync::AppOutcome;
 use std::io::IsTerminal;
 use store::Store;
 
@@ -41,31 +41,9 @@ pub struct SyncArgs {
     format: Format,
 }
 
-/// The outcome for one app: a report, or why it could not be reconciled.
-enum Outcome {
-    Report(AppReport),
-    Failed {
-        app: String,
-        kind: String,
-        error: String,
-    },
-}
-
 /// Returns the process exit code.
 pub async fn run(store: &Store, args: SyncArgs) -> anyhow::Result<std::process::ExitCode> {
-    let org = store
-        .org_by_slug(&args.org)
-        .await?
-        .with_context(|| format!("no organisation {}", args.org))?;
-    let mut apps = store.apps(org.id).await?;
-    if let Some(name) = &args.app {
-        apps.retain(|a| &a.name == name);
-        anyhow::ensure!(
-            !apps.is_empty(),
-            "organisation {} has no app {name}",
-            org.slug
-        );
-    }
+    let org = service::orgs::find(store, &args.org).await?;
     let opts = SyncOptions {
         dry_run: args.dry_run,
         remove_extra: args.remove_extra,
@@ -95,31 +73,11 @@ pub async fn run(store: &Store, args: SyncArgs) -> anyhow::Result<std::process::
         SyncProgress::Verifying { .. } => bar.set_message("verifying"),
         SyncProgress::Done { .. } => bar.set_message("done"),
     };
-    let mut outcomes = Vec::new();
-    for app in &apps {
-        let outcome = match provision::registry::connector_for(app) {
-            Err(e) => Outcome::Failed {
-                app: app.name.clone(),
-                kind: app.kind.clone(),
-                error: e.to_string(),
-            },
-            Ok(conn) => match reconcile(store, app, conn.as_ref(), &opts, &progress).await {
-                Ok(report) => Outcome::Report(report),
-                Err(e) => Outcome::Failed {
-                    app: app.name.clone(),
-                    kind: app.kind.clone(),
-                    error: e.to_string(),
-                },
-            },
-        };
-        outcomes.push(outcome);
-    }
+    let report = service::sync::run(store, &org, args.app.as_deref(), &opts, &progress).await?;
     bar.finish_and_clear();
 
-    let clean = outcomes.iter().all(|o| match o {
-        Outcome::Report(r) => r.remaining == 0 && r.errors.is_empty(),
-        Outcome::Failed { .. } => false,
-    });
+    let clean = report.clean();
+    let outcomes = report.apps;
     match args.format {
         Format::Json => println!(
             "{}",
@@ -134,12 +92,12 @@ pub async fn run(store: &Store, args: SyncArgs) -> anyhow::Result<std::process::
     })
 }
 
-fn to_json(org: &str, outcomes: &[Outcome]) -> Value {
+fn to_json(org: &str, outcomes: &[AppOutcome]) -> Value {
     let apps: Vec<Value> = outcomes
         .iter()
         .map(|o| match o {
-            Outcome::Report(r) => serde_json::to_value(r).unwrap_or(Value::Null),
-            Outcome::Failed { app, kind, error } => json!({
+            AppOutcome::Report(r) => serde_json::to_value(r).unwrap_or(Value::Null),
+            AppOutcome::Failed { app, kind, error } => json!({
                 "app": app, "kind": kind, "error": error,
                 "drift": [], "repaired": 0, "remaining": null,
             }),
@@ -168,17 +126,17 @@ fn line(d: &Drift) -> String {
     s
 }
 
-fn print_text(org: &str, outcomes: &[Outcome], opts: &SyncOptions) {
+fn print_text(org: &str, outcomes: &[AppOutcome], opts: &SyncOptions) {
     println!(
         "organisation {org}{}",
         if opts.dry_run { " (dry run)" } else { "" }
     );
     for o in outcomes {
         match o {
-            Outcome::Failed { app, kind, error } => {
+            AppOutcome::Failed { app, kind, error } => {
                 println!("app {app} ({kind}): not reconciled: {error}");
             }
-            Outcome::Report(r) => {
+            AppOutcome::Report(r) => {
                 println!(
                     "app {} ({}): {} drift item(s), {} repaired, {} remaining",
                     r.app,

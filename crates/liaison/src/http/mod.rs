@@ -4,12 +4,12 @@
 
 pub mod admin;
 mod events;
+mod problem;
 mod reply;
 mod scim_api;
 
 use crate::config::Config;
 use crate::metrics::{Metrics, RequestLabels};
-use crate::tokens;
 use axum::extract::{DefaultBodyLimit, MatchedPath, Path, Request, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::middleware::{self, Next};
@@ -20,6 +20,7 @@ use directory::Directory;
 use reply::Reply;
 use scim::ScimError;
 use serde::Deserialize;
+use service::tokens::{AuthError, Authenticator};
 use std::sync::Arc;
 use std::time::Instant;
 use store::{Org, Store};
@@ -31,6 +32,32 @@ pub struct AppState {
     pub config: Config,
     pub metrics: Metrics,
     pub metering: Arc<crate::metering::Metering>,
+    pub auth: Authenticator,
+}
+
+impl AppState {
+    /// The state of a server on `store` with `config`.
+    pub fn new(
+        store: Store,
+        config: Config,
+        metrics: Metrics,
+        metering: Arc<crate::metering::Metering>,
+        directory: Directory,
+    ) -> Self {
+        let auth = Authenticator::new(
+            store.clone(),
+            std::time::Duration::from_secs(config.auth_cache_secs),
+            100_000,
+        );
+        AppState {
+            directory,
+            store,
+            config,
+            metrics,
+            metering,
+            auth,
+        }
+    }
 }
 
 pub type SharedState = Arc<AppState>;
@@ -55,16 +82,31 @@ impl OrgCtx {
 
 /// The whole application.
 pub fn router(state: SharedState) -> Router {
-    let scim = scim_api::routes()
-        .merge(admin::routes())
-        .route_layer(middleware::from_fn_with_state(state.clone(), authenticate))
+    let (admin, openapi) = admin::routes().split_for_parts();
+    let openapi = axum::body::Bytes::from(openapi.to_pretty_json().unwrap_or_default());
+    let admin = admin.route_layer(middleware::from_fn_with_state(
+        state.clone(),
+        authenticate_admin,
+    ));
+    let scim =
+        scim_api::routes().route_layer(middleware::from_fn_with_state(state.clone(), authenticate));
+    let authenticated = scim
+        .merge(admin)
         .layer(DefaultBodyLimit::max(state.config.limits.max_body_bytes));
     Router::new()
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
-        .route("/openapi.json", get(admin::openapi))
-        .merge(scim)
+        .route(
+            "/openapi.json",
+            get(move || async move {
+                (
+                    [(header::CONTENT_TYPE, "application/json")],
+                    openapi.clone(),
+                )
+            }),
+        )
+        .merge(authenticated)
         .merge(events::routes(state.config.limits.max_body_bytes))
         .fallback(|| async { Reply::Error(ScimError::not_found("no such endpoint")) })
         .method_not_allowed_fallback(|| async {
@@ -87,7 +129,24 @@ async fn readyz(State(st): State<SharedState>) -> Response {
     }
 }
 
-async fn metrics(State(st): State<SharedState>) -> Response {
+/// `/metrics`: for operators' tokens and the configured metrics token, unless
+/// the configuration makes it public; it names organisations and apps.
+async fn metrics(State(st): State<SharedState>, headers: HeaderMap) -> Response {
+    if !st.config.metrics.public {
+        let allowed = match bearer(&headers) {
+            Some(token) if st.config.metrics.accepts(token) => true,
+            Some(token) => st.auth.authorize_operator(token).await.is_ok(),
+            None => false,
+        };
+        if !allowed {
+            return (
+                StatusCode::UNAUTHORIZED,
+                [(header::WWW_AUTHENTICATE, "Bearer")],
+                "an operator or metrics token is required\n",
+            )
+                .into_response();
+        }
+    }
     match st.store.outbox_stats().await {
         Ok(stats) => st.metrics.set_outbox(&stats),
         Err(e) => tracing::warn!(error = %e, "outbox figures unavailable"),
@@ -130,9 +189,17 @@ struct OrgPath {
     org: String,
 }
 
-/// Checks the bearer token against the organisation in the path. A token of
-/// another organisation gets the same 404 as an organisation that does not
-/// exist, so that a client learns nothing about other tenants.
+/// The bearer token of a request, if any.
+fn bearer(headers: &HeaderMap) -> Option<&str> {
+    let v = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, rest) = v.split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then(|| rest.trim())
+}
+
+/// Checks the bearer token against the organisation in the path, for the
+/// SCIM API (errors in SCIM's form). A token of another organisation gets the
+/// same 404 as an organisation that does not exist, so that a client learns
+/// nothing about other tenants.
 async fn authenticate(
     State(st): State<SharedState>,
     Path(OrgPath { org }): Path<OrgPath>,
@@ -145,40 +212,51 @@ async fn authenticate(
             req.extensions_mut().insert(ctx);
             next.run(req).await
         }
-        Err(e) => Reply::Error(e).into_response(),
+        Err(AuthError::Unauthorized) => {
+            Reply::Error(ScimError::status(401, "a valid bearer token is required")).into_response()
+        }
+        Err(AuthError::NoSuchOrg) => {
+            Reply::Error(ScimError::not_found("no such organisation")).into_response()
+        }
+        Err(AuthError::Store(e)) => Reply::Error(directory::scim_error(e)).into_response(),
     }
 }
 
-async fn authorize(st: &AppState, slug: &str, headers: &HeaderMap) -> Result<OrgCtx, ScimError> {
-    let unauthorized = || ScimError::status(401, "a valid bearer token is required");
-    let presented = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| {
-            let (scheme, rest) = v.split_once(' ')?;
-            scheme.eq_ignore_ascii_case("bearer").then(|| rest.trim())
-        })
-        .ok_or_else(unauthorized)?;
-    let (id, secret) = tokens::parse(presented).ok_or_else(unauthorized)?;
-    let record = st
-        .store
-        .token(id)
-        .await
-        .map_err(directory::scim_error)?
-        .ok_or_else(unauthorized)?;
-    if !tokens::verify(secret, &record.secret_hash) {
-        return Err(unauthorized());
+/// The same check for the admin API, with errors as problem documents.
+async fn authenticate_admin(
+    State(st): State<SharedState>,
+    Path(OrgPath { org }): Path<OrgPath>,
+    headers: HeaderMap,
+    mut req: Request,
+    next: Next,
+) -> Response {
+    use admin::ApiError;
+    match authorize(&st, &org, &headers).await {
+        Ok(ctx) => {
+            req.extensions_mut().insert(ctx);
+            next.run(req).await
+        }
+        Err(AuthError::Unauthorized) => {
+            let mut r = ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "unauthorized",
+                "a valid bearer token is required",
+            )
+            .into_response();
+            r.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                header::HeaderValue::from_static("Bearer"),
+            );
+            r
+        }
+        Err(AuthError::NoSuchOrg) => ApiError::not_found("no such organisation").into_response(),
+        Err(AuthError::Store(e)) => ApiError::internal(&e).into_response(),
     }
-    let not_found = || ScimError::not_found("no such organisation");
-    let org = st
-        .store
-        .org_by_slug(slug)
-        .await
-        .map_err(directory::scim_error)?
-        .ok_or_else(not_found)?;
-    if record.org_id.is_some_and(|id| id != org.id) {
-        return Err(not_found());
-    }
+}
+
+async fn authorize(st: &AppState, slug: &str, headers: &HeaderMap) -> Result<OrgCtx, AuthError> {
+    let presented = bearer(headers).ok_or(AuthError::Unauthorized)?;
+    let grant = st.auth.authorize(presented, slug).await?;
     let base = match &st.config.public_url {
         Some(u) => u.trim_end_matches('/').to_owned(),
         None => {
@@ -190,8 +268,8 @@ async fn authorize(st: &AppState, slug: &str, headers: &HeaderMap) -> Result<Org
         }
     };
     Ok(OrgCtx {
-        base_url: format!("{base}/o/{}/scim/v2", org.slug),
-        org,
-        operator: record.org_id.is_none(),
+        base_url: format!("{base}/o/{}/scim/v2", grant.org.slug),
+        org: grant.org,
+        operator: grant.operator,
     })
 }

@@ -8,8 +8,8 @@ use axum::Router;
 use liaison::config::Config;
 use liaison::http::{router, AppState};
 use liaison::metrics::Metrics;
-use liaison::tokens;
 use serde_json::Value;
+use service::tokens;
 use std::sync::Arc;
 use store::{Store, TokenRecord};
 use tower::ServiceExt;
@@ -33,13 +33,14 @@ impl App {
             config.metering.clone(),
             config.pricing(),
         ));
-        let state = Arc::new(AppState {
-            directory: directory::Directory::new(store.clone(), config.directory_limits()),
-            store: store.clone(),
+        let directory = directory::Directory::new(store.clone(), config.directory_limits());
+        let state = Arc::new(AppState::new(
+            store.clone(),
             config,
-            metrics: Metrics::new(),
+            Metrics::new(),
             metering,
-        });
+            directory,
+        ));
         App {
             router: router(state),
             store,
