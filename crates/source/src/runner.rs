@@ -218,7 +218,7 @@ impl Runner {
         &self,
         source: &Source,
         dry_run: bool,
-        progress: &dyn Fn(Progress),
+        progress: &(dyn Fn(Progress) + Sync),
     ) -> Result<Report, RunError> {
         let org_id = source.config.org_id;
         let started = OffsetDateTime::now_utc();

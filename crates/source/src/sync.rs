@@ -101,7 +101,7 @@ impl GroupTree {
     /// Reads the tree and every group's members.
     pub async fn read(
         kc: &Keycloak,
-        progress: &dyn Fn(Progress),
+        progress: &(dyn Fn(Progress) + Sync),
     ) -> Result<GroupTree, KeycloakError> {
         let (groups, mut skipped) = kc.groups().await?;
         progress(Progress::Groups(groups.len()));
@@ -172,7 +172,7 @@ pub struct Snapshot {
 impl Snapshot {
     pub async fn read(
         kc: &Keycloak,
-        progress: &dyn Fn(Progress),
+        progress: &(dyn Fn(Progress) + Sync),
     ) -> Result<Snapshot, KeycloakError> {
         let (users, skipped_users) = kc.users().await?;
         progress(Progress::Users(users.len()));
@@ -608,7 +608,7 @@ pub async fn reconcile(
     kc: &Keycloak,
     target: Target<'_>,
     options: Options,
-    progress: &dyn Fn(Progress),
+    progress: &(dyn Fn(Progress) + Sync),
 ) -> Result<Report, SyncError> {
     let snapshot = if options.groups_only {
         Snapshot {

@@ -376,7 +376,7 @@ pub fn org_env_prefix(slug: &str) -> String {
     )
 }
 
-fn check_caller(caller: Caller, org: &Org, new: &NewApp) -> Result<(), AppError> {
+pub(crate) fn check_caller(caller: Caller, org: &Org, new: &NewApp) -> Result<(), AppError> {
     if caller == Caller::Operator {
         return Ok(());
     }

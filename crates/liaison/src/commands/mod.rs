@@ -5,4 +5,5 @@ pub mod meter;
 pub mod outbox;
 pub mod site;
 pub mod site_cmd;
+pub mod source;
 pub mod sync;

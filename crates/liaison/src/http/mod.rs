@@ -6,6 +6,7 @@ pub mod admin;
 mod events;
 mod reply;
 mod scim_api;
+pub mod source;
 
 use crate::config::Config;
 use crate::metrics::{Metrics, RequestLabels};
@@ -56,7 +57,12 @@ impl OrgCtx {
 /// The whole application.
 pub fn router(state: SharedState) -> Router {
     let scim = scim_api::routes()
+        .route_layer(middleware::from_fn_with_state(
+            state.clone(),
+            source::refuse_scim_writes,
+        ))
         .merge(admin::routes())
+        .merge(source::routes())
         .route_layer(middleware::from_fn_with_state(state.clone(), authenticate))
         .layer(DefaultBodyLimit::max(state.config.limits.max_body_bytes));
     Router::new()
