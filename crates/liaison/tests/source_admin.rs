@@ -27,8 +27,14 @@ fn source_body(extra: Value) -> Value {
 }
 
 async fn put(app: &App, token: &str, body: Value) -> common::Answer {
-    app.call(Method::PUT, "/o/acme/admin/source", Some(token), Some(body), &[])
-        .await
+    app.call(
+        Method::PUT,
+        "/o/acme/admin/source",
+        Some(token),
+        Some(body),
+        &[],
+    )
+    .await
 }
 
 async fn create_user(app: &App, token: &str, name: &str) -> common::Answer {
@@ -49,36 +55,68 @@ async fn one_source_of_truth_per_organisation() {
         let token = app.org("acme").await;
         let operator = operator_token(&app.store).await;
 
-        let a = app.call(Method::GET, "/o/acme/admin/source", Some(&token), None, &[]).await;
+        let a = app
+            .call(Method::GET, "/o/acme/admin/source", Some(&token), None, &[])
+            .await;
         assert_eq!(a.status, StatusCode::NOT_FOUND, "{l}: {}", a.body);
 
         // Added with the organisation's own token, in its variable namespace.
         let a = put(&app, &token, source_body(json!({}))).await;
         assert_eq!(a.status, StatusCode::CREATED, "{l}: {}", a.body);
         assert_eq!(a.body["url"], "https://sso.example.org", "{l}");
-        assert_eq!(a.body["credential"], "env:LIAISON_ORG_ACME__KEYCLOAK", "{l}");
+        assert_eq!(
+            a.body["credential"], "env:LIAISON_ORG_ACME__KEYCLOAK",
+            "{l}"
+        );
         assert_eq!(a.body["state"]["full_sync_pending"], true, "{l}");
         assert_eq!(a.body["state"]["last_full_sync"], Value::Null, "{l}");
-        assert!(a.body["warnings"][0].as_str().unwrap().contains("not set"), "{l}");
+        assert!(
+            a.body["warnings"][0].as_str().unwrap().contains("not set"),
+            "{l}"
+        );
 
         // SCIM writes are refused, reads are not.
         let a = create_user(&app, &token, "bjensen").await;
         assert_eq!(a.status, StatusCode::FORBIDDEN, "{l}: {}", a.body);
-        assert_eq!(a.body["schemas"][0], "urn:ietf:params:scim:api:messages:2.0:Error", "{l}");
+        assert_eq!(
+            a.body["schemas"][0], "urn:ietf:params:scim:api:messages:2.0:Error",
+            "{l}"
+        );
         assert_eq!(a.body["status"], "403", "{l}");
         let detail = a.body["detail"].as_str().unwrap();
-        assert!(detail.contains("keycloak source (realm ecole"), "{l}: {detail}");
+        assert!(
+            detail.contains("keycloak source (realm ecole"),
+            "{l}: {detail}"
+        );
         for (method, path, body) in [
             (Method::PATCH, "/o/acme/scim/v2/Users/x", json!({})),
             (Method::PUT, "/o/acme/scim/v2/Groups/x", json!({})),
             (Method::POST, "/o/acme/scim/v2/Bulk", json!({})),
         ] {
-            let a = app.call(method.clone(), path, Some(&token), Some(body), &[]).await;
+            let a = app
+                .call(method.clone(), path, Some(&token), Some(body), &[])
+                .await;
             assert_eq!(a.status, StatusCode::FORBIDDEN, "{l}: {method} {path}");
         }
-        let a = app.call(Method::DELETE, "/o/acme/scim/v2/Users/x", Some(&token), None, &[]).await;
+        let a = app
+            .call(
+                Method::DELETE,
+                "/o/acme/scim/v2/Users/x",
+                Some(&token),
+                None,
+                &[],
+            )
+            .await;
         assert_eq!(a.status, StatusCode::FORBIDDEN, "{l}");
-        let a = app.call(Method::GET, "/o/acme/scim/v2/Users", Some(&token), None, &[]).await;
+        let a = app
+            .call(
+                Method::GET,
+                "/o/acme/scim/v2/Users",
+                Some(&token),
+                None,
+                &[],
+            )
+            .await;
         assert_eq!(a.status, StatusCode::OK, "{l}");
         let a = app
             .call(
@@ -95,19 +133,38 @@ async fn one_source_of_truth_per_organisation() {
         let a = put(&app, &token, source_body(json!({"interval_secs": 600}))).await;
         assert_eq!(a.status, StatusCode::OK, "{l}: {}", a.body);
         assert_eq!(a.body["interval_secs"], 600, "{l}");
-        let a = app.call(Method::POST, "/o/acme/admin/source/sync", Some(&token), None, &[]).await;
+        let a = app
+            .call(
+                Method::POST,
+                "/o/acme/admin/source/sync",
+                Some(&token),
+                None,
+                &[],
+            )
+            .await;
         assert_eq!(a.status, StatusCode::ACCEPTED, "{l}: {}", a.body);
 
         // Removed: SCIM writes again; the directory is no longer empty, so a
         // new source needs adoption.
-        let a = app.call(Method::DELETE, "/o/acme/admin/source", Some(&token), None, &[]).await;
+        let a = app
+            .call(
+                Method::DELETE,
+                "/o/acme/admin/source",
+                Some(&token),
+                None,
+                &[],
+            )
+            .await;
         assert_eq!(a.status, StatusCode::NO_CONTENT, "{l}");
         let a = create_user(&app, &token, "bjensen").await;
         assert_eq!(a.status, StatusCode::CREATED, "{l}: {}", a.body);
         let a = put(&app, &token, source_body(json!({}))).await;
         assert_eq!(a.status, StatusCode::CONFLICT, "{l}: {}", a.body);
         let detail = a.body["detail"].as_str().unwrap();
-        assert!(detail.contains("1 user(s) and 0 group(s)") && detail.contains("adopt"), "{l}: {detail}");
+        assert!(
+            detail.contains("1 user(s) and 0 group(s)") && detail.contains("adopt"),
+            "{l}: {detail}"
+        );
         let a = put(&app, &operator, source_body(json!({"adopt": true}))).await;
         assert_eq!(a.status, StatusCode::CREATED, "{l}: {}", a.body);
         assert_eq!(a.body["state"]["adopt_pending"], true, "{l}");
@@ -123,13 +180,29 @@ async fn bad_sources_are_refused_with_the_reason() {
         for (body, status, needle) in [
             (json!({"kind": "ldap"}), 422, "unknown source kind"),
             (json!({"url": "ftp://sso.example.org"}), 422, "http(s)"),
-            (json!({"url": "https://sso.example.org/realms/ecole"}), 422, "without /realms/"),
-            (json!({"url": "https://u:p@sso.example.org"}), 422, "without credentials"),
+            (
+                json!({"url": "https://sso.example.org/realms/ecole"}),
+                422,
+                "without /realms/",
+            ),
+            (
+                json!({"url": "https://u:p@sso.example.org"}),
+                422,
+                "without credentials",
+            ),
             (json!({"realm": "a/b"}), 422, "'/'"),
             (json!({"realm": ""}), 422, "realm must be"),
             (json!({"interval_secs": 5}), 422, "interval_secs"),
-            (json!({"credential_env": "LIAISON_ORG_OTHER__X"}), 403, "credential_env must be"),
-            (json!({"credential_env": null, "credential_file": "/etc/passwd"}), 403, "operator token"),
+            (
+                json!({"credential_env": "LIAISON_ORG_OTHER__X"}),
+                403,
+                "credential_env must be",
+            ),
+            (
+                json!({"credential_env": null, "credential_file": "/etc/passwd"}),
+                403,
+                "operator token",
+            ),
             (json!({"colour": "blue"}), 422, "unknown field"),
         ] {
             let a = put(&app, &token, source_body(body.clone())).await;
@@ -139,17 +212,45 @@ async fn bad_sources_are_refused_with_the_reason() {
         }
         // The operator may name any variable (a valid name) and files, which
         // must hold a secret.
-        let a = put(&app, &operator, source_body(json!({"credential_env": "1BAD"}))).await;
-        assert_eq!(a.status, StatusCode::UNPROCESSABLE_ENTITY, "{l}: {}", a.body);
-        assert!(a.body["detail"].as_str().unwrap().contains("not a variable name"), "{l}");
+        let a = put(
+            &app,
+            &operator,
+            source_body(json!({"credential_env": "1BAD"})),
+        )
+        .await;
+        assert_eq!(
+            a.status,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "{l}: {}",
+            a.body
+        );
+        assert!(
+            a.body["detail"]
+                .as_str()
+                .unwrap()
+                .contains("not a variable name"),
+            "{l}"
+        );
         let empty = std::env::temp_dir().join(format!("liaison-empty-{}", uuid_like()));
         std::fs::write(&empty, "\n").unwrap();
-        let body = source_body(json!({"credential_env": null, "credential_file": empty.display().to_string()}));
+        let body = source_body(
+            json!({"credential_env": null, "credential_file": empty.display().to_string()}),
+        );
         let a = put(&app, &operator, body).await;
-        assert_eq!(a.status, StatusCode::UNPROCESSABLE_ENTITY, "{l}: {}", a.body);
-        assert!(a.body["detail"].as_str().unwrap().contains("is empty"), "{l}");
+        assert_eq!(
+            a.status,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "{l}: {}",
+            a.body
+        );
+        assert!(
+            a.body["detail"].as_str().unwrap().contains("is empty"),
+            "{l}"
+        );
         let _ = std::fs::remove_file(empty);
-        let a = app.call(Method::GET, "/o/acme/admin/source", Some(&token), None, &[]).await;
+        let a = app
+            .call(Method::GET, "/o/acme/admin/source", Some(&token), None, &[])
+            .await;
         assert_eq!(a.status, StatusCode::NOT_FOUND, "{l}: nothing was stored");
     }
 }

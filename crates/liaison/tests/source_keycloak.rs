@@ -78,18 +78,30 @@ impl Dir<'_> {
     async fn list(&self, resource: &str) -> Vec<Value> {
         let a = self
             .app
-            .call(Method::GET, &format!("/o/acme/scim/v2/{resource}?count=1000"), Some(self.token), None, &[])
+            .call(
+                Method::GET,
+                &format!("/o/acme/scim/v2/{resource}?count=1000"),
+                Some(self.token),
+                None,
+                &[],
+            )
             .await;
         assert_eq!(a.status, 200, "{}: {}", self.app.label, a.body);
         a.body["Resources"].as_array().cloned().unwrap_or_default()
     }
 
     async fn user(&self, ext: &str) -> Option<Value> {
-        self.list("Users").await.into_iter().find(|u| u["externalId"] == ext)
+        self.list("Users")
+            .await
+            .into_iter()
+            .find(|u| u["externalId"] == ext)
     }
 
     async fn group(&self, ext: &str) -> Option<Value> {
-        self.list("Groups").await.into_iter().find(|g| g["externalId"] == ext)
+        self.list("Groups")
+            .await
+            .into_iter()
+            .find(|g| g["externalId"] == ext)
     }
 
     /// The externalIds of a group's members.
@@ -127,7 +139,10 @@ struct Synapse {
 impl Synapse {
     fn from_env() -> Option<Synapse> {
         let var = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
-        match (var("LIAISON_TEST_SYNAPSE_URL"), var("LIAISON_TEST_SYNAPSE_TOKEN")) {
+        match (
+            var("LIAISON_TEST_SYNAPSE_URL"),
+            var("LIAISON_TEST_SYNAPSE_TOKEN"),
+        ) {
             (Some(base), Some(token)) => Some(Synapse {
                 http: reqwest::Client::new(),
                 base: base.trim_end_matches('/').to_owned(),
@@ -157,11 +172,14 @@ impl Synapse {
     }
 
     async fn user(&self, localpart: &str) -> Value {
-        self.get(&format!("/_synapse/admin/v2/users/@{localpart}:localhost")).await
+        self.get(&format!("/_synapse/admin/v2/users/@{localpart}:localhost"))
+            .await
     }
 
     async fn joined(&self, room: &str) -> BTreeSet<String> {
-        let body = self.get(&format!("/_synapse/admin/v1/rooms/{room}/members")).await;
+        let body = self
+            .get(&format!("/_synapse/admin/v1/rooms/{room}/members"))
+            .await;
         body["members"]
             .as_array()
             .into_iter()
@@ -196,7 +214,11 @@ async fn add_synapse(store: &Store, org_id: i64, url: &str) -> AppRecord {
 
 async fn drain(worker: &Worker, label: &str) {
     let r = worker.drain().await.unwrap();
-    assert_eq!(r.retried + r.poisoned, 0, "{label}: deliveries failed: {r:?}");
+    assert_eq!(
+        r.retried + r.poisoned,
+        0,
+        "{label}: deliveries failed: {r:?}"
+    );
 }
 
 /// A prefix unique to this run and store, valid as a Matrix localpart.
@@ -234,7 +256,10 @@ async fn a_realm_reaches_the_directory_and_synapse_and_is_followed() {
             },
             WorkerMetrics::default(),
         );
-        let dir = Dir { app: &app, token: &token };
+        let dir = Dir {
+            app: &app,
+            token: &token,
+        };
         let r = runner(&app);
 
         // The first run is a full reconciliation of the imported realm.
@@ -242,7 +267,11 @@ async fn a_realm_reaches_the_directory_and_synapse_and_is_followed() {
             panic!("{label}: the first run is a full reconciliation");
         };
         assert!(report.in_sync(), "{label}: {report:#?}");
-        assert_eq!((report.realm_users, report.realm_groups), (4, 4), "{label}: {report:#?}");
+        assert_eq!(
+            (report.realm_users, report.realm_groups),
+            (4, 4),
+            "{label}: {report:#?}"
+        );
         let alice = realm.user_id(&format!("{p}alice")).await;
         let bob = realm.user_id(&format!("{p}bob")).await;
         let admin = realm.user_id(&format!("{p}acme-admin")).await;
@@ -251,20 +280,32 @@ async fn a_realm_reaches_the_directory_and_synapse_and_is_followed() {
         let a = dir.user(&alice).await.expect("alice in the directory");
         assert_eq!(a["userName"], format!("{p}alice"), "{label}");
         assert_eq!(a["displayName"], "Alice Liddell", "{label}");
-        assert_eq!(a["emails"][0]["value"], "alice@acme.test", "{label}");
+        assert_eq!(
+            a["emails"][0]["value"],
+            format!("{p}alice@acme.test"),
+            "{label}"
+        );
         assert_eq!(
             dir.members(&staff).await,
             BTreeSet::from([admin.clone(), bob.clone(), teachers.clone()]),
             "{label}: staff holds its users and its subgroup"
         );
-        assert_eq!(dir.members(&teachers).await, BTreeSet::from([alice.clone()]), "{label}");
+        assert_eq!(
+            dir.members(&teachers).await,
+            BTreeSet::from([alice.clone()]),
+            "{label}"
+        );
         assert_eq!(
             dir.group(&teachers).await.expect("teachers")["displayName"],
             "staff/teachers",
             "{label}"
         );
         let dry = r
-            .full_sync(&app.store.source(org_id).await.unwrap().unwrap(), true, &|_| {})
+            .full_sync(
+                &app.store.source(org_id).await.unwrap().unwrap(),
+                true,
+                &|_| {},
+            )
             .await
             .unwrap();
         assert!(dry.changes.is_empty() && dry.in_sync(), "{label}: {dry:#?}");
@@ -274,7 +315,10 @@ async fn a_realm_reaches_the_directory_and_synapse_and_is_followed() {
             let matrix = matrix.clone();
             let dir = &dir;
             async move {
-                let id = dir.group(&group_ext).await.expect("group")["id"].as_str().unwrap().to_owned();
+                let id = dir.group(&group_ext).await.expect("group")["id"]
+                    .as_str()
+                    .unwrap()
+                    .to_owned();
                 store
                     .link(matrix.expect("matrix").id, &id)
                     .await
@@ -287,11 +331,16 @@ async fn a_realm_reaches_the_directory_and_synapse_and_is_followed() {
             let u = s.user(&format!("{p}alice")).await;
             assert_eq!(u["displayname"], "Alice Liddell", "{label}: {u}");
             let joined = s.joined(&room(teachers.clone()).await).await;
-            assert!(joined.contains(&format!("@{p}alice:localhost")), "{label}: {joined:?}");
+            assert!(
+                joined.contains(&format!("@{p}alice:localhost")),
+                "{label}: {joined:?}"
+            );
         }
 
         // Changes in Keycloak, followed from its events.
-        let carol = realm.create_user(&format!("{p}carol"), "Carol", "Danvers").await;
+        let carol = realm
+            .create_user(&format!("{p}carol"), "Carol", "Danvers")
+            .await;
         realm.join(&carol, &staff).await;
         realm
             .call(
@@ -302,7 +351,9 @@ async fn a_realm_reaches_the_directory_and_synapse_and_is_followed() {
             .await;
         realm.leave(&alice, &teachers).await;
         realm.join(&alice, &staff).await;
-        realm.call(reqwest::Method::DELETE, &format!("/users/{admin}"), None).await;
+        realm
+            .call(reqwest::Method::DELETE, &format!("/users/{admin}"), None)
+            .await;
         realm
             .call(
                 reqwest::Method::PUT,
@@ -333,29 +384,51 @@ async fn a_realm_reaches_the_directory_and_synapse_and_is_followed() {
             "{label}"
         );
         let dry = r
-            .full_sync(&app.store.source(org_id).await.unwrap().unwrap(), true, &|_| {})
+            .full_sync(
+                &app.store.source(org_id).await.unwrap().unwrap(),
+                true,
+                &|_| {},
+            )
             .await
             .unwrap();
-        assert!(dry.changes.is_empty(), "{label}: the events missed: {dry:#?}");
+        assert!(
+            dry.changes.is_empty(),
+            "{label}: the events missed: {dry:#?}"
+        );
         drain(&worker, &label).await;
         if let Some(s) = &synapse {
             let u = s.user(&format!("{p}bob")).await;
             assert_eq!(u["displayname"], "Bob Bâtisseur", "{label}: {u}");
             assert_eq!(u["deactivated"], true, "{label}: {u}");
-            assert_eq!(s.user(&format!("{p}carol")).await["displayname"], "Carol Danvers");
-            assert_eq!(s.user(&format!("{p}acme-admin")).await["deactivated"], true, "{label}");
+            assert_eq!(
+                s.user(&format!("{p}carol")).await["displayname"],
+                "Carol Danvers"
+            );
+            assert_eq!(
+                s.user(&format!("{p}acme-admin")).await["deactivated"],
+                true,
+                "{label}"
+            );
             let joined = s.joined(&room(staff.clone()).await).await;
             for who in ["alice", "carol"] {
-                assert!(joined.contains(&format!("@{p}{who}:localhost")), "{label}: {who}: {joined:?}");
+                assert!(
+                    joined.contains(&format!("@{p}{who}:localhost")),
+                    "{label}: {who}: {joined:?}"
+                );
             }
             let joined = s.joined(&room(teachers.clone()).await).await;
-            assert!(!joined.contains(&format!("@{p}alice:localhost")), "{label}: {joined:?}");
+            assert!(
+                !joined.contains(&format!("@{p}alice:localhost")),
+                "{label}: {joined:?}"
+            );
         }
 
         // Liaison stopped: the realm changes meanwhile; a new follower (a new
         // process: nothing in memory) catches up from the stored cursor.
         drop(r);
-        realm.call(reqwest::Method::DELETE, &format!("/users/{carol}"), None).await;
+        realm
+            .call(reqwest::Method::DELETE, &format!("/users/{carol}"), None)
+            .await;
         // Moved to the top level.
         realm
             .call(
@@ -364,7 +437,9 @@ async fn a_realm_reaches_the_directory_and_synapse_and_is_followed() {
                 Some(json!({"id": teachers, "name": "enseignants"})),
             )
             .await;
-        let dave = realm.create_user(&format!("{p}dave"), "Dave", "Bowman").await;
+        let dave = realm
+            .create_user(&format!("{p}dave"), "Dave", "Bowman")
+            .await;
         realm.join(&dave, &teachers).await;
         let (stop, stopped) = tokio::sync::watch::channel(false);
         let follower = tokio::spawn(runner(&app).run_periodic(Duration::from_millis(200), stopped));
@@ -372,19 +447,29 @@ async fn a_realm_reaches_the_directory_and_synapse_and_is_followed() {
         loop {
             let caught_up = dir.user(&carol).await.is_none()
                 && dir.members(&teachers).await == BTreeSet::from([dave.clone()])
-                && dir.group(&teachers).await.is_some_and(|g| g["displayName"] == "enseignants")
+                && dir
+                    .group(&teachers)
+                    .await
+                    .is_some_and(|g| g["displayName"] == "enseignants")
                 && !dir.members(&staff).await.contains(&teachers);
             if caught_up {
                 break;
             }
-            assert!(tokio::time::Instant::now() < deadline, "{label}: not caught up: {:?}", app.store.source(org_id).await);
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "{label}: not caught up: {:?}",
+                app.store.source(org_id).await
+            );
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
         let _ = stop.send(true);
         follower.await.unwrap();
         let state = app.store.source(org_id).await.unwrap().unwrap().state;
         assert!(state.last_error.is_none(), "{label}: {state:?}");
-        assert!(state.applied > 0 && state.last_follow.is_some(), "{label}: {state:?}");
+        assert!(
+            state.applied > 0 && state.last_follow.is_some(),
+            "{label}: {state:?}"
+        );
         realm.delete().await;
     }
 }
@@ -445,7 +530,10 @@ async fn pipe(mut client: tokio::net::TcpStream, target: &str, budget: Arc<Atomi
                 Ok(0) | Err(_) => return,
                 Ok(n) => n,
             };
-            let requests = buf[..n].windows(11).filter(|w| w == b" HTTP/1.1\r\n").count();
+            let requests = buf[..n]
+                .windows(11)
+                .filter(|w| w == b" HTTP/1.1\r\n")
+                .count();
             for _ in 0..requests {
                 let spent = budget.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |b| match b {
                     0 => None,
@@ -488,11 +576,16 @@ async fn keycloak_cut_off_mid_sync_leaves_the_directory_untouched_and_the_next_r
         let p = prefix(&label);
         let realm = kc::Realm::create_with_prefix(&env, &p).await;
         for i in 0..6 {
-            realm.create_user(&format!("{p}extra{i}"), "Extra", &format!("N{i}")).await;
+            realm
+                .create_user(&format!("{p}extra{i}"), "Extra", &format!("N{i}"))
+                .await;
         }
         let cutter = Cutter::start(&env.url).await;
         let org_id = add_source(&app, &realm, &cutter.url).await;
-        let dir = Dir { app: &app, token: &token };
+        let dir = Dir {
+            app: &app,
+            token: &token,
+        };
         let r = runner(&app);
 
         // Cut after the token and two pages of users (10 users in pages of 2).
@@ -500,11 +593,26 @@ async fn keycloak_cut_off_mid_sync_leaves_the_directory_untouched_and_the_next_r
         let s = app.store.source(org_id).await.unwrap().unwrap();
         let err = r.run_once(&s).await.expect_err("the run fails");
         assert!(err.to_string().contains("unreachable"), "{label}: {err}");
-        assert!(dir.list("Users").await.is_empty(), "{label}: nothing written");
-        assert!(dir.list("Groups").await.is_empty(), "{label}: nothing written");
+        assert!(
+            dir.list("Users").await.is_empty(),
+            "{label}: nothing written"
+        );
+        assert!(
+            dir.list("Groups").await.is_empty(),
+            "{label}: nothing written"
+        );
         let state = app.store.source(org_id).await.unwrap().unwrap().state;
-        assert!(state.last_error.as_deref().is_some_and(|e| e.contains("unreachable")), "{label}: {state:?}");
-        assert!(state.last_full_sync.is_none() && state.admin_cursor.is_none(), "{label}: {state:?}");
+        assert!(
+            state
+                .last_error
+                .as_deref()
+                .is_some_and(|e| e.contains("unreachable")),
+            "{label}: {state:?}"
+        );
+        assert!(
+            state.last_full_sync.is_none() && state.admin_cursor.is_none(),
+            "{label}: {state:?}"
+        );
 
         // Keycloak back: the next run completes.
         cutter.restore();
@@ -517,7 +625,9 @@ async fn keycloak_cut_off_mid_sync_leaves_the_directory_untouched_and_the_next_r
         assert!(before.last_error.is_none(), "{label}: {before:?}");
 
         // An outage while following: the cursor stays, the next run applies.
-        let late = realm.create_user(&format!("{p}late"), "Late", "Comer").await;
+        let late = realm
+            .create_user(&format!("{p}late"), "Late", "Comer")
+            .await;
         cutter.cut_after(0);
         let s = app.store.source(org_id).await.unwrap().unwrap();
         assert!(r.run_once(&s).await.is_err(), "{label}");
@@ -533,7 +643,83 @@ async fn keycloak_cut_off_mid_sync_leaves_the_directory_untouched_and_the_next_r
             panic!("{label}: events are followed");
         };
         assert!(applied >= 1, "{label}");
-        assert_eq!(dir.user(&late).await.expect("late")["displayName"], "Late Comer", "{label}");
+        assert_eq!(
+            dir.user(&late).await.expect("late")["displayName"],
+            "Late Comer",
+            "{label}"
+        );
+        realm.delete().await;
+    }
+}
+
+#[tokio::test]
+async fn adoption_takes_over_what_scim_wrote_and_deletes_the_rest() {
+    let Some(env) = kc::env() else { return };
+    for app in common::apps().await {
+        let label = app.label.clone();
+        let token = app.org("acme").await;
+        let p = prefix(&label);
+        let realm = kc::Realm::create_with_prefix(&env, &p).await;
+        // Written over SCIM before the source: alice (by name), a stranger.
+        let mut ids = Vec::new();
+        for name in [format!("{p}Alice"), format!("{p}stranger")] {
+            let a = app
+                .call(
+                    Method::POST,
+                    "/o/acme/scim/v2/Users",
+                    Some(&token),
+                    Some(json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "userName": name})),
+                    &[],
+                )
+                .await;
+            assert_eq!(a.status, 201, "{label}: {}", a.body);
+            ids.push(a.body["id"].as_str().unwrap().to_owned());
+        }
+        let org = app.store.org_by_slug("acme").await.unwrap().unwrap();
+        let secret = std::env::temp_dir().join(format!("liaison-kc-{}-secret", realm.name));
+        std::fs::write(&secret, &realm.source_secret).unwrap();
+        let mut req = SourceRequest {
+            kind: "keycloak".into(),
+            url: env.url.clone(),
+            realm: realm.name.clone(),
+            client_id: "liaison-source".into(),
+            credential_file: Some(secret.display().to_string()),
+            ..SourceRequest::default()
+        };
+        let refused = source_cmd::put(&app.store, &org, &req, Caller::Operator, false).await;
+        assert!(
+            refused.is_err(),
+            "{label}: a directory SCIM wrote needs adoption"
+        );
+        req.adopt = true;
+        source_cmd::put(&app.store, &org, &req, Caller::Operator, false)
+            .await
+            .unwrap();
+        let r = runner(&app);
+        let Ran::Full(report) = run(&r, &app.store, org.id).await else {
+            panic!("{label}: a full reconciliation");
+        };
+        assert!(report.in_sync(), "{label}: {report:#?}");
+        let dir = Dir {
+            app: &app,
+            token: &token,
+        };
+        let alice = realm.user_id(&format!("{p}alice")).await;
+        let a = dir.user(&alice).await.expect("alice adopted");
+        assert_eq!(
+            a["id"],
+            ids[0].as_str(),
+            "{label}: the same directory user, now Keycloak's"
+        );
+        assert_eq!(a["userName"], format!("{p}alice"), "{label}");
+        let users = dir.list("Users").await;
+        assert_eq!(users.len(), 4, "{label}: the realm's four users");
+        assert!(
+            users.iter().all(|u| u["id"] != ids[1].as_str()),
+            "{label}: the stranger is gone"
+        );
+        let state = app.store.source(org.id).await.unwrap().unwrap();
+        assert!(!state.config.adopt, "{label}: adoption happens once");
         realm.delete().await;
     }
 }

@@ -343,10 +343,12 @@ pub async fn put(
     let mut tx = store.begin().await?;
     let existing = store.source(org.id).await?;
     let created = match existing {
-        Some(_) if !replace => return Err(AppError::Conflict(format!(
+        Some(_) if !replace => {
+            return Err(AppError::Conflict(format!(
             "{} already has a source; remove it first, or change it with PUT /o/{}/admin/source",
             org.slug, org.slug
-        ))),
+        )))
+        }
         Some(_) => {
             tx.update_source(&record).await?;
             false

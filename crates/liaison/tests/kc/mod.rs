@@ -72,7 +72,10 @@ impl Realm {
     /// after `prefix`, whose users' names start with `prefix` (they must be
     /// unique in the apps that outlive the realm, such as Synapse).
     pub async fn create_with_prefix(env: &Env, prefix: &str) -> Realm {
-        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../scripts/keycloak/realm-liaison.json");
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../scripts/keycloak/realm-liaison.json"
+        );
         let template = std::fs::read_to_string(path).expect("the realm file");
         let source_secret = unique("src-");
         let password = unique("pw-");
@@ -87,6 +90,10 @@ impl Realm {
             if u.get("serviceAccountClientId").is_none() {
                 let renamed = format!("{prefix}{}", u["username"].as_str().unwrap_or_default());
                 u["username"] = json!(renamed);
+                if let Some(email) = u["email"].as_str() {
+                    let renamed = format!("{prefix}{email}");
+                    u["email"] = json!(renamed);
+                }
             }
         }
         let realm = Realm {
@@ -100,7 +107,9 @@ impl Realm {
             source_secret,
             password,
         };
-        let (status, body) = realm.admin(reqwest::Method::POST, "/admin/realms", Some(rep)).await;
+        let (status, body) = realm
+            .admin(reqwest::Method::POST, "/admin/realms", Some(rep))
+            .await;
         assert_eq!(status, 201, "creating realm {}: {body}", realm.name);
         realm
     }
@@ -108,7 +117,10 @@ impl Realm {
     async fn admin_token(&self) -> String {
         let resp = self
             .http
-            .post(format!("{}/realms/master/protocol/openid-connect/token", self.base))
+            .post(format!(
+                "{}/realms/master/protocol/openid-connect/token",
+                self.base
+            ))
             .form(&[
                 ("grant_type", "password"),
                 ("client_id", "admin-cli"),
@@ -119,11 +131,19 @@ impl Realm {
             .await
             .expect("Keycloak answers");
         let body: Value = resp.json().await.expect("token JSON");
-        body["access_token"].as_str().expect("admin token").to_owned()
+        body["access_token"]
+            .as_str()
+            .expect("admin token")
+            .to_owned()
     }
 
     /// A call as the master realm's admin; `path` from the server's root.
-    pub async fn admin(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> (u16, Value) {
+    pub async fn admin(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> (u16, Value) {
         let token = self.admin_token().await;
         let mut req = self
             .http
@@ -151,7 +171,10 @@ impl Realm {
     pub async fn call(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> Value {
         let full = format!("/admin/realms/{}{path}", self.name);
         let (status, answer) = self.admin(method.clone(), &full, body).await;
-        assert!((200..300).contains(&status), "{method} {full}: {status} {answer}");
+        assert!(
+            (200..300).contains(&status),
+            "{method} {full}: {status} {answer}"
+        );
         answer
     }
 
@@ -206,13 +229,21 @@ impl Realm {
     }
 
     pub async fn join(&self, user: &str, group: &str) {
-        self.call(reqwest::Method::PUT, &format!("/users/{user}/groups/{group}"), None)
-            .await;
+        self.call(
+            reqwest::Method::PUT,
+            &format!("/users/{user}/groups/{group}"),
+            None,
+        )
+        .await;
     }
 
     pub async fn leave(&self, user: &str, group: &str) {
-        self.call(reqwest::Method::DELETE, &format!("/users/{user}/groups/{group}"), None)
-            .await;
+        self.call(
+            reqwest::Method::DELETE,
+            &format!("/users/{user}/groups/{group}"),
+            None,
+        )
+        .await;
     }
 
     /// Signs a user in with the password grant (a real LOGIN event).
@@ -232,13 +263,22 @@ impl Realm {
             .send()
             .await
             .expect("Keycloak answers");
-        assert_eq!(resp.status().as_u16(), 200, "login of {username}: {}", resp.text().await.unwrap_or_default());
+        assert_eq!(
+            resp.status().as_u16(),
+            200,
+            "login of {username}: {}",
+            resp.text().await.unwrap_or_default()
+        );
     }
 
     /// Deletes the realm.
     pub async fn delete(self) {
         let (status, body) = self
-            .admin(reqwest::Method::DELETE, &format!("/admin/realms/{}", self.name), None)
+            .admin(
+                reqwest::Method::DELETE,
+                &format!("/admin/realms/{}", self.name),
+                None,
+            )
             .await;
         assert_eq!(status, 204, "deleting realm {}: {body}", self.name);
     }
