@@ -171,8 +171,22 @@ impl<'a> Target<'a> {
             ..Default::default()
         };
         let page = self.store().list_resources(self.org_id, kind, &q).await?;
-        let mut found = page.resources.into_iter().map(entry);
-        Ok(found.next())
+        let Some(mut found) = page.resources.into_iter().map(entry).next() else {
+            return Ok(None);
+        };
+        if kind == ResourceKind::Group {
+            let mut members = self
+                .store()
+                .members(self.org_id, &[found.id.as_str()])
+                .await?;
+            found.members = members
+                .remove(&found.id)
+                .unwrap_or_default()
+                .into_iter()
+                .map(|m| (m.value, m.kind))
+                .collect();
+        }
+        Ok(Some(found))
     }
 
     /// The groups a user is a direct member of (directory ids).

@@ -202,6 +202,8 @@ enum UserWrite {
 struct UserPlan {
     writes: Vec<UserWrite>,
     changes: Vec<Change>,
+    /// Users missing from the listing that Keycloak still has by id.
+    found_by_id: Vec<KcUser>,
 }
 
 fn differing_fields(current: &serde_json::Value, wanted: &serde_json::Value) -> Vec<String> {
@@ -238,6 +240,7 @@ async fn plan_users(
     let mut plan = UserPlan {
         writes: Vec::new(),
         changes: Vec::new(),
+        found_by_id: Vec::new(),
     };
     let upsert = |u: &KcUser, current: Option<&Entry>, plan: &mut UserPlan| {
         let wanted = dir::stored_doc(ResourceKind::User, &dir::user_body(u));
@@ -309,6 +312,7 @@ async fn plan_users(
                 Some(Ok(u)) => {
                     matched.insert(e.id.as_str());
                     upsert(&u, Some(e), &mut plan);
+                    plan.found_by_id.push(u);
                     continue;
                 }
                 Some(Err(_)) => continue,
@@ -639,6 +643,7 @@ pub async fn reconcile(
             UserPlan {
                 writes: vec![],
                 changes: vec![],
+                found_by_id: vec![],
             },
             known,
         )
@@ -653,13 +658,7 @@ pub async fn reconcile(
         )
         .await?;
         // Users kept as they are (skipped, or found by id) stay possible members.
-        for w in &plan.writes {
-            if let UserWrite::Upsert { user, .. } = w {
-                if !known.iter().any(|k| k.id == user.id) {
-                    known.push(user.clone());
-                }
-            }
-        }
+        known.extend(plan.found_by_id.iter().cloned());
         for s in &snapshot.skipped_users {
             if let Some(id) = &s.id {
                 known.push(KcUser {
