@@ -158,8 +158,11 @@ pub struct Runner {
     limits: HttpLimits,
     /// Clients by organisation, with the configuration they were built from
     /// (their tokens are reused between runs).
-    clients: Arc<Mutex<HashMap<i64, (SourceRecord, Arc<Keycloak>)>>>,
+    clients: Arc<Mutex<Clients>>,
 }
+
+/// Clients by organisation, with the configuration each was built from.
+type Clients = HashMap<i64, (SourceRecord, Arc<Keycloak>)>;
 
 impl Runner {
     pub fn new(directory: Directory, metrics: SourceMetrics) -> Runner {
