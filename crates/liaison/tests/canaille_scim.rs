@@ -12,14 +12,11 @@ mod common;
 
 use axum::http::Method;
 use common::App;
-use provision::worker::{Worker, WorkerConfig, WorkerMetrics};
 use serde_json::{json, Value};
 use std::collections::BTreeSet;
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
-use store::AppRecord;
 
 fn canaille_python() -> Option<String> {
     match std::env::var("LIAISON_TEST_CANAILLE_PYTHON")
@@ -137,18 +134,7 @@ async fn canaille_pushes_users_and_groups_that_the_directory_and_synapse_follow(
     let Some(python) = canaille_python() else {
         return;
     };
-    let var = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
-    let synapse = match (
-        var("LIAISON_TEST_SYNAPSE_URL"),
-        var("LIAISON_TEST_SYNAPSE_TOKEN"),
-    ) {
-        (Some(u), Some(t)) => Some((u.trim_end_matches('/').to_owned(), t)),
-        _ => {
-            assert!(std::env::var("LIAISON_REQUIRE_SYNAPSE").as_deref() != Ok("1"));
-            eprintln!("Synapse not configured: the Synapse checks are skipped");
-            None
-        }
-    };
+    let synapse = common::synapse_from_env();
     if let Some((_, t)) = &synapse {
         std::env::set_var(SYNAPSE_VAR, t);
     }
@@ -159,35 +145,11 @@ async fn canaille_pushes_users_and_groups_that_the_directory_and_synapse_follow(
         let org = app.store.org_by_slug("acme").await.unwrap().unwrap();
         let matrix = match &synapse {
             Some((url, _)) => {
-                let mut tx = app.store.begin().await.unwrap();
-                let a = tx
-                    .create_app(&AppRecord {
-                        id: 0,
-                        org_id: org.id,
-                        name: "matrix".into(),
-                        kind: "synapse".into(),
-                        base_url: url.clone(),
-                        credential: format!("env:{SYNAPSE_VAR}"),
-                        groups_as: "rooms".into(),
-                        deprovision: "disable".into(),
-                        settings: json!({"server_name": "localhost"}),
-                        created: time::OffsetDateTime::now_utc(),
-                    })
-                    .await
-                    .unwrap();
-                tx.commit().await.unwrap();
-                Some(a)
+                Some(common::add_synapse_app(&app.store, org.id, url, SYNAPSE_VAR).await)
             }
             None => None,
         };
-        let worker = Worker::new(
-            app.store.clone(),
-            WorkerConfig {
-                base_backoff: Duration::from_millis(50),
-                ..WorkerConfig::default()
-            },
-            WorkerMetrics::default(),
-        );
+        let worker = common::fast_worker(&app.store);
         let drain = || async {
             let r = worker.drain().await.unwrap();
             assert_eq!(r.retried + r.poisoned, 0, "{l}: {r:?}");

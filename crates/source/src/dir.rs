@@ -145,16 +145,7 @@ impl<'a> Target<'a> {
         }
         if kind == ResourceKind::Group {
             for chunk in out.chunks_mut(500) {
-                let ids: Vec<&str> = chunk.iter().map(|e| e.id.as_str()).collect();
-                let mut members = self.store().members(self.org_id, &ids).await?;
-                for e in chunk.iter_mut() {
-                    e.members = members
-                        .remove(&e.id)
-                        .unwrap_or_default()
-                        .into_iter()
-                        .map(|m| (m.value, m.kind))
-                        .collect();
-                }
+                self.attach_members(chunk).await?;
             }
         }
         Ok(out)
@@ -171,22 +162,30 @@ impl<'a> Target<'a> {
             ..Default::default()
         };
         let page = self.store().list_resources(self.org_id, kind, &q).await?;
-        let Some(mut found) = page.resources.into_iter().map(entry).next() else {
+        let Some(found) = page.resources.into_iter().map(entry).next() else {
             return Ok(None);
         };
+        let mut found = [found];
         if kind == ResourceKind::Group {
-            let mut members = self
-                .store()
-                .members(self.org_id, &[found.id.as_str()])
-                .await?;
-            found.members = members
-                .remove(&found.id)
+            self.attach_members(&mut found).await?;
+        }
+        let [found] = found;
+        Ok(Some(found))
+    }
+
+    /// Fills the direct members of groups, in one query.
+    async fn attach_members(&self, groups: &mut [Entry]) -> Result<(), StoreError> {
+        let ids: Vec<&str> = groups.iter().map(|e| e.id.as_str()).collect();
+        let mut members = self.store().members(self.org_id, &ids).await?;
+        for e in groups.iter_mut() {
+            e.members = members
+                .remove(&e.id)
                 .unwrap_or_default()
                 .into_iter()
                 .map(|m| (m.value, m.kind))
                 .collect();
         }
-        Ok(Some(found))
+        Ok(())
     }
 
     /// The groups a user is a direct member of (directory ids).

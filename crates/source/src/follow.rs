@@ -51,6 +51,13 @@ pub struct Touched {
     pub memberships: BTreeSet<String>,
 }
 
+/// What an event says changed.
+enum Hint {
+    User(String),
+    Membership(String),
+    Groups,
+}
+
 /// The user id an admin event path `users/{id}/...` names.
 fn user_in_path(path: &str) -> Option<&str> {
     let mut parts = path.split('/');
@@ -84,42 +91,48 @@ async fn read_events(
         user: cursor.user,
         seen: Vec::new(),
     };
+    // One pass over both streams: (is an admin event, time, id, what it touches).
+    let admin_hints = admin.iter().map(|e| {
+        let hint = match e.resource_type.as_str() {
+            "USER" => user_in_path(&e.resource_path).map(|u| Hint::User(u.to_owned())),
+            "GROUP_MEMBERSHIP" => {
+                user_in_path(&e.resource_path).map(|u| Hint::Membership(u.to_owned()))
+            }
+            "GROUP" => Some(Hint::Groups),
+            _ => None,
+        };
+        (true, e.time, &e.id, hint)
+    });
+    let user_hints = user
+        .iter()
+        .map(|e| (false, e.time, &e.id, e.user_id.clone().map(Hint::User)));
     let mut keys: Vec<(i64, String)> = Vec::new();
     let mut count = 0;
-    for e in &admin {
-        let k = key(e.time, &e.id);
-        next.admin = next.admin.max(e.time);
+    for (is_admin, time, id, hint) in admin_hints.chain(user_hints) {
+        let cursor = if is_admin {
+            &mut next.admin
+        } else {
+            &mut next.user
+        };
+        *cursor = (*cursor).max(time);
+        let k = key(time, id);
         if let Some(k) = &k {
-            keys.push((e.time, k.clone()));
+            keys.push((time, k.clone()));
         }
         if !fresh(&k) {
             continue;
         }
         count += 1;
-        match e.resource_type.as_str() {
-            "USER" => touched
-                .users
-                .extend(user_in_path(&e.resource_path).map(str::to_owned)),
-            "GROUP_MEMBERSHIP" => {
-                touched
-                    .memberships
-                    .extend(user_in_path(&e.resource_path).map(str::to_owned));
+        match hint {
+            Some(Hint::User(u)) => {
+                touched.users.insert(u);
             }
-            "GROUP" => touched.groups = true,
-            _ => {}
+            Some(Hint::Membership(u)) => {
+                touched.memberships.insert(u);
+            }
+            Some(Hint::Groups) => touched.groups = true,
+            None => {}
         }
-    }
-    for e in &user {
-        let k = key(e.time, &e.id);
-        next.user = next.user.max(e.time);
-        if let Some(k) = &k {
-            keys.push((e.time, k.clone()));
-        }
-        if !fresh(&k) {
-            continue;
-        }
-        count += 1;
-        touched.users.extend(e.user_id.clone());
     }
     // Keep what the next run's overlap will read again (the old entries too:
     // their events are still in the window when no newer event came).

@@ -258,6 +258,12 @@ impl RawGroup {
     }
 }
 
+/// An entry of which only the id is used.
+#[derive(Deserialize)]
+struct RawId {
+    id: Option<String>,
+}
+
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct RawAdminEvent {
@@ -501,22 +507,28 @@ impl Keycloak {
         if !valid_id(id) {
             return Ok(None);
         }
-        let q = [("briefRepresentation", "true".to_owned())];
-        match self
-            .pages(
-                &["users", id, "groups"],
-                &q,
-                self.bounds.max_user_groups,
-                "groups of a user",
-                |g: RawGroup| {
-                    g.id.filter(|i| valid_id(i)).ok_or(Invalid {
-                        id: None,
-                        reason: "a group without a valid id".into(),
-                    })
-                },
-            )
+        let max = self.bounds.max_user_groups;
+        self.ids(&["users", id, "groups"], max, "groups of a user")
             .await
-        {
+    }
+
+    /// The ids listed at `segments` (briefly), `Ok(None)` on 404.
+    async fn ids(
+        &self,
+        segments: &[&str],
+        limit: usize,
+        what: &str,
+    ) -> Result<Option<Vec<String>>> {
+        let q = [("briefRepresentation", "true".to_owned())];
+        let listed = self
+            .pages(segments, &q, limit, what, |r: RawId| {
+                r.id.filter(|i| valid_id(i)).ok_or(Invalid {
+                    id: None,
+                    reason: "an entry without a valid id".into(),
+                })
+            })
+            .await;
+        match listed {
             Ok((ids, _)) => Ok(Some(ids)),
             Err(KeycloakError::Http(HttpError::Status { status: 404, .. })) => Ok(None),
             Err(e) => Err(e),
@@ -583,26 +595,15 @@ impl Keycloak {
 
     /// The ids of a group's direct members; `Ok(None)` when the group is gone.
     pub async fn members(&self, group_id: &str) -> Result<Option<Vec<String>>> {
-        let q = [("briefRepresentation", "true".to_owned())];
-        match self
-            .pages(
-                &["groups", group_id, "members"],
-                &q,
-                self.bounds.max_users,
-                "members",
-                |u: RawUser| {
-                    u.id.filter(|i| valid_id(i)).ok_or(Invalid {
-                        id: None,
-                        reason: "a member without a valid id".into(),
-                    })
-                },
-            )
-            .await
-        {
-            Ok((ids, _)) => Ok(Some(ids)),
-            Err(KeycloakError::Http(HttpError::Status { status: 404, .. })) => Ok(None),
-            Err(e) => Err(e),
+        if !valid_id(group_id) {
+            return Ok(None);
         }
+        self.ids(
+            &["groups", group_id, "members"],
+            self.bounds.max_users,
+            "members",
+        )
+        .await
     }
 
     /// Admin events about users, groups and memberships from `since` (ms,

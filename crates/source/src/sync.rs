@@ -89,7 +89,7 @@ pub enum SyncError {
     Directory(String),
 }
 
-/// The realm's groups with their direct members (user ids) and children.
+/// The realm's groups (all levels) with their direct members (user ids).
 #[derive(Debug, Clone, Default)]
 pub struct GroupTree {
     pub groups: Vec<KcGroup>,
@@ -142,22 +142,16 @@ impl GroupTree {
         })
     }
 
-    /// The Keycloak ids of a group's direct members: users, then child groups.
-    fn wanted(&self, g: &KcGroup) -> (BTreeSet<String>, BTreeSet<String>) {
-        let users = self
-            .members
+    /// The Keycloak ids of a group's direct members (users). Subgroups are
+    /// not members: in Keycloak a subgroup's members are not members of its
+    /// parent (they inherit its roles only); the hierarchy shows in the names.
+    fn wanted(&self, g: &KcGroup) -> BTreeSet<String> {
+        self.members
             .get(&g.id)
             .into_iter()
             .flatten()
             .cloned()
-            .collect();
-        let children = self
-            .groups
-            .iter()
-            .filter(|c| c.parent_id.as_deref() == Some(g.id.as_str()))
-            .map(|c| c.id.clone())
-            .collect();
-        (users, children)
+            .collect()
     }
 }
 
@@ -390,11 +384,10 @@ async fn plan_groups(
                 .get(dir::group_name(g).to_lowercase().as_str())
                 .copied()
         });
-        let (users, children) = tree.wanted(g);
-        let wanted: BTreeSet<String> = users
+        let wanted: BTreeSet<String> = tree
+            .wanted(g)
             .into_iter()
             .filter(|u| known_users.contains(u.as_str()))
-            .chain(children)
             .collect();
         let Some(c) = current else {
             plan.changes.push(Change {
@@ -562,10 +555,9 @@ impl<'a> Applier<'a> {
                     // Its creation failed (already reported).
                     return;
                 };
-                let (users, children) = tree.wanted(group);
-                let members: Vec<(String, ResourceKind)> = users
+                let members: Vec<(String, ResourceKind)> = tree
+                    .wanted(group)
                     .iter()
-                    .chain(children.iter())
                     .filter_map(|x| self.ids.get(x).cloned())
                     .collect();
                 match self
