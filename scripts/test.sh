@@ -5,7 +5,8 @@
 # starts a real Matrix Synapse and two scim2-server peers for the provisioning
 # tests, a real Keycloak (Maven Central) and Canaille (PyPI, its own venv) for
 # the identity-provider tests, and runs, in order: rustfmt check, clippy, the
-# workspace tests (on SQLite and PostgreSQL), SCIM conformance with scim2-tester, and a fuzz smoke run.
+# workspace tests (on SQLite and PostgreSQL), SCIM conformance with
+# scim2-tester, and a fuzz smoke run.
 # Every section runs even when an earlier one failed; the run fails if any did.
 #
 # Usage: scripts/test.sh [--quick]
