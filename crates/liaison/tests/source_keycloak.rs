@@ -701,3 +701,98 @@ async fn adoption_takes_over_what_scim_wrote_and_deletes_the_rest() {
         realm.delete().await;
     }
 }
+
+#[tokio::test]
+async fn the_command_line_adds_reconciles_and_reports() {
+    let Some(env) = kc::env() else { return };
+    let p = prefix("cli");
+    let realm = kc::Realm::create_with_prefix(&env, &p).await;
+    let dir = std::env::temp_dir().join(format!("liaison-cli-{p}"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let db = format!("sqlite://{}", dir.join("liaison.db").display());
+    let secret = dir.join("secret");
+    std::fs::write(&secret, &realm.source_secret).unwrap();
+    let liaison = |args: &[&str]| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_liaison"))
+            .args(args)
+            .env("LIAISON_DATABASE_URL", &db)
+            .env("LIAISON_LOG", "warn")
+            .output()
+            .expect("the binary runs");
+        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        (out.status.code(), stdout, stderr)
+    };
+    let secret_path = secret.display().to_string();
+    let add = [
+        "source",
+        "add",
+        "acme",
+        "keycloak",
+        "--url",
+        &env.url,
+        "--realm",
+        &realm.name,
+        "--client-id",
+        "liaison-source",
+        "--credential-file",
+        &secret_path,
+        "--interval",
+        "600",
+    ];
+    let (code, _, err) = liaison(&["org", "create", "acme"]);
+    assert_eq!(code, Some(0), "{err}");
+    let (code, out, err) = liaison(&add);
+    assert_eq!(code, Some(0), "{out}{err}");
+
+    let (code, out, err) = liaison(&["source", "sync", "acme", "--dry-run", "--format", "json"]);
+    assert_eq!(code, Some(1), "differences remain: {out}{err}");
+    let report: Value = serde_json::from_str(&out).expect("a JSON report");
+    assert_eq!(report["dry_run"], true);
+    assert_eq!(
+        report["changes"].as_array().map(Vec::len),
+        Some(8),
+        "4 users and 4 groups to create: {report}"
+    );
+    assert!(report["changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|c| c["op"] == "create"));
+
+    let (code, out, err) = liaison(&["source", "sync", "acme"]);
+    assert_eq!(code, Some(0), "{out}{err}");
+    assert!(out.contains("applied 8 change(s)"), "{out}");
+    let (code, out, err) = liaison(&["source", "sync", "acme", "--dry-run"]);
+    assert_eq!(code, Some(0), "the directory matches the realm: {out}{err}");
+    assert!(out.contains("0 difference(s)"), "{out}");
+
+    let (code, out, _) = liaison(&["source", "list", "acme", "--format", "json"]);
+    assert_eq!(code, Some(0));
+    let view: Value = serde_json::from_str(&out).expect("JSON");
+    assert_eq!(view["realm"], realm.name.as_str());
+    assert_eq!(view["state"]["realm_users"], 4, "{view}");
+    assert_eq!(view["state"]["applied_changes"], 8, "{view}");
+    assert!(view["state"]["last_full_sync"].is_string(), "{view}");
+
+    let (code, out, err) = liaison(&["source", "remove", "acme"]);
+    assert_eq!(code, Some(0), "{out}{err}");
+    let (_, out, _) = liaison(&["source", "list", "acme"]);
+    assert!(out.contains("has no source"), "{out}");
+    // The directory holds the realm's users now: adding again needs adoption.
+    let (code, out, err) = liaison(&add);
+    assert_ne!(code, Some(0), "{out}");
+    assert!(err.contains("--adopt"), "{err}");
+    let mut adopt = add.to_vec();
+    adopt.push("--adopt");
+    let (code, out, err) = liaison(&adopt);
+    assert_eq!(code, Some(0), "{out}{err}");
+    let (code, out, err) = liaison(&["source", "sync", "acme"]);
+    assert_eq!(code, Some(0), "{out}{err}");
+    assert!(
+        out.contains("0 difference(s)"),
+        "adopted by externalId: {out}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+    realm.delete().await;
+}
