@@ -557,8 +557,18 @@ async fn sync(
             bar.set_position(done as u64);
         }
     };
+    // On PostgreSQL the server's follower holds the source's lock while it
+    // runs: a reconciliation that writes waits for it (a dry run only reads).
+    let lock = if args.dry_run {
+        None
+    } else {
+        Some(wait_for_lock(store, org.id).await?)
+    };
     let report = runner.full_sync(&source, args.dry_run, &progress).await;
     bar.finish_and_clear();
+    if let Some(lock) = lock {
+        lock.release().await?;
+    }
     let report = report?;
     match args.format {
         Format::Json => println!("{}", serde_json::to_string_pretty(&report)?),
@@ -569,6 +579,24 @@ async fn sync(
     } else {
         std::process::ExitCode::from(1)
     })
+}
+
+/// Takes the source's advisory lock, waiting up to two minutes for a running
+/// follower to finish.
+async fn wait_for_lock(store: &Store, org_id: i64) -> anyhow::Result<store::AdvisoryLock> {
+    for attempt in 0..240 {
+        if let Some(lock) = store
+            .try_advisory_lock(source::runner::lock_key(org_id))
+            .await?
+        {
+            return Ok(lock);
+        }
+        if attempt == 0 {
+            eprintln!("waiting for the server's follower to finish its run of this source");
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    }
+    anyhow::bail!("another process kept following this source for two minutes; try again later")
 }
 
 fn print_report(org: &Org, r: &source::Report) {
