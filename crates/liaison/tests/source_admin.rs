@@ -205,9 +205,7 @@ async fn bad_sources_are_refused_with_the_reason() {
             (json!({"colour": "blue"}), 422, "unknown field"),
         ] {
             let a = put(&app, &token, source_body(body.clone())).await;
-            assert_eq!(a.status.as_u16(), status, "{l}: {body}: {}", a.body);
-            let detail = a.body["detail"].as_str().unwrap_or_default();
-            assert!(detail.contains(needle), "{l}: {body}: {detail}");
+            refused(&a, status, needle, &format!("{l}: {body}"));
         }
         // The operator may name any variable (a valid name) and files, which
         // must hold a secret.
@@ -217,41 +215,27 @@ async fn bad_sources_are_refused_with_the_reason() {
             source_body(json!({"credential_env": "1BAD"})),
         )
         .await;
-        assert_eq!(
-            a.status,
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "{l}: {}",
-            a.body
-        );
-        assert!(
-            a.body["detail"]
-                .as_str()
-                .unwrap()
-                .contains("not a variable name"),
-            "{l}"
-        );
+        refused(&a, 422, "not a variable name", &l);
         let empty = std::env::temp_dir().join(format!("liaison-empty-{}", uuid_like()));
         std::fs::write(&empty, "\n").unwrap();
         let body = source_body(
             json!({"credential_env": null, "credential_file": empty.display().to_string()}),
         );
         let a = put(&app, &operator, body).await;
-        assert_eq!(
-            a.status,
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "{l}: {}",
-            a.body
-        );
-        assert!(
-            a.body["detail"].as_str().unwrap().contains("is empty"),
-            "{l}"
-        );
+        refused(&a, 422, "is empty", &l);
         let _ = std::fs::remove_file(empty);
         let a = app
             .call(Method::GET, "/o/acme/admin/source", Some(&token), None, &[])
             .await;
         assert_eq!(a.status, StatusCode::NOT_FOUND, "{l}: nothing was stored");
     }
+}
+
+/// Checks a refusal: its status and a word of its detail.
+fn refused(a: &common::Answer, status: u16, needle: &str, context: &str) {
+    assert_eq!(a.status.as_u16(), status, "{context}: {}", a.body);
+    let detail = a.body["detail"].as_str().unwrap_or_default();
+    assert!(detail.contains(needle), "{context}: {detail}");
 }
 
 fn uuid_like() -> u128 {

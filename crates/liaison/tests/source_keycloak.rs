@@ -66,6 +66,15 @@ fn runner(app: &App) -> Runner {
     Runner::new(directory, SourceMetrics::default()).with_bounds(bounds(), HttpLimits::default())
 }
 
+/// A dry-run full reconciliation: what still differs.
+async fn dry_run(runner: &Runner, store: &Store, org_id: i64) -> source::Report {
+    let s = store.source(org_id).await.unwrap().expect("source");
+    runner
+        .full_sync(&s, true, &|_| {})
+        .await
+        .expect("the dry run succeeds")
+}
+
 async fn run(runner: &Runner, store: &Store, org_id: i64) -> Ran {
     let s = store.source(org_id).await.unwrap().expect("source");
     runner.run_once(&s).await.expect("the run succeeds")
@@ -287,14 +296,7 @@ async fn a_realm_reaches_the_directory_and_synapse_and_is_followed() {
             "staff/teachers",
             "{label}"
         );
-        let dry = r
-            .full_sync(
-                &app.store.source(org_id).await.unwrap().unwrap(),
-                true,
-                &|_| {},
-            )
-            .await
-            .unwrap();
+        let dry = dry_run(&r, &app.store, org_id).await;
         assert!(dry.changes.is_empty() && dry.in_sync(), "{label}: {dry:#?}");
         drain(&worker, &app.store, org_id, &label).await;
         let room = |group_ext: String| {
@@ -370,14 +372,7 @@ async fn a_realm_reaches_the_directory_and_synapse_and_is_followed() {
             "staff/enseignants",
             "{label}"
         );
-        let dry = r
-            .full_sync(
-                &app.store.source(org_id).await.unwrap().unwrap(),
-                true,
-                &|_| {},
-            )
-            .await
-            .unwrap();
+        let dry = dry_run(&r, &app.store, org_id).await;
         assert!(
             dry.changes.is_empty(),
             "{label}: the events missed: {dry:#?}"
