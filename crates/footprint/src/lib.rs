@@ -24,6 +24,7 @@ pub mod period;
 pub mod prometheus;
 pub mod range;
 pub mod report;
+pub mod settings;
 pub mod usage;
 
 pub use allocate::{allocate, AllocateError, Figures, Footprint, Mapping, OrgFootprint};
