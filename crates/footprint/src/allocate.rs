@@ -299,7 +299,8 @@ pub fn allocate(
     if !unmapped.is_empty() {
         let list: Vec<String> = unmapped.into_iter().collect();
         warnings.push(format!(
-            "{} namespaces or buckets belong to no organisation and are shared: {}",
+            "{}{} namespaces or buckets belong to no organisation and are shared: {}",
+            crate::report::OPERATOR_ONLY,
             list.len(),
             list.join(", ")
         ));

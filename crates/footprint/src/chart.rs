@@ -94,7 +94,8 @@ fn draw(
         .margin(12)
         .x_label_area_size(36)
         .y_label_area_size(72)
-        .build_cartesian_2d((0..n).into_segmented(), 0.0..y_max)?;
+        // Integer ranges are inclusive in plotters: 0..n−1 is n segments.
+        .build_cartesian_2d((0..n - 1).into_segmented(), 0.0..y_max)?;
     let labels: Vec<String> = points.iter().map(|p| p.period.clone()).collect();
     let decimals = if y_max < 10.0 { 1 } else { 0 };
     chart

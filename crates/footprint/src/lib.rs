@@ -18,6 +18,7 @@
 
 pub mod allocate;
 pub mod chart;
+pub mod example;
 pub mod i18n;
 pub mod inventory;
 pub mod period;

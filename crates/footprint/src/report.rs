@@ -25,6 +25,10 @@ pub const METHOD: &str = "liaison-footprint/1";
 pub const RANGE_NOTE: &str = "low and high are what the inputs' own low and high values give \
 (interval arithmetic); a range is not a confidence interval.";
 
+/// Warnings that start with this name namespaces or organisations: they are
+/// for the operator, and left out of one organisation's view.
+pub const OPERATOR_ONLY: &str = "[operator] ";
+
 /// The report of one period.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -181,8 +185,8 @@ impl Report {
     }
 
     /// The same report with one organisation only (the cluster's totals stay;
-    /// other organisations' figures and the warnings naming their namespaces
-    /// go). `None` when the organisation is not in the report.
+    /// other organisations' figures and the warnings naming namespaces or
+    /// organisations go). `None` when the organisation is not in the report.
     pub fn for_org(&self, org: &str) -> Option<Report> {
         let one = self.organisations.iter().find(|o| o.org == org)?.clone();
         Some(Report {
@@ -190,7 +194,7 @@ impl Report {
             warnings: self
                 .warnings
                 .iter()
-                .filter(|w| !w.contains("belong to no organisation"))
+                .filter(|w| !w.starts_with(OPERATOR_ONLY))
                 .cloned()
                 .collect(),
             ..self.clone()
@@ -408,7 +412,10 @@ pub fn to_html(report: &Report, org: &str, history: &[MonthPoint], lang: Lang) -
         cluster_caption: fill(&t.cluster_caption, &vars),
         summary: figures_rows([&o.energy_kwh, &o.use_kgco2e, &o.embodied_kgco2e, &o.total_kgco2e]),
         split,
-        share: format!("{} %", lang.number(o.share_of_cluster * 100.0, 1)),
+        share: fill(
+            &t.share_of_cluster,
+            &[("share", &format!("{}\u{a0}%", lang.number(o.share_of_cluster * 100.0, 1)))],
+        ),
         chart_svg: chart::svg(points, lang, &alt),
         months: points
             .iter()

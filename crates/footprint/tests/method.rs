@@ -21,44 +21,7 @@ fn assert_range(r: Range, low: f64, central: f64, high: f64, what: &str) {
     );
 }
 
-/// The worked example of docs/FOOTPRINT.md, figure by figure.
-const EXAMPLE_INVENTORY: &str = r#"
-[[site]]
-name = "lyon"
-pue = { low = 1.4, central = 1.5, high = 1.6, source = "hoster's meter, 2025", year = 2025 }
-carbon_intensity = { low = 31, central = 56, high = 98, source = "Electricity Maps 2025 / codecarbon 2023 / boaviztapi 2019", year = 2025 }
-
-[[server]]
-name = "node-1"
-cpu_model = "AMD EPYC 7302P"
-sockets = 1
-vcpus = 32
-ram_gb = 128
-disks = [{ kind = "ssd", capacity_gb = 1000, count = 2 }]
-idle_w = { low = 90, central = 100, high = 110 }
-max_w = { low = 280, central = 300, high = 320 }
-lifetime_years = { low = 4, central = 5, high = 6 }
-embodied_kgco2e = { low = 1200, central = 1500, high = 2100 }
-"#;
-
-const EXAMPLE_USAGE: &str = "namespace,node,cpu_seconds,cpu_request_core_hours,memory_gb_hours,storage_gb_hours,network_gb
-,node-1,20736000,0,0,0,0
-nc-ecole,node-1,5184000,1440,14400,0,12
-chat-syndicat,node-1,2592000,2880,28800,0,3
-ingress,node-1,2592000,720,7200,0,0
-nc-ecole,,0,0,0,144000,0
-";
-
-fn example_mapping() -> Mapping {
-    Mapping {
-        namespaces: BTreeMap::from([
-            ("nc-ecole".into(), "ecole".into()),
-            ("chat-syndicat".into(), "syndicat".into()),
-        ]),
-        shared: BTreeSet::from(["ingress".into()]),
-        ..Default::default()
-    }
-}
+use footprint::example::{mapping as example_mapping, INVENTORY as EXAMPLE_INVENTORY, USAGE_CSV as EXAMPLE_USAGE};
 
 #[test]
 fn worked_example_of_the_documentation() {

@@ -64,6 +64,9 @@ enum Command {
     Maintenance(commands::site_cmd::MaintenanceCommand),
     /// Serves the error and maintenance pages (the ingress' default backend).
     Pages(commands::site_cmd::PagesArgs),
+    /// Carbon footprint of each organisation's share of the hosting.
+    #[command(subcommand)]
+    Footprint(commands::footprint::FootprintCommand),
 }
 
 #[derive(Subcommand)]
@@ -168,6 +171,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 None => Some(open(&config).await?),
             };
             commands::site_cmd::pages(&config, args, store, shutdown_signal()).await
+        }
+        Command::Footprint(cmd) => {
+            let store = open(&config).await?;
+            commands::footprint::run(&store, &config.footprint, cmd).await
         }
     }
 }

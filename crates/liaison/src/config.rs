@@ -28,6 +28,8 @@ pub struct Config {
     /// Draft invoices in Dokos; absent = no export.
     pub dokos: Option<DokosSettings>,
     pub pages: PagesSettings,
+    /// Carbon footprint (docs/FOOTPRINT.md).
+    pub footprint: footprint::settings::FootprintSettings,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -184,6 +186,7 @@ impl Default for Config {
             pricing: None,
             dokos: None,
             pages: PagesSettings::default(),
+            footprint: footprint::settings::FootprintSettings::default(),
         }
     }
 }
@@ -212,6 +215,7 @@ impl Config {
                     || key.starts_with("metering__")
                     || key.starts_with("pages__")
                     || key.starts_with("dokos__")
+                    || key.starts_with("footprint__")
             })
             .split("__");
         let cfg: Config = fig.merge(env).extract()?;

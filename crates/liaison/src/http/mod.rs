@@ -4,6 +4,7 @@
 
 pub mod admin;
 mod events;
+pub mod footprint;
 mod reply;
 mod scim_api;
 
@@ -57,6 +58,7 @@ impl OrgCtx {
 pub fn router(state: SharedState) -> Router {
     let scim = scim_api::routes()
         .merge(admin::routes())
+        .merge(footprint::routes())
         .route_layer(middleware::from_fn_with_state(state.clone(), authenticate))
         .layer(DefaultBodyLimit::max(state.config.limits.max_body_bytes));
     Router::new()

@@ -1,0 +1,230 @@
+//! `liaison footprint report` and the service the admin API shares with it:
+//! compute a month's footprint (`footprint::settings::compute`), keep each
+//! organisation's result once the month is over, and read the months before it
+//! for the chart.
+
+use std::io::IsTerminal as _;
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context as _};
+use clap::{Args, Subcommand, ValueEnum};
+use footprint::chart::MonthPoint;
+use footprint::i18n::Lang;
+use footprint::report::{OrgReport, Report, METHOD};
+use footprint::settings::{compute, FootprintError, FootprintSettings, UsageSource};
+use footprint::Month;
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use store::{Org, Store};
+use time::OffsetDateTime;
+
+/// Months before the reported one drawn in the chart.
+pub const HISTORY_MONTHS: i64 = 23;
+
+#[derive(Subcommand)]
+pub enum FootprintCommand {
+    /// Computes the footprint of a month and prints or writes its report. A
+    /// month that is over is kept, so that later reports chart it.
+    Report(ReportArgs),
+}
+
+#[derive(Args)]
+pub struct ReportArgs {
+    /// The month, YYYY-MM.
+    #[arg(long)]
+    pub period: String,
+    /// One organisation only (its figures and the cluster's totals).
+    #[arg(long)]
+    pub org: Option<String>,
+    #[arg(long, value_enum, default_value_t = Format::Json)]
+    pub format: Format,
+    /// A directory to write into (`footprint-<period>.json|csv`, or one
+    /// `footprint-<org>-<period>.html` per organisation) instead of standard
+    /// output.
+    #[arg(long)]
+    pub output: Option<PathBuf>,
+    /// Reads the usage from this CSV file instead of the configured source.
+    #[arg(long)]
+    pub usage: Option<PathBuf>,
+    /// Language of the HTML pages: en or fr.
+    #[arg(long, default_value = "en")]
+    pub lang: String,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    Json,
+    Csv,
+    Html,
+}
+
+/// A month's report with each organisation's months before it.
+#[derive(Debug, Clone)]
+pub struct Computed {
+    pub report: Report,
+    /// Per organisation of the report, its kept months before this one.
+    pub history: Vec<(String, Vec<MonthPoint>)>,
+}
+
+impl Computed {
+    pub fn history_of(&self, org: &str) -> &[MonthPoint] {
+        self.history
+            .iter()
+            .find(|(o, _)| o == org)
+            .map(|(_, h)| h.as_slice())
+            .unwrap_or(&[])
+    }
+}
+
+/// What the service can fail with, for the CLI and the admin API.
+#[derive(Debug, thiserror::Error)]
+pub enum ServiceError {
+    #[error(transparent)]
+    Footprint(#[from] FootprintError),
+    #[error(transparent)]
+    Store(#[from] store::StoreError),
+}
+
+/// Computes `month` (usage from `csv` when given), keeps each organisation's
+/// result when the month is over, and reads the months before it.
+pub async fn compute_month(
+    store: &Store,
+    settings: &FootprintSettings,
+    month: Month,
+    csv: Option<&Path>,
+    progress: &mut (dyn FnMut(usize, usize, &str) + Send),
+) -> Result<Computed, ServiceError> {
+    let orgs = store.list_orgs().await?;
+    let slugs: Vec<String> = orgs.iter().map(|o| o.slug.clone()).collect();
+    let mut computed = compute(settings, month, csv, &slugs, progress).await?;
+    let over = month.end() <= OffsetDateTime::now_utc().date();
+    let mut history = Vec::new();
+    for o in &computed.report.organisations {
+        let Some(org) = orgs.iter().find(|x| x.slug == o.org) else {
+            computed.report.warnings.push(format!(
+                "{}organisation {} of the mapping is not in the database: its results are not kept",
+                footprint::report::OPERATOR_ONLY,
+                o.org
+            ));
+            continue;
+        };
+        if over {
+            let json = serde_json::to_string(o).expect("a report serialises");
+            store
+                .save_footprint(org.id, &month.label(), METHOD, &json)
+                .await?;
+        }
+        history.push((o.org.clone(), kept_months(store, org, month).await?));
+    }
+    Ok(Computed {
+        report: computed.report,
+        history,
+    })
+}
+
+/// The organisation's kept months before `month` (results that do not read
+/// back as a report, e.g. from another version, are left out).
+pub async fn kept_months(
+    store: &Store,
+    org: &Org,
+    month: Month,
+) -> Result<Vec<MonthPoint>, store::StoreError> {
+    let rows = store
+        .footprint_history(org.id, &month.label(), HISTORY_MONTHS)
+        .await?;
+    Ok(rows
+        .iter()
+        .filter_map(|r| serde_json::from_str::<OrgReport>(&r.result).ok())
+        .map(|o| Report::month_point(&o))
+        .collect())
+}
+
+pub async fn run(
+    store: &Store,
+    settings: &FootprintSettings,
+    cmd: FootprintCommand,
+) -> anyhow::Result<()> {
+    let FootprintCommand::Report(args) = cmd;
+    let month = Month::parse(&args.period)?;
+    let lang = Lang::parse(&args.lang).context("--lang must be en or fr")?;
+    if let Some(slug) = &args.org {
+        store
+            .org_by_slug(slug)
+            .await?
+            .with_context(|| format!("no organisation {slug}"))?;
+    }
+    let bar = ProgressBar::new(0);
+    let from_prometheus = args.usage.is_none() && settings.usage == UsageSource::Prometheus;
+    if from_prometheus && std::io::stderr().is_terminal() {
+        bar.set_draw_target(ProgressDrawTarget::stderr());
+        if let Ok(style) = ProgressStyle::with_template("{spinner} Prometheus {bar:30} {pos}/{len} {msg}") {
+            bar.set_style(style);
+        }
+    } else {
+        bar.set_draw_target(ProgressDrawTarget::hidden());
+    }
+    let mut progress = |done: usize, total: usize, label: &str| {
+        bar.set_length(total as u64);
+        bar.set_position(done as u64);
+        bar.set_message(label.to_owned());
+    };
+    let computed = compute_month(store, settings, month, args.usage.as_deref(), &mut progress).await?;
+    bar.finish_and_clear();
+    let report = match &args.org {
+        Some(slug) => computed
+            .report
+            .for_org(slug)
+            .with_context(|| format!("organisation {slug} is not in the report"))?,
+        None => computed.report.clone(),
+    };
+    for w in &report.warnings {
+        eprintln!("warning: {}", w.trim_start_matches(footprint::report::OPERATOR_ONLY));
+    }
+    write(&computed, &report, args.format, args.output.as_deref(), lang)
+}
+
+fn write(
+    computed: &Computed,
+    report: &Report,
+    format: Format,
+    output: Option<&Path>,
+    lang: Lang,
+) -> anyhow::Result<()> {
+    let emit = |name: String, text: String| -> anyhow::Result<()> {
+        match output {
+            Some(dir) => {
+                std::fs::create_dir_all(dir)
+                    .with_context(|| format!("cannot create {}", dir.display()))?;
+                let path = dir.join(name);
+                std::fs::write(&path, text)
+                    .with_context(|| format!("cannot write {}", path.display()))?;
+                println!("{}", path.display());
+                Ok(())
+            }
+            None => {
+                print!("{text}");
+                Ok(())
+            }
+        }
+    };
+    match format {
+        Format::Json => emit(
+            format!("footprint-{}.json", report.period),
+            serde_json::to_string_pretty(report)? + "\n",
+        ),
+        Format::Csv => emit(
+            format!("footprint-{}.csv", report.period),
+            footprint::report::to_csv(report),
+        ),
+        Format::Html => {
+            if output.is_none() && report.organisations.len() != 1 {
+                bail!("HTML to standard output needs --org (one page); or give --output DIR");
+            }
+            for o in &report.organisations {
+                let page = footprint::report::to_html(report, &o.org, computed.history_of(&o.org), lang)
+                    .expect("the organisation is in the report");
+                emit(format!("footprint-{}-{}.html", o.org, report.period), page)?;
+            }
+            Ok(())
+        }
+    }
+}
