@@ -50,10 +50,16 @@ fn xml_escape(s: &str) -> String {
 /// The chart as an SVG element, `alt` as its accessible name.
 pub fn svg(points: &[MonthPoint], lang: Lang, alt: &str) -> String {
     let points = &points[points.len().saturating_sub(MAX_MONTHS)..];
+    // Drawing into a String cannot fail on I/O; a layout error (or a panic in
+    // the drawing library) leaves a chart-less image whose title still says
+    // what it would show, and the page's table still gives the figures.
+    let drawn = std::panic::catch_unwind(|| {
+        let mut out = String::new();
+        draw(&mut out, points, lang).map(|()| out).map_err(|e| e.to_string())
+    })
+    .unwrap_or_else(|_| Err("the chart could not be drawn".to_owned()));
     let mut out = String::new();
-    if let Err(e) = draw(&mut out, points, lang) {
-        // Drawing into a String cannot fail on I/O; a layout error leaves a
-        // chart-less image whose title still says what it would show.
+    if let Err(e) = drawn.as_ref().map(|svg| out.push_str(svg)) {
         out = format!("<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{WIDTH}\" height=\"{HEIGHT}\" viewBox=\"0 0 {WIDTH} {HEIGHT}\"><!-- {} --></svg>", xml_escape(&e.to_string()).replace("--", "- -"));
     }
     let title = format!(
