@@ -13,7 +13,7 @@ Writes into OUT:
 
 Deterministic: the same arguments give the same files. Usage:
   footprint-synth.py --out DIR [--month 2026-11] [--namespaces 8] [--nodes 3]
-                     [--orgs 4] [--step 3600]
+                     [--orgs 4] [--step 3600] [--metrics FILE]
 """
 
 import argparse
@@ -34,6 +34,7 @@ def main():
     ap.add_argument("--nodes", type=int, default=3)
     ap.add_argument("--orgs", type=int, default=4)
     ap.add_argument("--step", type=int, default=3600)
+    ap.add_argument("--metrics", help="where to write metrics.om (default OUT/metrics.om)")
     a = ap.parse_args()
     os.makedirs(a.out, exist_ok=True)
     rng = random.Random(20261101)
@@ -65,7 +66,7 @@ def main():
     def row(ns, node):
         return usage.setdefault((ns, node), [0.0, 0.0, 0.0, 0.0, 0.0])
 
-    f = open(os.path.join(a.out, "metrics.om"), "w")
+    f = open(a.metrics or os.path.join(a.out, "metrics.om"), "w", buffering=1 << 20)
     w = f.write
 
     # CPU counters per pod (namespace, node), and the nodes' root cgroup.

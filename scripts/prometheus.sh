@@ -37,16 +37,20 @@ start() {
 	if [[ ! -d "$dir/tsdb" || ! -f "$stamp" || "$(cat "$stamp")" != "$want" ]]; then
 		rm -rf "$dir/tsdb" "$dir/synth" "$stamp"
 		log "generating the synthetic month ($*)"
-		python3 "$synth" --out "$dir/synth" "$@"
+		# The OpenMetrics text is large (a gigabyte for the benchmark's month):
+		# in memory when /dev/shm is there, and deleted once backfilled.
+		local om="$dir/synth/metrics.om"
+		[[ -d /dev/shm && -w /dev/shm ]] && om="$(mktemp /dev/shm/liaison-footprint-XXXXXX.om)"
+		python3 "$synth" --out "$dir/synth" --metrics "$om" "$@"
 		log "backfilling it with promtool"
 		promtool tsdb create-blocks-from openmetrics --max-block-duration=768h \
-			"$dir/synth/metrics.om" "$dir/tsdb" >"$dir/promtool.log" 2>&1 ||
+			"$om" "$dir/tsdb" >"$dir/promtool.log" 2>&1 ||
 			{
+				rm -f "$om"
 				tail -n 20 "$dir/promtool.log" >&2
 				die "promtool failed"
 			}
-		# The samples are in the blocks now; the ground truth stays.
-		rm -f "$dir/synth/metrics.om"
+		rm -f "$om"
 		printf '%s' "$want" >"$stamp"
 	fi
 	cat >"$dir/prometheus.yml" <<'YAML'

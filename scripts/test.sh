@@ -3,7 +3,8 @@
 # it installs what is missing (PostgreSQL and Chromium from apt, the SCIM peer tools into
 # .venv from PyPI), starts a private PostgreSQL cluster on a free loopback port,
 # starts a real Matrix Synapse and two scim2-server peers for the provisioning
-# tests, and runs, in order: rustfmt check, clippy, the workspace tests (on SQLite
+# tests, a real Prometheus (Debian) with a synthetic month and the Boavizta API
+# (PyPI, own venv) for the footprint tests, and runs, in order: rustfmt check, clippy, the workspace tests (on SQLite
 # and PostgreSQL), SCIM conformance with scim2-tester, and a fuzz smoke run.
 # Every section runs even when an earlier one failed; the run fails if any did.
 #
@@ -37,7 +38,8 @@ export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
 
 echo "==== setup ===="
 ensure_debs "/usr/lib/postgresql/*/bin/initdb:postgresql" psql:postgresql-client curl:curl \
-	chromium:chromium "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf:fonts-dejavu-core"
+	chromium:chromium "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf:fonts-dejavu-core" \
+	prometheus:prometheus tesseract:tesseract-ocr "/usr/share/tesseract-ocr/*/tessdata/eng.traineddata:tesseract-ocr-eng"
 # The browser test of the error pages (crates/liaison/tests/pages_browser.rs) runs
 # in headless Chromium; with it installed, a missing browser is a failure.
 export LIAISON_REQUIRE_CHROMIUM=1
@@ -46,8 +48,22 @@ ensure_venv
 # (its own venv, kept in .synapse between runs) and two scim2-server peers (one
 # with PATCH, one without). They are stopped on exit with the database.
 SYNAPSE_DIR="$REPO_ROOT/.synapse"
+# The footprint tests' peers: a real Prometheus holding a synthetic month (backfilled
+# with promtool, kept in .prometheus) and the Boavizta API (its own venv,
+# .venv-boavizta). They start in the background while the rest is set up.
+PROMETHEUS_DIR="$REPO_ROOT/.prometheus"
+BOAVIZTA_DIR="${TMPDIR:-/tmp}/liaison-boavizta-$$"
+FOOTPRINT_PEERS_LOG="${TMPDIR:-/tmp}/liaison-footprint-peers-$$.log"
+peers_started=$SECONDS
+scripts/prometheus.sh start "$PROMETHEUS_DIR" "$(free_port)" >"$FOOTPRINT_PEERS_LOG.prometheus" 2>&1 &
+PROMETHEUS_JOB=$!
+scripts/boavizta.sh start "$BOAVIZTA_DIR" "$(free_port)" >"$FOOTPRINT_PEERS_LOG.boavizta" 2>&1 &
+BOAVIZTA_JOB=$!
 # shellcheck disable=SC2317 # called by the EXIT trap
 stop_services() {
+	scripts/prometheus.sh stop "$PROMETHEUS_DIR" >/dev/null 2>&1 || true
+	scripts/boavizta.sh stop "$BOAVIZTA_DIR" >/dev/null 2>&1 || true
+	rm -rf "$BOAVIZTA_DIR" "$FOOTPRINT_PEERS_LOG".*
 	scripts/scim-peer.sh stop >/dev/null 2>&1 || true
 	scripts/synapse.sh stop "$SYNAPSE_DIR" >/dev/null 2>&1 || true
 	pg_stop
@@ -68,6 +84,20 @@ source "$SCIM_PEER_STATE/$SCIM_PEER_PORT.env"
 # shellcheck disable=SC1090
 source "$SCIM_PEER_STATE/$SCIM_NOPATCH_PORT.env"
 export LIAISON_REQUIRE_SYNAPSE=1 LIAISON_REQUIRE_SCIM=1
+wait "$PROMETHEUS_JOB" || {
+	cat "$FOOTPRINT_PEERS_LOG.prometheus" >&2
+	die "Prometheus did not start"
+}
+wait "$BOAVIZTA_JOB" || {
+	cat "$FOOTPRINT_PEERS_LOG.boavizta" >&2
+	die "the Boavizta API did not start"
+}
+# shellcheck disable=SC1091 # written by prometheus.sh and boavizta.sh
+source "$PROMETHEUS_DIR/env"
+# shellcheck disable=SC1091
+source "$BOAVIZTA_DIR/env"
+export LIAISON_REQUIRE_PROMETHEUS=1 LIAISON_REQUIRE_BOAVIZTA=1
+echo "footprint peers (Prometheus, Boavizta API) ready $((SECONDS - peers_started)) s after they were started"
 
 RESULTS=()
 PASSED=0

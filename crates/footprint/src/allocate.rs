@@ -286,7 +286,9 @@ pub fn allocate(
         .chain(usage.node_energy_kwh.keys())
     {
         if !by_name.contains_key(n.as_str()) {
-            warnings.push(format!("node {n} is not in the inventory: its totals are ignored"));
+            warnings.push(format!(
+                "node {n} is not in the inventory: its totals are ignored"
+            ));
         }
     }
     let mut unmapped = BTreeSet::new();
@@ -322,7 +324,9 @@ pub fn allocate(
         let node_cpu = usage.node_cpu_seconds.get(&s.name).copied();
         let utilisation = match node_cpu {
             Some(n) => Range::point((n.max(cpu_ns) / capacity_cpu_seconds).min(1.0)),
-            None if here.values().any(|l| l.cpu_seconds > 0.0) || (!here.is_empty() && s.role == Role::Node) => {
+            None if here.values().any(|l| l.cpu_seconds > 0.0)
+                || (!here.is_empty() && s.role == Role::Node) =>
+            {
                 Range::point((cpu_ns / capacity_cpu_seconds).min(1.0))
             }
             None => UNKNOWN_UTILISATION,

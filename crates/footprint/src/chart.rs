@@ -55,18 +55,20 @@ pub fn svg(points: &[MonthPoint], lang: Lang, alt: &str) -> String {
     // what it would show, and the page's table still gives the figures.
     let drawn = std::panic::catch_unwind(|| {
         let mut out = String::new();
-        draw(&mut out, points, lang).map(|()| out).map_err(|e| e.to_string())
+        draw(&mut out, points, lang)
+            .map(|()| out)
+            .map_err(|e| e.to_string())
     })
     .unwrap_or_else(|_| Err("the chart could not be drawn".to_owned()));
     let mut out = String::new();
     if let Err(e) = drawn.as_ref().map(|svg| out.push_str(svg)) {
         out = format!("<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{WIDTH}\" height=\"{HEIGHT}\" viewBox=\"0 0 {WIDTH} {HEIGHT}\"><!-- {} --></svg>", xml_escape(&e.to_string()).replace("--", "- -"));
     }
-    let title = format!(
-        "<title id=\"chart-title\">{}</title>",
-        xml_escape(alt)
-    );
-    match out.find("<svg ").and_then(|i| out[i..].find('>').map(|j| i + j)) {
+    let title = format!("<title id=\"chart-title\">{}</title>", xml_escape(alt));
+    match out
+        .find("<svg ")
+        .and_then(|i| out[i..].find('>').map(|j| i + j))
+    {
         Some(end) => {
             let start = out.find("<svg ").unwrap_or(0);
             let open = out[start..end].replacen(
@@ -91,7 +93,11 @@ fn draw(
     let n = points.len().max(1);
     let top = points
         .iter()
-        .map(|p| p.total_kgco2e.high.max(p.use_kgco2e.central + p.embodied_kgco2e.central))
+        .map(|p| {
+            p.total_kgco2e
+                .high
+                .max(p.use_kgco2e.central + p.embodied_kgco2e.central)
+        })
         .fold(0.0f64, f64::max);
     // Room above the bars for the legend.
     let y_max = if top > 0.0 { top * 1.45 } else { 1.0 };
@@ -123,7 +129,10 @@ fn draw(
         .draw()?;
     let bar = |i: usize, from: f64, to: f64, color: RGBColor| {
         let mut r = Rectangle::new(
-            [(SegmentValue::Exact(i), from), (SegmentValue::Exact(i + 1), to)],
+            [
+                (SegmentValue::Exact(i), from),
+                (SegmentValue::Exact(i + 1), to),
+            ],
             color.filled(),
         );
         let w = (WIDTH / (n as u32 * 4)).clamp(6, 60);
@@ -158,7 +167,9 @@ fn draw(
             )
         }))?
         .label(t.legend_range.as_str())
-        .legend(|(x, y)| PathElement::new(vec![(x + 7, y - 7), (x + 7, y + 7)], INK.stroke_width(2)));
+        .legend(|(x, y)| {
+            PathElement::new(vec![(x + 7, y - 7), (x + 7, y + 7)], INK.stroke_width(2))
+        });
     chart
         .configure_series_labels()
         .position(SeriesLabelPosition::UpperLeft)
@@ -190,12 +201,18 @@ mod tests {
             Lang::Fr,
             "Émissions <par> mois",
         );
-        assert!(svg.starts_with("<svg role=\"img\" aria-labelledby=\"chart-title\""), "{svg}");
+        assert!(
+            svg.starts_with("<svg role=\"img\" aria-labelledby=\"chart-title\""),
+            "{svg}"
+        );
         assert!(svg.contains("<title id=\"chart-title\">Émissions &lt;par&gt; mois</title>"));
         assert!(svg.contains("2026-10") && svg.contains("2026-11"));
         assert!(svg.contains("Fabrication") && svg.contains("Usage"));
         assert!(svg.contains("#0072B2") || svg.contains("#0072b2"), "{svg}");
-        assert!(!svg.contains("style="), "inline styles would need 'unsafe-inline'");
+        assert!(
+            !svg.contains("style="),
+            "inline styles would need 'unsafe-inline'"
+        );
         assert!(!svg.contains("<script"));
     }
 

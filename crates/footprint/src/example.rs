@@ -26,7 +26,8 @@ embodied_kgco2e = { low = 1200, central = 1500, high = 2100 }
 "#;
 
 /// The usage of the month (720 hours).
-pub const USAGE_CSV: &str = "namespace,node,cpu_seconds,cpu_request_core_hours,memory_gb_hours,storage_gb_hours,network_gb
+pub const USAGE_CSV: &str =
+    "namespace,node,cpu_seconds,cpu_request_core_hours,memory_gb_hours,storage_gb_hours,network_gb
 ,node-1,20736000,0,0,0,0
 nc-ecole,node-1,5184000,1440,14400,0,12
 chat-syndicat,node-1,2592000,2880,28800,0,3

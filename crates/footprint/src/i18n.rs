@@ -173,7 +173,9 @@ mod tests {
         assert_eq!(fr.lang_name, "Français");
         assert_ne!(en.range_note, fr.range_note);
         assert!(en.range_note.contains("not a confidence interval"));
-        assert!(fr.range_note.contains("n’est pas un intervalle de confiance"));
+        assert!(fr
+            .range_note
+            .contains("n’est pas un intervalle de confiance"));
         assert_eq!(en.method_text.len(), fr.method_text.len());
     }
 
@@ -187,6 +189,9 @@ mod tests {
         assert_eq!(Lang::Fr.number(21462.345, 2), "21\u{202f}462,35");
         assert_eq!(Lang::Fr.number(0.5, 1), "0,5");
         assert_eq!(Lang::En.number(-0.0001, 2), "0.00");
-        assert_eq!(fill("{org} in {period}", &[("org", "a"), ("period", "b")]), "a in b");
+        assert_eq!(
+            fill("{org} in {period}", &[("org", "a"), ("period", "b")]),
+            "a in b"
+        );
     }
 }

@@ -427,9 +427,14 @@ impl Inventory {
         let mut names = BTreeSet::new();
         for site in &self.sites {
             let at = format!("site {}", site.name);
-            if site.name.is_empty() || site.name.len() > 64 || site.name.chars().any(char::is_control)
+            if site.name.is_empty()
+                || site.name.len() > 64
+                || site.name.chars().any(char::is_control)
             {
-                return Err(err("site", "a name of 1 to 64 printable characters is required"));
+                return Err(err(
+                    "site",
+                    "a name of 1 to 64 printable characters is required",
+                ));
             }
             if !names.insert(site.name.as_str()) {
                 return Err(err(at, "defined twice"));
@@ -518,7 +523,10 @@ impl Inventory {
     /// Every server with its figures resolved (given, or modelled with their
     /// wider ranges). The inventory must be valid.
     pub fn resolve(&self) -> Result<Vec<ResolvedServer>, InventoryError> {
-        self.servers.iter().map(|s| self.resolve_server(s)).collect()
+        self.servers
+            .iter()
+            .map(|s| self.resolve_server(s))
+            .collect()
     }
 
     fn resolve_server(&self, s: &Server) -> Result<ResolvedServer, InventoryError> {
@@ -543,7 +551,9 @@ impl Inventory {
                 (widen(i), widen(m), origin)
             }
             _ => {
-                let family = s.cpu_family.unwrap_or_else(|| CpuFamily::of_model(&s.cpu_model));
+                let family = s
+                    .cpu_family
+                    .unwrap_or_else(|| CpuFamily::of_model(&s.cpu_model));
                 let (per_idle, per_max) = family.watts_per_vcpu();
                 let rest = MEMORY_W_PER_GB * s.ram_gb
                     + SSD_W_PER_TB * ssd_gb / 1000.0
@@ -558,13 +568,16 @@ impl Inventory {
             }
         };
         let lifetime_years = match s.lifetime_years {
-            Some(l) => l.to_range().map_err(|e| err(&at, format!("lifetime_years: {e}")))?,
+            Some(l) => l
+                .to_range()
+                .map_err(|e| err(&at, format!("lifetime_years: {e}")))?,
             None => DEFAULT_LIFETIME_YEARS,
         };
         let components = components(s);
         let (embodied_kgco2e, embodied_origin) = match s.embodied_kgco2e {
             Some(e) => (
-                e.to_range().map_err(|e| err(&at, format!("embodied_kgco2e: {e}")))?,
+                e.to_range()
+                    .map_err(|e| err(&at, format!("embodied_kgco2e: {e}")))?,
                 "given",
             ),
             None => {
@@ -600,7 +613,8 @@ pub fn components(s: &Server) -> Components {
     let ssd: f64 = disk_total(s, DiskKind::Ssd, |d| f64::from(d.count));
     let hdd: f64 = disk_total(s, DiskKind::Hdd, |d| f64::from(d.count));
     Components {
-        cpu: BASE - BASE_RAM_GB * PER_GB_RAM + PER_EXTRA_CPU * f64::from(s.sockets.saturating_sub(1)),
+        cpu: BASE - BASE_RAM_GB * PER_GB_RAM
+            + PER_EXTRA_CPU * f64::from(s.sockets.saturating_sub(1)),
         memory: PER_GB_RAM * s.ram_gb,
         storage: PER_SSD * ssd + PER_HDD * hdd,
     }
@@ -613,15 +627,22 @@ fn check_sourced(
     lo: f64,
     hi: f64,
 ) -> Result<(), InventoryError> {
-    let range = Range::new(r.low, r.central, r.high).map_err(|e| err(at, format!("{what}: {e}")))?;
+    let range =
+        Range::new(r.low, r.central, r.high).map_err(|e| err(at, format!("{what}: {e}")))?;
     if !finite_in(range.low, lo, hi) || !finite_in(range.high, lo, hi) {
         return Err(err(at, format!("{what} must be between {lo} and {hi}")));
     }
     if r.source.trim().is_empty() || r.source.len() > 500 {
-        return Err(err(at, format!("{what}: name its source (1 to 500 characters)")));
+        return Err(err(
+            at,
+            format!("{what}: name its source (1 to 500 characters)"),
+        ));
     }
     if !(1990..=2100).contains(&r.year) {
-        return Err(err(at, format!("{what}: year must be between 1990 and 2100")));
+        return Err(err(
+            at,
+            format!("{what}: year must be between 1990 and 2100"),
+        ));
     }
     Ok(())
 }
@@ -681,7 +702,10 @@ ram_gb = 384
             ("AMD EPYC 7302P 16-Core Processor", CpuFamily::Epyc2),
             ("AMD EPYC 7443", CpuFamily::Epyc3),
             ("AMD EPYC 9354", CpuFamily::Epyc4),
-            ("Intel(R) Xeon(R) Gold 6248R CPU @ 3.00GHz", CpuFamily::CascadeLake),
+            (
+                "Intel(R) Xeon(R) Gold 6248R CPU @ 3.00GHz",
+                CpuFamily::CascadeLake,
+            ),
             ("Intel Xeon Silver 4114", CpuFamily::Skylake),
             ("Intel Xeon Gold 6338", CpuFamily::IceLake),
             ("Intel Xeon Platinum 8480+", CpuFamily::SapphireRapids),
@@ -705,7 +729,11 @@ ram_gb = 384
         let n2 = &servers[1];
         assert_eq!(n2.power_origin, "modelled");
         // Cascade Lake: 96 × 0.69 + 0.392 × 384 = 66.24 + 150.528.
-        assert!((n2.idle_w.central - 216.768).abs() < 1e-9, "{:?}", n2.idle_w);
+        assert!(
+            (n2.idle_w.central - 216.768).abs() < 1e-9,
+            "{:?}",
+            n2.idle_w
+        );
         assert!((n2.max_w.central - (96.0 * 4.06 + 150.528)).abs() < 1e-9);
         assert_eq!(n2.lifetime_years, DEFAULT_LIFETIME_YEARS);
         // 1000 − 16·533/384 + 100 + 384·533/384 = 1100 + 368·533/384.

@@ -46,17 +46,29 @@ impl Month {
 
     pub fn next(&self) -> Month {
         if self.month == 12 {
-            Month { year: self.year + 1, month: 1 }
+            Month {
+                year: self.year + 1,
+                month: 1,
+            }
         } else {
-            Month { year: self.year, month: self.month + 1 }
+            Month {
+                year: self.year,
+                month: self.month + 1,
+            }
         }
     }
 
     pub fn previous(&self) -> Month {
         if self.month == 1 {
-            Month { year: self.year - 1, month: 12 }
+            Month {
+                year: self.year - 1,
+                month: 12,
+            }
         } else {
-            Month { year: self.year, month: self.month - 1 }
+            Month {
+                year: self.year,
+                month: self.month - 1,
+            }
         }
     }
 
@@ -91,10 +103,21 @@ mod tests {
         assert_eq!(m.hours(), 720.0);
         assert_eq!(Month::parse("2028-02").unwrap().hours(), 696.0);
         assert_eq!(m.next().label(), "2026-12");
-        assert_eq!(Month::parse("2027-01").unwrap().previous().label(), "2026-12");
+        assert_eq!(
+            Month::parse("2027-01").unwrap().previous().label(),
+            "2026-12"
+        );
         let (s, e) = m.bounds_unix();
         assert_eq!(e - s, 720 * 3600);
-        for bad in ["2026-13", "26-11", "2026-1", "2026/11", "x", "1999-12", "2026-11-01"] {
+        for bad in [
+            "2026-13",
+            "26-11",
+            "2026-1",
+            "2026/11",
+            "x",
+            "1999-12",
+            "2026-11-01",
+        ] {
             assert!(Month::parse(bad).is_err(), "{bad}");
         }
     }

@@ -16,7 +16,9 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use crate::period::Month;
-use crate::usage::{valid_bucket, valid_namespace, valid_node, valid_value, Amounts, Consumer, Usage};
+use crate::usage::{
+    valid_bucket, valid_namespace, valid_node, valid_value, Amounts, Consumer, Usage,
+};
 
 /// Where and how to query.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -138,7 +140,8 @@ fn valid_label_name(s: &str) -> bool {
 fn valid_metric_name(s: &str) -> bool {
     !s.is_empty()
         && s.len() <= 200
-        && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b':')
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b':')
         && !s.as_bytes()[0].is_ascii_digit()
 }
 
@@ -148,7 +151,11 @@ impl PrometheusSettings {
         if !(self.url.starts_with("http://") || self.url.starts_with("https://")) {
             return bad("url must start with http:// or https://");
         }
-        for l in [&self.node_label, &self.bucket_label, &self.energy_node_label] {
+        for l in [
+            &self.node_label,
+            &self.bucket_label,
+            &self.energy_node_label,
+        ] {
             if !valid_label_name(l) {
                 return bad("label names are letters, digits and '_'");
             }
@@ -159,7 +166,9 @@ impl PrometheusSettings {
             }
         }
         if self.energy_selector.len() > 200
-            || self.energy_selector.contains(['}', '{', '\n', '[', ']', '(', ')'])
+            || self
+                .energy_selector
+                .contains(['}', '{', '\n', '[', ']', '(', ')'])
         {
             return bad("energy_selector is label matchers only, e.g. zone=~\"package|dram\"");
         }
@@ -568,14 +577,29 @@ mod tests {
         assert_eq!(samples.len(), 1);
         assert_eq!(samples[0].value, 3600.0);
         assert_eq!(invalid, 3);
-        assert!(matches!(parse_vector(body, 3), Err(PromError::TooManySeries(3))));
+        assert!(matches!(
+            parse_vector(body, 3),
+            Err(PromError::TooManySeries(3))
+        ));
         let err = br#"{"status":"error","errorType":"bad_data","error":"parse error"}"#;
-        assert!(parse_vector(err, 10).unwrap_err().to_string().contains("bad_data"));
+        assert!(parse_vector(err, 10)
+            .unwrap_err()
+            .to_string()
+            .contains("bad_data"));
         let matrix = br#"{"status":"success","data":{"resultType":"matrix","result":[]}}"#;
-        assert!(matches!(parse_vector(matrix, 10), Err(PromError::Malformed(_))));
-        assert!(matches!(parse_vector(b"<html>", 10), Err(PromError::Malformed(_))));
+        assert!(matches!(
+            parse_vector(matrix, 10),
+            Err(PromError::Malformed(_))
+        ));
+        assert!(matches!(
+            parse_vector(b"<html>", 10),
+            Err(PromError::Malformed(_))
+        ));
         let wrong = br#"{"status":"success","data":{"resultType":"vector","result":[{"metric":{},"value":"x"}]}}"#;
-        assert!(matches!(parse_vector(wrong, 10), Err(PromError::Malformed(_))));
+        assert!(matches!(
+            parse_vector(wrong, 10),
+            Err(PromError::Malformed(_))
+        ));
     }
 
     #[test]
@@ -593,7 +617,11 @@ mod tests {
             &mut f,
             &s,
             Figure::CpuSeconds,
-            vec![sample("a", "n1", 1.0), sample("A B", "n1", 1.0), sample("a", "<n>", 1.0)],
+            vec![
+                sample("a", "n1", 1.0),
+                sample("A B", "n1", 1.0),
+                sample("a", "<n>", 1.0),
+            ],
             None,
         );
         assert_eq!(skipped, 2);
@@ -612,7 +640,10 @@ mod tests {
         let mut bad = PrometheusSettings::default();
         bad.node_label = "no de".into();
         assert!(bad.validate().is_err());
-        bad = PrometheusSettings { step_secs: 7, ..Default::default() };
+        bad = PrometheusSettings {
+            step_secs: 7,
+            ..Default::default()
+        };
         assert!(bad.validate().is_err());
     }
 }

@@ -187,9 +187,15 @@ mod tests {
 
     #[test]
     fn checks() {
-        assert_eq!(Range::new(2.0, 1.0, 3.0).unwrap_err().to_string(), "low (2) <= central (1) <= high (3) does not hold");
+        assert_eq!(
+            Range::new(2.0, 1.0, 3.0).unwrap_err().to_string(),
+            "low (2) <= central (1) <= high (3) does not hold"
+        );
         assert_eq!(Range::new(-1.0, 1.0, 3.0), Err(RangeError::Negative));
         assert_eq!(Range::new(f64::NAN, 1.0, 3.0), Err(RangeError::NotFinite));
-        assert_eq!(Range::new(1.0, 1.0, f64::INFINITY), Err(RangeError::NotFinite));
+        assert_eq!(
+            Range::new(1.0, 1.0, f64::INFINITY),
+            Err(RangeError::NotFinite)
+        );
     }
 }

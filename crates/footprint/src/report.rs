@@ -248,11 +248,22 @@ pub fn to_csv(report: &Report) -> String {
     out.write_record(CSV_HEADER).expect("writing CSV to memory");
     let nums = |r: &Range| [r.low, r.central, r.high].map(|v| v.to_string());
     let centrals = |f: &Figures| {
-        [f.energy_kwh, f.use_kgco2e, f.embodied_kgco2e, f.total_kgco2e].map(|r| r.central.to_string())
+        [
+            f.energy_kwh,
+            f.use_kgco2e,
+            f.embodied_kgco2e,
+            f.total_kgco2e,
+        ]
+        .map(|r| r.central.to_string())
     };
     for o in &report.organisations {
         let mut row = vec![text_cell(&o.org), text_cell(&o.period)];
-        for r in [&o.energy_kwh, &o.use_kgco2e, &o.embodied_kgco2e, &o.total_kgco2e] {
+        for r in [
+            &o.energy_kwh,
+            &o.use_kgco2e,
+            &o.embodied_kgco2e,
+            &o.total_kgco2e,
+        ] {
             row.extend(nums(r));
         }
         row.extend(centrals(&o.direct));
@@ -264,7 +275,12 @@ pub fn to_csv(report: &Report) -> String {
     }
     let c = &report.cluster;
     let mut row = vec!["*".to_owned(), text_cell(&report.period)];
-    for r in [&c.energy_kwh, &c.use_kgco2e, &c.embodied_kgco2e, &c.total_kgco2e] {
+    for r in [
+        &c.energy_kwh,
+        &c.use_kgco2e,
+        &c.embodied_kgco2e,
+        &c.total_kgco2e,
+    ] {
         row.extend(nums(r));
     }
     row.extend(std::iter::repeat_n(String::new(), 8));
@@ -376,7 +392,11 @@ pub fn to_html(report: &Report, org: &str, history: &[MonthPoint], lang: Lang) -
     let split = [
         (&t.energy, o.direct.energy_kwh, o.shared.energy_kwh),
         (&t.use_emissions, o.direct.use_kgco2e, o.shared.use_kgco2e),
-        (&t.embodied, o.direct.embodied_kgco2e, o.shared.embodied_kgco2e),
+        (
+            &t.embodied,
+            o.direct.embodied_kgco2e,
+            o.shared.embodied_kgco2e,
+        ),
         (&t.total, o.direct.total_kgco2e, o.shared.total_kgco2e),
     ]
     .into_iter()
@@ -410,11 +430,19 @@ pub fn to_html(report: &Report, org: &str, history: &[MonthPoint], lang: Lang) -
         subtitle: fill(&t.subtitle, &vars),
         summary_caption: fill(&t.summary_caption, &vars),
         cluster_caption: fill(&t.cluster_caption, &vars),
-        summary: figures_rows([&o.energy_kwh, &o.use_kgco2e, &o.embodied_kgco2e, &o.total_kgco2e]),
+        summary: figures_rows([
+            &o.energy_kwh,
+            &o.use_kgco2e,
+            &o.embodied_kgco2e,
+            &o.total_kgco2e,
+        ]),
         split,
         share: fill(
             &t.share_of_cluster,
-            &[("share", &format!("{}\u{a0}%", lang.number(o.share_of_cluster * 100.0, 1)))],
+            &[(
+                "share",
+                &format!("{}\u{a0}%", lang.number(o.share_of_cluster * 100.0, 1)),
+            )],
         ),
         chart_svg: chart::svg(points, lang, &alt),
         months: points
@@ -473,5 +501,8 @@ pub fn to_html(report: &Report, org: &str, history: &[MonthPoint], lang: Lang) -
             .collect(),
         warnings: &report.warnings,
     };
-    Some(page.render().expect("rendering into a String does not fail"))
+    Some(
+        page.render()
+            .expect("rendering into a String does not fail"),
+    )
 }

@@ -25,7 +25,7 @@ use serde::{Deserialize, Serialize};
 use crate::allocate::{allocate, AllocateError, Footprint, Mapping};
 use crate::inventory::{Inventory, InventoryError, MAX_INVENTORY_BYTES};
 use crate::period::Month;
-use crate::prometheus::{fetch, valid_org, PrometheusSettings, PromError};
+use crate::prometheus::{fetch, valid_org, PromError, PrometheusSettings};
 use crate::report::Report;
 use crate::usage::{valid_bucket, valid_namespace, Usage, UsageError};
 
@@ -101,12 +101,16 @@ impl FootprintSettings {
         let bad = |m: String| Err(FootprintError::Settings(m));
         for (ns, org) in &self.namespaces {
             if !valid_namespace(ns) || !valid_org(org) {
-                return bad(format!("namespaces: {ns:?} = {org:?}: a namespace name and an organisation slug"));
+                return bad(format!(
+                    "namespaces: {ns:?} = {org:?}: a namespace name and an organisation slug"
+                ));
             }
         }
         for (b, org) in &self.buckets {
             if !valid_bucket(b) || !valid_org(org) {
-                return bad(format!("buckets: {b:?} = {org:?}: a bucket name and an organisation slug"));
+                return bad(format!(
+                    "buckets: {b:?} = {org:?}: a bucket name and an organisation slug"
+                ));
             }
         }
         for ns in &self.shared_namespaces {
@@ -118,7 +122,12 @@ impl FootprintSettings {
             }
         }
         if let Some(l) = &self.org_label {
-            if l.is_empty() || l.len() > 317 || !l.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_./".contains(&b)) {
+            if l.is_empty()
+                || l.len() > 317
+                || !l
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"-_./".contains(&b))
+            {
                 return bad(format!("org_label {l:?} is not a Kubernetes label name"));
             }
         }
@@ -147,10 +156,9 @@ impl FootprintSettings {
 
     /// Reads and validates the inventory file.
     pub fn read_inventory(&self) -> Result<Inventory, FootprintError> {
-        let path = self
-            .inventory
-            .as_deref()
-            .ok_or_else(|| FootprintError::Settings("no inventory file configured (footprint.inventory)".into()))?;
+        let path = self.inventory.as_deref().ok_or_else(|| {
+            FootprintError::Settings("no inventory file configured (footprint.inventory)".into())
+        })?;
         let text = read_bounded(path, MAX_INVENTORY_BYTES)?;
         Inventory::from_toml(&text).map_err(|error| FootprintError::Inventory {
             path: path.display().to_string(),
@@ -215,12 +223,21 @@ pub async fn compute(
             })?;
             let path = dir.join(format!("{}.csv", month.label()));
             if !path.exists() {
-                return Err(FootprintError::NoUsage(month.label(), path.display().to_string()));
+                return Err(FootprintError::NoUsage(
+                    month.label(),
+                    path.display().to_string(),
+                ));
             }
             (read_usage_csv(&path)?, BTreeMap::new(), Vec::new(), "csv")
         }
         (None, UsageSource::Prometheus) => {
-            let f = fetch(&settings.prometheus, month, settings.org_label.as_deref(), progress).await?;
+            let f = fetch(
+                &settings.prometheus,
+                month,
+                settings.org_label.as_deref(),
+                progress,
+            )
+            .await?;
             (f.usage, f.org_labels, f.warnings, "prometheus")
         }
     };

@@ -116,7 +116,8 @@ pub enum UsageError {
 pub fn valid_namespace(s: &str) -> bool {
     !s.is_empty()
         && s.len() <= 63
-        && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && s.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
         && !s.starts_with('-')
         && !s.ends_with('-')
 }
@@ -164,7 +165,9 @@ impl Usage {
             }
         }
         if let Some(v) = amounts.values().into_iter().find(|v| !valid_value(*v)) {
-            return Err(format!("invalid value {v}: finite, non-negative numbers only"));
+            return Err(format!(
+                "invalid value {v}: finite, non-negative numbers only"
+            ));
         }
         let entry = self.rows.entry((consumer, node)).or_default();
         entry.add(&amounts);
@@ -249,8 +252,9 @@ impl Usage {
                 *v = if cell.is_empty() {
                     0.0
                 } else {
-                    cell.parse::<f64>()
-                        .map_err(|_| bad(format!("{}: not a number: {cell:?}", CSV_HEADER[i + 2])))?
+                    cell.parse::<f64>().map_err(|_| {
+                        bad(format!("{}: not a number: {cell:?}", CSV_HEADER[i + 2]))
+                    })?
                 };
             }
             let amounts = Amounts {
@@ -290,16 +294,8 @@ impl Usage {
             out.write_record(&row).expect("writing CSV to memory");
         }
         for (node, s) in &self.node_cpu_seconds {
-            out.write_record([
-                "",
-                node,
-                &s.to_string(),
-                "0",
-                "0",
-                "0",
-                "0",
-            ])
-            .expect("writing CSV to memory");
+            out.write_record(["", node, &s.to_string(), "0", "0", "0", "0"])
+                .expect("writing CSV to memory");
         }
         String::from_utf8(out.into_inner().expect("flush")).expect("UTF-8")
     }
@@ -319,7 +315,10 @@ mod tests {
              bucket:ecole-files,,0,0,0,1000,0\n,node-1,90000,,,,\nnc-ecole,,0,0,0,20,0\n"
         );
         let u = Usage::from_csv(text.as_bytes()).unwrap();
-        let key = (Consumer::Namespace("nc-ecole".into()), Some("node-1".into()));
+        let key = (
+            Consumer::Namespace("nc-ecole".into()),
+            Some("node-1".into()),
+        );
         assert_eq!(u.rows[&key].cpu_seconds, 7200.0);
         assert_eq!(u.rows[&key].network_gb, 1.5);
         let bucket = (Consumer::Bucket("ecole-files".into()), None);

@@ -100,7 +100,9 @@ async fn boavizta(url: &str, s: &Server) -> (Figures, Figures, f64) {
         "usage": {"usage_location": "FRA", "time_workload": LOAD * 100.0},
     });
     let resp = client
-        .post(format!("{url}/v1/server/?verbose=true&duration={HOURS}&criteria=gwp"))
+        .post(format!(
+            "{url}/v1/server/?verbose=true&duration={HOURS}&criteria=gwp"
+        ))
         .json(&body)
         .send()
         .await
@@ -204,14 +206,38 @@ async fn the_same_server_against_the_boavizta_api() {
             ours.energy_kwh.central * 1000.0 / HOURS,
         );
         // The peer's central figures lie inside Liaison's ranges.
-        assert!(within(b_use.value, ours.use_kgco2e), "{}: use {} outside {:?}", s.name, b_use.value, ours.use_kgco2e);
-        assert!(within(b_emb.value, ours.embodied_kgco2e), "{}: embedded {} outside {:?}", s.name, b_emb.value, ours.embodied_kgco2e);
+        assert!(
+            within(b_use.value, ours.use_kgco2e),
+            "{}: use {} outside {:?}",
+            s.name,
+            b_use.value,
+            ours.use_kgco2e
+        );
+        assert!(
+            within(b_emb.value, ours.embodied_kgco2e),
+            "{}: embedded {} outside {:?}",
+            s.name,
+            b_emb.value,
+            ours.embodied_kgco2e
+        );
         // With the peer's power and embodied total, the same formulas give the
         // same figures (Boavizta rounds to about 3 significant digits).
         let total_embodied = b_emb.value * 35_040.0 / HOURS;
         let same = liaison(s, &inventory(s, Some(b_power), Some(total_embodied)));
-        assert!(near(same.use_kgco2e.central, b_use.value, 0.01), "{}: use {:?} vs {}", s.name, same.use_kgco2e, b_use.value);
-        assert!(near(same.embodied_kgco2e.central, b_emb.value, 1e-9), "{}: embedded {:?} vs {}", s.name, same.embodied_kgco2e, b_emb.value);
+        assert!(
+            near(same.use_kgco2e.central, b_use.value, 0.01),
+            "{}: use {:?} vs {}",
+            s.name,
+            same.use_kgco2e,
+            b_use.value
+        );
+        assert!(
+            near(same.embodied_kgco2e.central, b_emb.value, 1e-9),
+            "{}: embedded {:?} vs {}",
+            s.name,
+            same.embodied_kgco2e,
+            b_emb.value
+        );
         // Boavizta's energy is avg_power × hours × its France factor (0.098 kg/kWh).
         assert!(near(b_power * HOURS / 1000.0 * 0.098, b_use.value, 0.01));
     }

@@ -16,12 +16,16 @@ fn close(a: f64, b: f64) -> bool {
 
 fn assert_range(r: Range, low: f64, central: f64, high: f64, what: &str) {
     assert!(
-        (r.low - low).abs() < 5e-4 && (r.central - central).abs() < 5e-4 && (r.high - high).abs() < 5e-4,
+        (r.low - low).abs() < 5e-4
+            && (r.central - central).abs() < 5e-4
+            && (r.high - high).abs() < 5e-4,
         "{what}: {r:?}, expected {low} / {central} / {high}"
     );
 }
 
-use footprint::example::{mapping as example_mapping, INVENTORY as EXAMPLE_INVENTORY, USAGE_CSV as EXAMPLE_USAGE};
+use footprint::example::{
+    mapping as example_mapping, INVENTORY as EXAMPLE_INVENTORY, USAGE_CSV as EXAMPLE_USAGE,
+};
 
 #[test]
 fn worked_example_of_the_documentation() {
@@ -71,12 +75,17 @@ fn worked_example_of_the_documentation() {
     let shared = 162.0 - ecole_energy - syndicat_energy;
     let key = ecole_energy / (ecole_energy + syndicat_energy);
     assert!(close(ecole.shared.energy_kwh.central, shared * key));
-    assert!(close(ecole.figures.energy_kwh.central + syndicat.figures.energy_kwh.central, 162.0));
+    assert!(close(
+        ecole.figures.energy_kwh.central + syndicat.figures.energy_kwh.central,
+        162.0
+    ));
     // The report, rounded, carries the same.
     let report = Report::new(Month::parse("2026-11").unwrap(), &f, &inv, "csv");
     let o = report.for_org("ecole").unwrap();
     assert_eq!(o.organisations.len(), 1);
-    assert!((o.organisations[0].energy_kwh.central - ecole.figures.energy_kwh.central).abs() < 5e-4);
+    assert!(
+        (o.organisations[0].energy_kwh.central - ecole.figures.energy_kwh.central).abs() < 5e-4
+    );
     println!(
         "worked example: rho ecole {rho_ecole:.6}, syndicat {rho_syndicat:.6}; ecole {:?}; syndicat {:?}",
         ecole.figures, syndicat.figures
@@ -84,7 +93,9 @@ fn worked_example_of_the_documentation() {
 }
 
 fn sum_orgs(f: &footprint::Footprint) -> Figures {
-    f.orgs.iter().fold(f.unattributed, |acc, o| acc.add(o.figures))
+    f.orgs
+        .iter()
+        .fold(f.unattributed, |acc, o| acc.add(o.figures))
 }
 
 fn figures_close(a: &Figures, b: &Figures) -> bool {
@@ -121,16 +132,18 @@ fn server_spec() -> impl Strategy<Value = ServerSpec> {
         proptest::option::of(1.0f64..10.0),
         proptest::option::of(0.0f64..5000.0),
     )
-        .prop_map(|(vcpus, ram_gb, ssd, hdd, storage, power, lifetime, embodied)| ServerSpec {
-            vcpus,
-            ram_gb,
-            ssd,
-            hdd,
-            storage_role: storage && (ssd + hdd) > 0,
-            power: power.map(|(idle, extra)| (idle, idle + extra)),
-            lifetime,
-            embodied,
-        })
+        .prop_map(
+            |(vcpus, ram_gb, ssd, hdd, storage, power, lifetime, embodied)| ServerSpec {
+                vcpus,
+                ram_gb,
+                ssd,
+                hdd,
+                storage_role: storage && (ssd + hdd) > 0,
+                power: power.map(|(idle, extra)| (idle, idle + extra)),
+                lifetime,
+                embodied,
+            },
+        )
 }
 
 fn inventory_of(specs: &[ServerSpec]) -> Inventory {
@@ -153,14 +166,22 @@ fn inventory_of(specs: &[ServerSpec]) -> Inventory {
         ));
         let mut disks = Vec::new();
         if s.ssd > 0 {
-            disks.push(format!("{{ kind = \"ssd\", capacity_gb = 960, count = {} }}", s.ssd));
+            disks.push(format!(
+                "{{ kind = \"ssd\", capacity_gb = 960, count = {} }}",
+                s.ssd
+            ));
         }
         if s.hdd > 0 {
-            disks.push(format!("{{ kind = \"hdd\", capacity_gb = 8000, count = {} }}", s.hdd));
+            disks.push(format!(
+                "{{ kind = \"hdd\", capacity_gb = 8000, count = {} }}",
+                s.hdd
+            ));
         }
         text.push_str(&format!("disks = [{}]\n", disks.join(", ")));
         if let Some((idle, max)) = s.power {
-            text.push_str(&format!("idle_w = {idle}\nmax_w = {max}\npower_source = \"rated\"\n"));
+            text.push_str(&format!(
+                "idle_w = {idle}\nmax_w = {max}\npower_source = \"rated\"\n"
+            ));
         }
         if let Some(l) = s.lifetime {
             text.push_str(&format!("lifetime_years = {l}\n"));
@@ -210,7 +231,9 @@ fn usage_of(rows: &[RowSpec], nodes: usize, node_cpu: &[f64]) -> Usage {
             Consumer::Namespace(format!("ns-{}", r.consumer))
         };
         // Node 7 is missing from every inventory: spread, with a warning.
-        let node = r.node.map(|n| format!("s{}", if n == 7 { 99 } else { n % nodes }));
+        let node = r
+            .node
+            .map(|n| format!("s{}", if n == 7 { 99 } else { n % nodes }));
         let a = r.amounts;
         u.add(
             consumer,
@@ -239,8 +262,10 @@ fn mapping_of(orgs: usize, owner: &[Option<usize>], shared: &[bool]) -> Mapping 
         if shared[c] {
             m.shared.insert(format!("ns-{c}"));
         } else if let Some(o) = owner[c].filter(|_| orgs > 0) {
-            m.namespaces.insert(format!("ns-{c}"), format!("org-{}", o % orgs));
-            m.buckets.insert(format!("bucket-{c}"), format!("org-{}", o % orgs));
+            m.namespaces
+                .insert(format!("ns-{c}"), format!("org-{}", o % orgs));
+            m.buckets
+                .insert(format!("bucket-{c}"), format!("org-{}", o % orgs));
         }
     }
     if orgs > 0 {
@@ -327,10 +352,16 @@ proptest! {
 fn a_server_without_any_cpu_figure_gets_the_unknown_utilisation() {
     let inv = Inventory::from_toml(EXAMPLE_INVENTORY).unwrap();
     let f = allocate(&inv, &Usage::default(), &example_mapping(), 720.0).unwrap();
-    assert_eq!(f.servers[0].utilisation, footprint::allocate::UNKNOWN_UTILISATION);
+    assert_eq!(
+        f.servers[0].utilisation,
+        footprint::allocate::UNKNOWN_UTILISATION
+    );
     // Nobody used anything: the two organisations share equally.
     assert_eq!(f.orgs.len(), 2);
-    assert!(close(f.orgs[0].figures.total_kgco2e.central, f.cluster.total_kgco2e.central / 2.0));
+    assert!(close(
+        f.orgs[0].figures.total_kgco2e.central,
+        f.cluster.total_kgco2e.central / 2.0
+    ));
 }
 
 #[test]
@@ -339,12 +370,26 @@ fn unmapped_namespaces_and_unknown_nodes_are_warned_about() {
     let text = format!("{EXAMPLE_USAGE}stray,node-9,3600,1,1,0,0\n");
     let usage = Usage::from_csv(text.as_bytes()).unwrap();
     let f = allocate(&inv, &usage, &example_mapping(), 720.0).unwrap();
-    assert!(f.warnings.iter().any(|w| w.contains("node node-9 is not in the inventory")), "{:?}", f.warnings);
-    assert!(f.warnings.iter().any(|w| w.contains("belong to no organisation") && w.contains("stray")));
+    assert!(
+        f.warnings
+            .iter()
+            .any(|w| w.contains("node node-9 is not in the inventory")),
+        "{:?}",
+        f.warnings
+    );
+    assert!(f
+        .warnings
+        .iter()
+        .any(|w| w.contains("belong to no organisation") && w.contains("stray")));
     assert!(figures_close(&sum_orgs(&f), &f.cluster));
     // The per-organisation view drops the warning that names other namespaces.
     let report = Report::new(Month::parse("2026-11").unwrap(), &f, &inv, "csv");
-    assert!(report.for_org("ecole").unwrap().warnings.iter().all(|w| !w.contains("stray")));
+    assert!(report
+        .for_org("ecole")
+        .unwrap()
+        .warnings
+        .iter()
+        .all(|w| !w.contains("stray")));
     assert!(report.for_org("nobody").is_none());
 }
 
@@ -357,7 +402,10 @@ fn a_meter_replaces_the_modelled_energy() {
     let s = &f.servers[0];
     assert_eq!(s.power_origin, "metered");
     // IT energy 100 kWh at low and central; the model's high (79.2 + 41.4) above it.
-    assert!(close(s.idle_it_kwh.central + s.dynamic_it_kwh.central, 100.0));
+    assert!(close(
+        s.idle_it_kwh.central + s.dynamic_it_kwh.central,
+        100.0
+    ));
     assert!(close(f.cluster.energy_kwh.central, 150.0));
     assert!(f.cluster.energy_kwh.high >= 120.6 * 1.6 - 1e-9);
     assert!(f.cluster.is_ordered());

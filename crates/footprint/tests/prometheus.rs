@@ -97,12 +97,27 @@ async fn the_month_read_from_prometheus_is_the_month_that_was_written() {
         let have = got.rows[key];
         for (name, a, b) in [
             ("cpu_seconds", have.cpu_seconds, want.cpu_seconds),
-            ("cpu_request_core_hours", have.cpu_request_core_hours, want.cpu_request_core_hours),
-            ("memory_gb_hours", have.memory_gb_hours, want.memory_gb_hours),
-            ("storage_gb_hours", have.storage_gb_hours, want.storage_gb_hours),
+            (
+                "cpu_request_core_hours",
+                have.cpu_request_core_hours,
+                want.cpu_request_core_hours,
+            ),
+            (
+                "memory_gb_hours",
+                have.memory_gb_hours,
+                want.memory_gb_hours,
+            ),
+            (
+                "storage_gb_hours",
+                have.storage_gb_hours,
+                want.storage_gb_hours,
+            ),
             ("network_gb", have.network_gb, want.network_gb),
         ] {
-            assert!(rel_close(a, b, 1e-6), "{key:?} {name}: Prometheus {a}, written {b}");
+            assert!(
+                rel_close(a, b, 1e-6),
+                "{key:?} {name}: Prometheus {a}, written {b}"
+            );
         }
     }
     assert_eq!(got.node_cpu_seconds.len(), truth.node_cpu_seconds.len());
@@ -112,14 +127,20 @@ async fn the_month_read_from_prometheus_is_the_month_that_was_written() {
     // Kepler: package and DRAM zones, not the overlapping core zone.
     let kepler: f64 = env["KEPLER_KWH"].parse().unwrap();
     assert_eq!(got.node_energy_kwh.len(), 1);
-    assert!(rel_close(got.node_energy_kwh[&env["KEPLER_NODE"]], kepler, 1e-6));
+    assert!(rel_close(
+        got.node_energy_kwh[&env["KEPLER_NODE"]],
+        kepler,
+        1e-6
+    ));
     // The namespaces' label gives the same mapping as the generator's table.
     let table: FootprintSettings =
         toml::from_str(&std::fs::read_to_string(data.join("mapping.toml")).unwrap()).unwrap();
     assert_eq!(fetched.org_labels, table.namespaces);
 
     // The whole report, from Prometheus and from the CSV (with the meter).
-    let from_prom = compute(&settings, month, None, &[], &mut |_, _, _| {}).await.unwrap();
+    let from_prom = compute(&settings, month, None, &[], &mut |_, _, _| {})
+        .await
+        .unwrap();
     let mut truth_with_meter = truth.clone();
     truth_with_meter
         .set_node_energy(&env["KEPLER_NODE"], kepler)
@@ -129,7 +150,9 @@ async fn the_month_read_from_prometheus_is_the_month_that_was_written() {
     std::fs::write(&csv, truth_with_meter.to_csv()).unwrap();
     let mut csv_settings = table.clone();
     csv_settings.inventory = Some(data.join("inventory.toml"));
-    let mut from_csv = compute(&csv_settings, month, Some(&csv), &[], &mut |_, _, _| {}).await.unwrap();
+    let mut from_csv = compute(&csv_settings, month, Some(&csv), &[], &mut |_, _, _| {})
+        .await
+        .unwrap();
     // The CSV form has no energy column: the meter goes in by hand.
     from_csv.footprint = footprint::allocate(
         &csv_settings.read_inventory().unwrap(),
@@ -148,7 +171,13 @@ async fn the_month_read_from_prometheus_is_the_month_that_was_written() {
             (x.figures.energy_kwh, y.figures.energy_kwh),
             (x.direct.embodied_kgco2e, y.direct.embodied_kgco2e),
         ] {
-            assert!(rel_close(p.low, q.low, 1e-6) && rel_close(p.central, q.central, 1e-6) && rel_close(p.high, q.high, 1e-6), "{}: {p:?} vs {q:?}", x.org);
+            assert!(
+                rel_close(p.low, q.low, 1e-6)
+                    && rel_close(p.central, q.central, 1e-6)
+                    && rel_close(p.high, q.high, 1e-6),
+                "{}: {p:?} vs {q:?}",
+                x.org
+            );
         }
     }
     assert_eq!(from_prom.report.source, "prometheus");
@@ -170,7 +199,10 @@ async fn a_prometheus_query_error_is_reported() {
     .await
     .unwrap();
     let err = footprint::prometheus::parse_vector(&body, 10).unwrap_err();
-    assert!(matches!(err, PromError::Query { ref kind, .. } if kind == "bad_data"), "{err}");
+    assert!(
+        matches!(err, PromError::Query { ref kind, .. } if kind == "bad_data"),
+        "{err}"
+    );
 }
 
 fn tempdir() -> PathBuf {
@@ -208,16 +240,24 @@ async fn fetch_from(url: String, max_body: usize) -> PromError {
         timeout_secs: 5,
         ..Default::default()
     };
-    fetch(&s, Month::parse("2026-11").unwrap(), None, &mut |_, _, _| {})
-        .await
-        .unwrap_err()
+    fetch(
+        &s,
+        Month::parse("2026-11").unwrap(),
+        None,
+        &mut |_, _, _| {},
+    )
+    .await
+    .unwrap_err()
 }
 
 #[tokio::test]
 async fn redirects_are_not_followed() {
     let url = hostile(b"HTTP/1.1 302 Found\r\nLocation: http://169.254.169.254/\r\nContent-Length: 0\r\nConnection: close\r\n\r\n".to_vec()).await;
     let err = fetch_from(url, 1 << 20).await;
-    assert!(matches!(err, PromError::Status { status: 302, .. }), "{err}");
+    assert!(
+        matches!(err, PromError::Status { status: 302, .. }),
+        "{err}"
+    );
 }
 
 #[tokio::test]
@@ -237,6 +277,12 @@ async fn oversized_answers_are_refused() {
 
 #[tokio::test]
 async fn non_json_answers_are_refused() {
-    let url = hostile(b"HTTP/1.1 200 OK\r\nContent-Length: 6\r\nConnection: close\r\n\r\n<html>".to_vec()).await;
-    assert!(matches!(fetch_from(url, 1 << 20).await, PromError::Malformed(_)));
+    let url = hostile(
+        b"HTTP/1.1 200 OK\r\nContent-Length: 6\r\nConnection: close\r\n\r\n<html>".to_vec(),
+    )
+    .await;
+    assert!(matches!(
+        fetch_from(url, 1 << 20).await,
+        PromError::Malformed(_)
+    ));
 }

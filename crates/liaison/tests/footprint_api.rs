@@ -67,14 +67,26 @@ async fn an_organisation_reads_its_own_footprint_and_only_its_own() {
         assert_eq!(b["organisations"].as_array().unwrap().len(), 1);
         let o = &b["organisations"][0];
         assert_eq!(o["org"], "ecole");
-        for key in ["energy_kwh", "use_kgco2e", "embodied_kgco2e", "total_kgco2e"] {
+        for key in [
+            "energy_kwh",
+            "use_kgco2e",
+            "embodied_kgco2e",
+            "total_kgco2e",
+        ] {
             let r = &o[key];
-            let (lo, c, hi) = (r["low"].as_f64().unwrap(), r["central"].as_f64().unwrap(), r["high"].as_f64().unwrap());
+            let (lo, c, hi) = (
+                r["low"].as_f64().unwrap(),
+                r["central"].as_f64().unwrap(),
+                r["high"].as_f64().unwrap(),
+            );
             assert!(lo <= c && c <= hi && lo >= 0.0, "{l}: {key} {r}");
         }
         assert!(o["direct"]["total_kgco2e"]["central"].as_f64().unwrap() > 0.0);
         assert!(o["shared"]["total_kgco2e"]["central"].as_f64().unwrap() > 0.0);
-        assert!((b["cluster"]["energy_kwh"]["central"].as_f64().unwrap() - 162.0).abs() < 1e-9, "{l}");
+        assert!(
+            (b["cluster"]["energy_kwh"]["central"].as_f64().unwrap() - 162.0).abs() < 1e-9,
+            "{l}"
+        );
         let history: Vec<&str> = b["history"]
             .as_array()
             .unwrap()
@@ -90,7 +102,11 @@ async fn an_organisation_reads_its_own_footprint_and_only_its_own() {
         let a = get("/o/ecole/admin/footprint/2026-11".into(), syndicat.clone()).await;
         assert_eq!(a.status, StatusCode::NOT_FOUND, "{l}");
 
-        let a = get("/o/ecole/admin/footprint/2026-11?format=csv".into(), ecole.clone()).await;
+        let a = get(
+            "/o/ecole/admin/footprint/2026-11?format=csv".into(),
+            ecole.clone(),
+        )
+        .await;
         assert_eq!(a.status, StatusCode::OK);
         assert_eq!(a.headers["content-type"], "text/csv; charset=utf-8");
         let csv = a.body.as_str().unwrap();
@@ -109,7 +125,10 @@ async fn an_organisation_reads_its_own_footprint_and_only_its_own() {
             .await;
         assert_eq!(a.status, StatusCode::OK);
         let csp = a.headers["content-security-policy"].to_str().unwrap();
-        assert!(csp.starts_with("default-src 'none'; style-src 'sha256-"), "{csp}");
+        assert!(
+            csp.starts_with("default-src 'none'; style-src 'sha256-"),
+            "{csp}"
+        );
         assert!(!csp.contains("unsafe-inline"));
         assert_eq!(a.headers["content-language"], "fr");
         let html = a.body.as_str().unwrap();
@@ -120,21 +139,42 @@ async fn an_organisation_reads_its_own_footprint_and_only_its_own() {
         assert!(!html.contains("<script"));
         assert!(!html.contains("syndicat"));
 
-        let a = get("/o/ecole/admin/footprint/2026-11?format=html&lang=en".into(), ecole.clone()).await;
+        let a = get(
+            "/o/ecole/admin/footprint/2026-11?format=html&lang=en".into(),
+            ecole.clone(),
+        )
+        .await;
         assert!(a.body.as_str().unwrap().contains("<html lang=\"en\">"));
 
         for (uri, status) in [
             ("/o/ecole/admin/footprint/2026-13", StatusCode::BAD_REQUEST),
             ("/o/ecole/admin/footprint/2999-01", StatusCode::BAD_REQUEST),
-            ("/o/ecole/admin/footprint/2026-11?format=xml", StatusCode::BAD_REQUEST),
-            ("/o/ecole/admin/footprint/2026-11?lang=de", StatusCode::BAD_REQUEST),
-            ("/o/ecole/admin/footprint/2026-11?bogus=1", StatusCode::BAD_REQUEST),
+            (
+                "/o/ecole/admin/footprint/2026-11?format=xml",
+                StatusCode::BAD_REQUEST,
+            ),
+            (
+                "/o/ecole/admin/footprint/2026-11?lang=de",
+                StatusCode::BAD_REQUEST,
+            ),
+            (
+                "/o/ecole/admin/footprint/2026-11?bogus=1",
+                StatusCode::BAD_REQUEST,
+            ),
             ("/o/ecole/admin/footprint/2026-08", StatusCode::NOT_FOUND),
         ] {
             let a = get(uri.into(), ecole.clone()).await;
             assert_eq!(a.status, status, "{l}: {uri}: {:?}", a.body);
         }
-        let a = app.call(Method::GET, "/o/ecole/admin/footprint/2026-11", None, None, &[]).await;
+        let a = app
+            .call(
+                Method::GET,
+                "/o/ecole/admin/footprint/2026-11",
+                None,
+                None,
+                &[],
+            )
+            .await;
         assert_eq!(a.status, StatusCode::UNAUTHORIZED);
     }
     let _ = std::fs::remove_dir_all(dir);
@@ -145,7 +185,13 @@ async fn without_configuration_the_endpoint_says_so() {
     for app in common::apps().await {
         let token = app.org("ecole").await;
         let a = app
-            .call(Method::GET, "/o/ecole/admin/footprint/2026-11", Some(&token), None, &[])
+            .call(
+                Method::GET,
+                "/o/ecole/admin/footprint/2026-11",
+                Some(&token),
+                None,
+                &[],
+            )
             .await;
         assert_eq!(a.status, StatusCode::SERVICE_UNAVAILABLE, "{}", app.label);
         assert_eq!(a.body["error"], "not_configured");
@@ -185,18 +231,42 @@ fn the_command_line_writes_reports() {
     };
     assert!(run(&["org", "create", "ecole"]).0);
     assert!(run(&["org", "create", "syndicat"]).0);
-    let (ok, out, err) = run(&["footprint", "report", "--period", "2026-11", "--format", "csv"]);
+    let (ok, out, err) = run(&[
+        "footprint",
+        "report",
+        "--period",
+        "2026-11",
+        "--format",
+        "csv",
+    ]);
     assert!(ok, "{err}");
     let rows: Vec<&str> = out.lines().collect();
     assert_eq!(rows.len(), 4, "{out}");
     assert!(rows[0].starts_with("org,period,energy_kwh_low"));
-    let (ok, out, err) = run(&["footprint", "report", "--period", "2026-11", "--org", "ecole", "--format", "json"]);
+    let (ok, out, err) = run(&[
+        "footprint",
+        "report",
+        "--period",
+        "2026-11",
+        "--org",
+        "ecole",
+        "--format",
+        "json",
+    ]);
     assert!(ok, "{err}");
     let v: serde_json::Value = serde_json::from_str(&out).unwrap();
     assert_eq!(v["organisations"][0]["org"], "ecole");
     let html_dir = dir.join("html");
     let (ok, out, err) = run(&[
-        "footprint", "report", "--period", "2026-11", "--format", "html", "--lang", "fr", "--output",
+        "footprint",
+        "report",
+        "--period",
+        "2026-11",
+        "--format",
+        "html",
+        "--lang",
+        "fr",
+        "--output",
         html_dir.to_str().unwrap(),
     ]);
     assert!(ok, "{err}");
@@ -206,16 +276,37 @@ fn the_command_line_writes_reports() {
     // A usage file given on the command line wins over the configured one.
     let other = dir.join("other.csv");
     std::fs::write(&other, footprint::example::usage_csv_scaled(2.0)).unwrap();
-    let (ok, out, err) = run(&["footprint", "report", "--period", "2026-11", "--usage", other.to_str().unwrap()]);
+    let (ok, out, err) = run(&[
+        "footprint",
+        "report",
+        "--period",
+        "2026-11",
+        "--usage",
+        other.to_str().unwrap(),
+    ]);
     assert!(ok, "{err}");
     let v: serde_json::Value = serde_json::from_str(&out).unwrap();
     assert_eq!(v["source"], "csv");
     // Errors: a bad month, an unknown organisation, HTML to stdout for several.
     let (ok, _, err) = run(&["footprint", "report", "--period", "2026-13"]);
     assert!(!ok && err.contains("invalid period"), "{err}");
-    let (ok, _, err) = run(&["footprint", "report", "--period", "2026-11", "--org", "nobody"]);
+    let (ok, _, err) = run(&[
+        "footprint",
+        "report",
+        "--period",
+        "2026-11",
+        "--org",
+        "nobody",
+    ]);
     assert!(!ok && err.contains("no organisation nobody"), "{err}");
-    let (ok, _, err) = run(&["footprint", "report", "--period", "2026-11", "--format", "html"]);
+    let (ok, _, err) = run(&[
+        "footprint",
+        "report",
+        "--period",
+        "2026-11",
+        "--format",
+        "html",
+    ]);
     assert!(!ok && err.contains("needs --org"), "{err}");
     let _ = std::fs::remove_dir_all(dir);
 }

@@ -93,7 +93,10 @@ fn chromium_args(work: &Path, name: &str, url: &str, extra: &[&str]) -> Vec<Stri
     ]
     .map(String::from)
     .to_vec();
-    args.push(format!("--user-data-dir={}", work.join(format!("profile-{name}")).display()));
+    args.push(format!(
+        "--user-data-dir={}",
+        work.join(format!("profile-{name}")).display()
+    ));
     args.extend(extra.iter().map(|s| s.to_string()));
     args.push(url.to_owned());
     args
@@ -102,7 +105,11 @@ fn chromium_args(work: &Path, name: &str, url: &str, extra: &[&str]) -> Vec<Stri
 /// Width and height of a PNG, after checking its signature.
 fn png_size(path: &Path) -> (u32, u32) {
     let b = std::fs::read(path).unwrap();
-    assert!(b.len() > 2000 && &b[..8] == b"\x89PNG\r\n\x1a\n" && &b[12..16] == b"IHDR", "{}", path.display());
+    assert!(
+        b.len() > 2000 && &b[..8] == b"\x89PNG\r\n\x1a\n" && &b[12..16] == b"IHDR",
+        "{}",
+        path.display()
+    );
     let be = |i: usize| u32::from_be_bytes(b[i..i + 4].try_into().unwrap());
     (be(16), be(20))
 }
@@ -136,7 +143,12 @@ async fn the_french_report_and_its_chart_in_chromium() {
     let m = footprint::example::mapping();
     config.footprint.namespaces = m.namespaces;
     config.footprint.shared_namespaces = m.shared;
-    let app = common::App::new("sqlite".into(), store::testing::sqlite_store().await, config).await;
+    let app = common::App::new(
+        "sqlite".into(),
+        store::testing::sqlite_store().await,
+        config,
+    )
+    .await;
     let token = app.org("ecole").await;
     let mut page = None;
     for (month, _) in MONTHS {
@@ -150,28 +162,58 @@ async fn the_french_report_and_its_chart_in_chromium() {
             )
             .await;
         assert_eq!(a.status, StatusCode::OK, "{month}: {:?}", a.body);
-        page = Some((a.body.as_str().unwrap().to_owned(), a.headers["content-security-policy"].clone()));
+        page = Some((
+            a.body.as_str().unwrap().to_owned(),
+            a.headers["content-security-policy"].clone(),
+        ));
     }
     let (html, csp) = page.unwrap();
     let svg = {
         let start = html.find("<svg").unwrap();
         let end = html.find("</svg>").unwrap() + "</svg>".len();
-        html[start..end].replacen("<svg ", "<svg xmlns:xlink=\"http://www.w3.org/1999/xlink\" ", 0)
+        html[start..end].replacen(
+            "<svg ",
+            "<svg xmlns:xlink=\"http://www.w3.org/1999/xlink\" ",
+            0,
+        )
     };
     let with = |body: String, kind: &'static str, csp: HeaderValue| {
-        move || async move { ([(header::CONTENT_TYPE, HeaderValue::from_static(kind)), (header::CONTENT_SECURITY_POLICY, csp)], body).into_response() }
+        move || async move {
+            (
+                [
+                    (header::CONTENT_TYPE, HeaderValue::from_static(kind)),
+                    (header::CONTENT_SECURITY_POLICY, csp),
+                ],
+                body,
+            )
+                .into_response()
+        }
     };
     let server = axum::Router::new()
-        .route("/", axum::routing::get(with(html.clone(), "text/html; charset=utf-8", csp.clone())))
-        .route("/chart.svg", axum::routing::get(with(svg, "image/svg+xml", csp)));
+        .route(
+            "/",
+            axum::routing::get(with(html.clone(), "text/html; charset=utf-8", csp.clone())),
+        )
+        .route(
+            "/chart.svg",
+            axum::routing::get(with(svg, "image/svg+xml", csp)),
+        );
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
     let serving = tokio::spawn(async move { axum::serve(listener, server).await });
 
     let (w, c, t) = (work.clone(), chromium.clone(), tesseract.clone());
     tokio::task::spawn_blocking(move || {
-        let (dom, err) = run(&c, &chromium_args(&w, "dom", &format!("{base}/"), &["--dump-dom"]), &w, "dom");
-        assert!(!err.contains("Content Security Policy"), "the page broke its CSP:\n{err}");
+        let (dom, err) = run(
+            &c,
+            &chromium_args(&w, "dom", &format!("{base}/"), &["--dump-dom"]),
+            &w,
+            "dom",
+        );
+        assert!(
+            !err.contains("Content Security Policy"),
+            "the page broke its CSP:\n{err}"
+        );
         for needle in [
             "<html lang=\"fr\">",
             "<title>Empreinte carbone : ecole, 2026-11</title>",
@@ -185,20 +227,60 @@ async fn the_french_report_and_its_chart_in_chromium() {
         }
         let page_png = w.join("page.png");
         let shot = format!("--screenshot={}", page_png.display());
-        let (_, err) = run(&c, &chromium_args(&w, "page", &format!("{base}/"), &[&shot, "--window-size=1000,1600"]), &w, "page");
+        let (_, err) = run(
+            &c,
+            &chromium_args(
+                &w,
+                "page",
+                &format!("{base}/"),
+                &[&shot, "--window-size=1000,1600"],
+            ),
+            &w,
+            "page",
+        );
         assert!(!err.contains("Content Security Policy"), "{err}");
         assert_eq!(png_size(&page_png), (1000, 1600));
         let chart_png = w.join("chart.png");
         let shot = format!("--screenshot={}", chart_png.display());
-        let size = format!("--window-size={},{}", footprint::chart::WIDTH, footprint::chart::HEIGHT);
-        run(&c, &chromium_args(&w, "chart", &format!("{base}/chart.svg"), &[&shot, &size, "--force-device-scale-factor=2"]), &w, "chart");
-        assert_eq!(png_size(&chart_png), (footprint::chart::WIDTH * 2, footprint::chart::HEIGHT * 2));
+        let size = format!(
+            "--window-size={},{}",
+            footprint::chart::WIDTH,
+            footprint::chart::HEIGHT
+        );
+        run(
+            &c,
+            &chromium_args(
+                &w,
+                "chart",
+                &format!("{base}/chart.svg"),
+                &[&shot, &size, "--force-device-scale-factor=2"],
+            ),
+            &w,
+            "chart",
+        );
+        assert_eq!(
+            png_size(&chart_png),
+            (footprint::chart::WIDTH * 2, footprint::chart::HEIGHT * 2)
+        );
         // Legible: OCR reads the legend and the months (the axis title is
         // vertical, which Tesseract does not read; the DOM check above has it).
-        let (text, _) = run(&t, &[chart_png.display().to_string(), "stdout".into(), "--psm".into(), "11".into()], &w, "ocr");
+        let (text, _) = run(
+            &t,
+            &[
+                chart_png.display().to_string(),
+                "stdout".into(),
+                "--psm".into(),
+                "11".into(),
+            ],
+            &w,
+            "ocr",
+        );
         let compact: String = text.chars().filter(|c| !c.is_whitespace()).collect();
         for word in ["Usage", "Fabrication", "Fourchette", "basse"] {
-            assert!(compact.contains(word), "OCR did not read {word:?} in the chart:\n{text}");
+            assert!(
+                compact.contains(word),
+                "OCR did not read {word:?} in the chart:\n{text}"
+            );
         }
         let months = MONTHS.iter().filter(|(m, _)| compact.contains(m)).count();
         assert!(months >= 5, "OCR read {months} of the 6 months:\n{text}");

@@ -25,6 +25,13 @@ pub enum FootprintCommand {
     /// Computes the footprint of a month and prints or writes its report. A
     /// month that is over is kept, so that later reports chart it.
     Report(ReportArgs),
+    /// Prints the PromQL queries a report of the month runs (evaluation time
+    /// in Unix seconds, a tab, the query), to check them against Prometheus.
+    Queries {
+        /// The month, YYYY-MM.
+        #[arg(long)]
+        period: String,
+    },
 }
 
 #[derive(Args)]
@@ -143,7 +150,20 @@ pub async fn run(
     settings: &FootprintSettings,
     cmd: FootprintCommand,
 ) -> anyhow::Result<()> {
-    let FootprintCommand::Report(args) = cmd;
+    let args = match cmd {
+        FootprintCommand::Report(args) => args,
+        FootprintCommand::Queries { period } => {
+            let month = Month::parse(&period)?;
+            for q in footprint::prometheus::queries(
+                &settings.prometheus,
+                month,
+                settings.org_label.as_deref(),
+            ) {
+                println!("{}\t{}", q.time, q.promql);
+            }
+            return Ok(());
+        }
+    };
     let month = Month::parse(&args.period)?;
     let lang = Lang::parse(&args.lang).context("--lang must be en or fr")?;
     if let Some(slug) = &args.org {
@@ -156,7 +176,9 @@ pub async fn run(
     let from_prometheus = args.usage.is_none() && settings.usage == UsageSource::Prometheus;
     if from_prometheus && std::io::stderr().is_terminal() {
         bar.set_draw_target(ProgressDrawTarget::stderr());
-        if let Ok(style) = ProgressStyle::with_template("{spinner} Prometheus {bar:30} {pos}/{len} {msg}") {
+        if let Ok(style) =
+            ProgressStyle::with_template("{spinner} Prometheus {bar:30} {pos}/{len} {msg}")
+        {
             bar.set_style(style);
         }
     } else {
@@ -167,7 +189,8 @@ pub async fn run(
         bar.set_position(done as u64);
         bar.set_message(label.to_owned());
     };
-    let computed = compute_month(store, settings, month, args.usage.as_deref(), &mut progress).await?;
+    let computed =
+        compute_month(store, settings, month, args.usage.as_deref(), &mut progress).await?;
     bar.finish_and_clear();
     let report = match &args.org {
         Some(slug) => computed
@@ -177,9 +200,18 @@ pub async fn run(
         None => computed.report.clone(),
     };
     for w in &report.warnings {
-        eprintln!("warning: {}", w.trim_start_matches(footprint::report::OPERATOR_ONLY));
+        eprintln!(
+            "warning: {}",
+            w.trim_start_matches(footprint::report::OPERATOR_ONLY)
+        );
     }
-    write(&computed, &report, args.format, args.output.as_deref(), lang)
+    write(
+        &computed,
+        &report,
+        args.format,
+        args.output.as_deref(),
+        lang,
+    )
 }
 
 fn write(
@@ -220,8 +252,9 @@ fn write(
                 bail!("HTML to standard output needs --org (one page); or give --output DIR");
             }
             for o in &report.organisations {
-                let page = footprint::report::to_html(report, &o.org, computed.history_of(&o.org), lang)
-                    .expect("the organisation is in the report");
+                let page =
+                    footprint::report::to_html(report, &o.org, computed.history_of(&o.org), lang)
+                        .expect("the organisation is in the report");
                 emit(format!("footprint-{}-{}.html", o.org, report.period), page)?;
             }
             Ok(())

@@ -116,7 +116,9 @@ async fn footprint_report(
     }
     let format = q.format.as_deref().unwrap_or("json");
     if !matches!(format, "json" | "csv" | "html") {
-        return Err(bad(format!("unknown format {format:?} (json, csv or html)")));
+        return Err(bad(format!(
+            "unknown format {format:?} (json, csv or html)"
+        )));
     }
     let lang = match q.lang.as_deref() {
         Some(l) => Lang::parse(l).ok_or_else(|| bad(format!("unknown lang {l:?} (en or fr)")))?,
@@ -128,11 +130,21 @@ async fn footprint_report(
     };
     let computed = {
         let _permit = gate().acquire().await.map_err(|_| {
-            ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", "shutting down")
+            ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "unavailable",
+                "shutting down",
+            )
         })?;
-        compute_month(&st.store, &st.config.footprint, month, None, &mut |_, _, _| {})
-            .await
-            .map_err(service_error)?
+        compute_month(
+            &st.store,
+            &st.config.footprint,
+            month,
+            None,
+            &mut |_, _, _| {},
+        )
+        .await
+        .map_err(service_error)?
     };
     let report = computed.report.for_org(&ctx.org.slug).ok_or_else(|| {
         ApiError::new(

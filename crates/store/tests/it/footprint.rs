@@ -9,7 +9,12 @@ async fn results_are_kept_per_org_and_month_and_replaced() {
     for_each_store(|s| async move {
         let a = org(&s, "a").await;
         let b = org(&s, "b").await;
-        for (period, v) in [("2026-09", "1"), ("2026-10", "2"), ("2026-11", "3"), ("2026-12", "4")] {
+        for (period, v) in [
+            ("2026-09", "1"),
+            ("2026-10", "2"),
+            ("2026-11", "3"),
+            ("2026-12", "4"),
+        ] {
             s.save_footprint(a.id, period, "m/1", &format!("{{\"v\":{v}}}"))
                 .await
                 .unwrap();
@@ -25,7 +30,13 @@ async fn results_are_kept_per_org_and_month_and_replaced() {
             .iter()
             .map(|r| (r.period.as_str(), r.method.as_str(), r.result.as_str()))
             .collect();
-        assert_eq!(got, [("2026-10", "m/2", "{\"v\":20}"), ("2026-11", "m/1", "{\"v\":3}")]);
+        assert_eq!(
+            got,
+            [
+                ("2026-10", "m/2", "{\"v\":20}"),
+                ("2026-11", "m/1", "{\"v\":3}")
+            ]
+        );
         let hb = s.footprint_history(b.id, "2027-01", 24).await.unwrap();
         assert_eq!(hb.len(), 1);
         assert_eq!(hb[0].result, "{\"v\":99}");
@@ -33,7 +44,11 @@ async fn results_are_kept_per_org_and_month_and_replaced() {
         let mut tx = s.begin().await.unwrap();
         assert!(tx.delete_org("b").await.unwrap());
         tx.commit().await.unwrap();
-        assert!(s.footprint_history(b.id, "2027-01", 24).await.unwrap().is_empty());
+        assert!(s
+            .footprint_history(b.id, "2027-01", 24)
+            .await
+            .unwrap()
+            .is_empty());
     })
     .await;
 }
