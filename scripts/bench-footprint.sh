@@ -54,6 +54,7 @@ BOA_VENV="${LIAISON_BOAVIZTA_VENV:-$REPO_ROOT/.venv-boavizta}"
 
 PROM_DIR="$REPO_ROOT/.prometheus-bench"
 WORK="$(mktemp -d "${TMPDIR:-/tmp}/liaison-bench-footprint.XXXXXX")"
+# shellcheck disable=SC2317 # called by the EXIT trap
 cleanup() {
 	scripts/prometheus.sh stop "$PROM_DIR" >/dev/null 2>&1 || true
 	rm -rf "$WORK"
@@ -68,27 +69,22 @@ SETUP_SECONDS=$((SECONDS - setup_start))
 source "$PROM_DIR/env"
 DATA="$LIAISON_TEST_PROMETHEUS_DATA"
 MONTH="$(sed -n 's/^MONTH=//p' "$DATA/expected.env")"
-SERIES="$(curl -fsS "$LIAISON_TEST_PROMETHEUS_URL/api/v1/status/tsdb" | python3 -c 'import json, sys; print(json.load(sys.stdin)["data"]["headStats"]["numSeries"])' 2>/dev/null || echo "?")"
-BLOCK_SERIES="$(python3 - "$PROM_DIR/tsdb" <<'PY'
+# Series: those with a sample at the month's last hour; samples: the blocks' own count.
+BLOCK_SERIES="$(curl -fsS "$LIAISON_TEST_PROMETHEUS_URL/api/v1/query" --data-urlencode 'query=count({__name__!=""})' \
+	--data-urlencode "time=$(($(date -u -d "$MONTH-01 +1 month" +%s) - 3600))" |
+	python3 -c 'import json, sys; print(json.load(sys.stdin)["data"]["result"][0]["value"][1])')"
+read -r _ SAMPLES < <(python3 - "$PROM_DIR/tsdb" <<'PY'
 import json, os, sys
-total = 0
+series = samples = 0
 for d in os.listdir(sys.argv[1]):
     meta = os.path.join(sys.argv[1], d, "meta.json")
     if os.path.exists(meta):
-        total += json.load(open(meta))["stats"]["numSeries"]
-print(total)
+        stats = json.load(open(meta))["stats"]
+        series += stats["numSeries"]
+        samples += stats["numSamples"]
+print(series, samples)
 PY
-)"
-SAMPLES="$(python3 - "$PROM_DIR/tsdb" <<'PY'
-import json, os, sys
-total = 0
-for d in os.listdir(sys.argv[1]):
-    meta = os.path.join(sys.argv[1], d, "meta.json")
-    if os.path.exists(meta):
-        total += json.load(open(meta))["stats"]["numSamples"]
-print(total)
-PY
-)"
+)
 CSV_ROWS="$(($(wc -l <"$DATA/usage.csv") - 1))"
 CSV_BYTES="$(stat -c %s "$DATA/usage.csv")"
 

@@ -29,9 +29,9 @@ pub const RANGE_NOTE: &str = "low and high are what the inputs' own low and high
 /// for the operator, and left out of one organisation's view.
 pub const OPERATOR_ONLY: &str = "[operator] ";
 
-/// The report of one period.
+/// The report of one period. Reading is lenient (unknown fields are
+/// ignored), so that kept months written by another version still chart.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct Report {
     pub period: String,
     pub hours: f64,
@@ -46,7 +46,6 @@ pub struct Report {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct ClusterReport {
     pub energy_kwh: Range,
     pub use_kgco2e: Range,
@@ -62,7 +61,6 @@ pub struct ClusterReport {
 
 /// Direct part and share of the shared pool.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct OrgReport {
     pub org: String,
     pub period: String,
@@ -81,7 +79,6 @@ pub struct OrgReport {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct SharedKeys {
     pub energy: f64,
     #[serde(rename = "use")]
@@ -90,7 +87,6 @@ pub struct SharedKeys {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct SiteReport {
     pub name: String,
     pub pue: SourcedRange,

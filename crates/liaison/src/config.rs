@@ -276,6 +276,31 @@ mod tests {
     }
 
     #[test]
+    fn the_footprint_section_reads_from_file_and_environment() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file(
+                "liaison.toml",
+                "[footprint]\ninventory = \"/etc/liaison/inventory.toml\"\norg_label = \"liaison.coop/org\"\n\
+                 shared_namespaces = [\"kube-system\"]\n[footprint.namespaces]\n\"nc-ecole\" = \"ecole\"\n\
+                 [footprint.prometheus]\nurl = \"http://prometheus:9090\"\n",
+            )?;
+            jail.set_env("LIAISON_FOOTPRINT__PROMETHEUS__TIMEOUT_SECS", "30");
+            let cfg = Config::load(Some(Path::new("liaison.toml"))).expect("loads");
+            let f = &cfg.footprint;
+            assert_eq!(f.inventory.as_deref(), Some(Path::new("/etc/liaison/inventory.toml")));
+            assert_eq!(f.prometheus.url, "http://prometheus:9090");
+            assert_eq!(f.prometheus.timeout_secs, 30);
+            assert_eq!(f.prometheus.node_label, "node");
+            assert_eq!(f.namespaces["nc-ecole"], "ecole");
+            assert_eq!(f.shared_namespaces.len(), 1);
+            f.validate().expect("valid");
+            jail.create_file("bad.toml", "[footprint]\nnamespace = {}\n")?;
+            assert!(Config::load(Some(Path::new("bad.toml"))).is_err());
+            Ok(())
+        });
+    }
+
+    #[test]
     fn unknown_keys_are_refused() {
         figment::Jail::expect_with(|jail| {
             jail.create_file("bad.toml", "lissen = \"x\"\n")?;

@@ -47,6 +47,7 @@ pub const PATHS: &[&str] = &[
     MAINTENANCE_WINDOW,
     STATEMENT,
     WEBHOOK_SECRET,
+    super::footprint::FOOTPRINT,
 ];
 
 pub fn routes() -> Router<SharedState> {
