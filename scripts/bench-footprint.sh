@@ -63,8 +63,13 @@ trap cleanup EXIT
 
 log "the synthetic month: $NAMESPACES namespaces, $NODES nodes, $ORGS organisations"
 setup_start=$SECONDS
-scripts/prometheus.sh start "$PROM_DIR" "$(free_port)" --namespaces "$NAMESPACES" --nodes "$NODES" --orgs "$ORGS" >"$WORK/prometheus.out"
+scripts/prometheus.sh start "$PROM_DIR" "$(free_port)" --namespaces "$NAMESPACES" --nodes "$NODES" --orgs "$ORGS" >"$WORK/prometheus.out" 2>"$WORK/prometheus.err"
 SETUP_SECONDS=$((SECONDS - setup_start))
+if grep -q "generating" "$WORK/prometheus.out" 2>/dev/null || grep -q "generating" "$WORK/prometheus.err" 2>/dev/null; then
+	SETUP_NOTE="generating, backfilling and starting Prometheus took ${SETUP_SECONDS}s"
+else
+	SETUP_NOTE="the blocks of an earlier run were reused (.prometheus-bench); starting Prometheus took ${SETUP_SECONDS}s"
+fi
 # shellcheck disable=SC1091 # written by prometheus.sh
 source "$PROM_DIR/env"
 DATA="$LIAISON_TEST_PROMETHEUS_DATA"
@@ -109,16 +114,20 @@ for i in $(seq 1 "$ORGS"); do
 	"$LIAISON" --config "$WORK/liaison.toml" org create "org-$i" >/dev/null
 done
 
-# Runs "$@" under GNU time ROUNDS times; prints "median_seconds max_rss_kib".
-measure() {
-	local i out times=() rss=0 r
-	for ((i = 0; i < ROUNDS; i++)); do
-		out="$({ /usr/bin/time -f '%e %M' "$@" >/dev/null 2>/dev/null; } 2>&1 | tail -n 1)"
-		times+=("${out% *}")
-		r="${out#* }"
-		((r > rss)) && rss=$r
-	done
-	printf '%s %s\n' "$(printf '%s\n' "${times[@]}" | sort -g | awk '{ a[NR] = $1 } END { print a[int((NR + 1) / 2)] }')" "$rss"
+# Runs "$@" once under GNU time; appends "seconds max_rss_kib" to $WORK/$1.times.
+once() {
+	local name="$1"
+	shift
+	/usr/bin/time -o "$WORK/time.txt" -f '%e %M' "$@" >/dev/null 2>"$WORK/stderr.txt" ||
+		die "$* failed: $(tail -n 5 "$WORK/stderr.txt")"
+	tail -n 1 "$WORK/time.txt" >>"$WORK/$name.times"
+}
+# Prints "median_seconds max_rss_kib" of $WORK/$1.times.
+summary() {
+	local median rss
+	median="$(cut -d' ' -f1 "$WORK/$1.times" | sort -g | awk '{ a[NR] = $1 } END { print a[int((NR + 1) / 2)] }')"
+	rss="$(cut -d' ' -f2 "$WORK/$1.times" | sort -g | tail -n 1)"
+	echo "$median $rss"
 }
 
 "$LIAISON" --config "$WORK/liaison.toml" footprint queries --period "$MONTH" >"$WORK/queries.tsv"
@@ -130,7 +139,7 @@ while IFS=\$'\t' read -r t q; do
 done <"$WORK/queries.tsv"
 EOF
 chmod +x "$WORK/curl-queries.sh"
-cat >"$WORK/pandas.py" <<'PY'
+cat >"$WORK/sum-csv.py" <<'PY'
 import sys
 import pandas as pd
 df = pd.read_csv(sys.argv[1])
@@ -140,15 +149,30 @@ PY
 # A warm-up of each, then the measured rounds.
 "$LIAISON" --config "$WORK/liaison.toml" footprint report --period "$MONTH" --output "$WORK/out-prom" >/dev/null
 "$WORK/curl-queries.sh"
-log "measuring ($ROUNDS rounds each)"
-read -r PROM_T PROM_M < <(measure "$LIAISON" --config "$WORK/liaison.toml" footprint report --period "$MONTH" --output "$WORK/out-prom")
-read -r CURL_T CURL_M < <(measure "$WORK/curl-queries.sh")
-read -r CSV_T CSV_M < <(measure "$LIAISON" --config "$WORK/liaison.toml" footprint report --period "$MONTH" --usage "$DATA/usage.csv" --output "$WORK/out-csv")
+log "measuring ($ROUNDS rounds each, alternating which goes first)"
+PROM_CMD=("$LIAISON" --config "$WORK/liaison.toml" footprint report --period "$MONTH" --output "$WORK/out-prom")
+CSV_CMD=("$LIAISON" --config "$WORK/liaison.toml" footprint report --period "$MONTH" --usage "$DATA/usage.csv" --output "$WORK/out-csv")
+PANDAS_CMD=("$BOA_VENV/bin/python" "$WORK/sum-csv.py" "$DATA/usage.csv" "$WORK/pandas.json")
+for ((k = 0; k < ROUNDS; k++)); do
+	if ((k % 2 == 0)); then
+		once prom "${PROM_CMD[@]}"
+		once curl "$WORK/curl-queries.sh"
+		once csv "${CSV_CMD[@]}"
+		[[ -x "$BOA_VENV/bin/python" ]] && once pandas "${PANDAS_CMD[@]}"
+	else
+		once curl "$WORK/curl-queries.sh"
+		once prom "${PROM_CMD[@]}"
+		[[ -x "$BOA_VENV/bin/python" ]] && once pandas "${PANDAS_CMD[@]}"
+		once csv "${CSV_CMD[@]}"
+	fi
+done
+read -r PROM_T PROM_M < <(summary prom)
+read -r CURL_T CURL_M < <(summary curl)
+read -r CSV_T CSV_M < <(summary csv)
 PANDAS_T="" PANDAS_M=""
-if [[ -x "$BOA_VENV/bin/python" ]]; then
-	read -r PANDAS_T PANDAS_M < <(measure "$BOA_VENV/bin/python" "$WORK/pandas.py" "$DATA/usage.csv" "$WORK/pandas.json")
-fi
-HTML_T="$( { /usr/bin/time -f '%e' "$LIAISON" --config "$WORK/liaison.toml" footprint report --period "$MONTH" --usage "$DATA/usage.csv" --format html --lang fr --output "$WORK/out-html" >/dev/null 2>/dev/null; } 2>&1 | tail -n 1)"
+[[ -f "$WORK/pandas.times" ]] && read -r PANDAS_T PANDAS_M < <(summary pandas)
+once html "$LIAISON" --config "$WORK/liaison.toml" footprint report --period "$MONTH" --usage "$DATA/usage.csv" --format html --lang fr --output "$WORK/out-html"
+read -r HTML_T _ < <(summary html)
 ORGS_OUT="$(python3 -c 'import json,sys; print(len(json.load(open(sys.argv[1]))["organisations"]))' "$WORK/out-prom/footprint-$MONTH.json")"
 
 mib() { awk -v k="$1" 'BEGIN { printf "%.1f", k / 1024 }'; }
@@ -162,7 +186,7 @@ FIGURES="$WORK/figures.md"
 	echo "$COMMAND_LINE"
 	echo '```'
 	echo
-	echo "| What | Wall time (s, median of $ROUNDS) | Peak memory (MiB) |"
+	echo "| What | Wall time (s, median of $ROUNDS) | Peak memory (MiB, largest) |"
 	echo "|---|--:|--:|"
 	echo "| \`liaison footprint report\` ($COMMIT), usage from Prometheus | $PROM_T | $(mib "$PROM_M") |"
 	echo "| Prometheus $PROM_VERSION answering the same $(wc -l <"$WORK/queries.tsv") queries to curl (client side) | $CURL_T | $(mib "$CURL_M") |"
@@ -172,7 +196,7 @@ FIGURES="$WORK/figures.md"
 	fi
 	echo
 	echo "- Cluster: $NAMESPACES namespaces (3 shared) on $NODES nodes and one S3 server, $ORGS organisations; $ORGS_OUT organisations in the report."
-	echo "- Prometheus: $BLOCK_SERIES series, $SAMPLES samples (one per hour for the month $MONTH), backfilled with \`promtool tsdb create-blocks-from openmetrics\`; generating and backfilling took ${SETUP_SECONDS}s. Prometheus' own memory is not in the figures."
+	echo "- Prometheus: $BLOCK_SERIES series, $SAMPLES samples (one per hour for the month $MONTH), backfilled with \`promtool tsdb create-blocks-from openmetrics\`; $SETUP_NOTE. Prometheus' own memory is not in the figures."
 	echo "- CSV: $CSV_ROWS rows, $((CSV_BYTES / 1024)) KiB. The French HTML pages of all $ORGS_OUT organisations from it: ${HTML_T}s."
 	echo "- Each Liaison run is the whole command: configuration, SQLite, the queries or the CSV, the allocation, the report (JSON) and keeping each organisation's month."
 	echo "- Machine: $(nproc) cores, $(awk '/MemTotal/ { printf "%.0f GiB", $2 / 1048576 }' /proc/meminfo) RAM; load average $(cut -d' ' -f1-3 /proc/loadavg) after the run."
