@@ -11,7 +11,7 @@ use libfuzzer_sys::fuzz_target;
 
 fn check(f: &footprint::Footprint) {
     assert!(f.cluster.is_ordered(), "{:?}", f.cluster);
-    let sum = f.orgs.iter().fold(f.unattributed, |a: Figures, o| a.add(o.figures));
+    let sum = f.orgs.iter().fold(f.unattributed, |a: Figures, o| a.plus(o.figures));
     for (a, b) in [
         (sum.total_kgco2e, f.cluster.total_kgco2e),
         (sum.energy_kwh, f.cluster.energy_kwh),

@@ -93,15 +93,15 @@ impl Figures {
             energy_kwh,
             use_kgco2e,
             embodied_kgco2e,
-            total_kgco2e: use_kgco2e.add(embodied_kgco2e),
+            total_kgco2e: use_kgco2e.plus(embodied_kgco2e),
         }
     }
 
-    pub fn add(self, o: Figures) -> Figures {
+    pub fn plus(self, o: Figures) -> Figures {
         Figures::new(
-            self.energy_kwh.add(o.energy_kwh),
-            self.use_kgco2e.add(o.use_kgco2e),
-            self.embodied_kgco2e.add(o.embodied_kgco2e),
+            self.energy_kwh.plus(o.energy_kwh),
+            self.use_kgco2e.plus(o.use_kgco2e),
+            self.embodied_kgco2e.plus(o.embodied_kgco2e),
         )
     }
 
@@ -332,7 +332,11 @@ pub fn allocate(
             None => UNKNOWN_UTILISATION,
         };
         let idle_pool = s.idle_w.scale(hours / 1000.0);
-        let modelled_dyn = s.max_w.sub(s.idle_w).mul(utilisation).scale(hours / 1000.0);
+        let modelled_dyn = s
+            .max_w
+            .minus(s.idle_w)
+            .times(utilisation)
+            .scale(hours / 1000.0);
         let metered = usage.node_energy_kwh.get(&s.name).copied();
         let (idle_it, dyn_it, power_origin) = match metered {
             Some(m) => {
@@ -347,21 +351,21 @@ pub fn allocate(
                     central: idle_pool.central.min(energy.central),
                     high: idle_pool.high.min(energy.high),
                 };
-                (idle, energy.sub(idle), "metered".to_owned())
+                (idle, energy.minus(idle), "metered".to_owned())
             }
             None => (idle_pool, modelled_dyn, s.power_origin.to_owned()),
         };
-        let idle_fac = idle_it.mul(pue);
-        let dyn_fac = dyn_it.mul(pue);
-        let to_kg = |kwh: Range| kwh.mul(intensity).scale(1.0 / 1000.0);
+        let idle_fac = idle_it.times(pue);
+        let dyn_fac = dyn_it.times(pue);
+        let to_kg = |kwh: Range| kwh.times(intensity).scale(1.0 / 1000.0);
         let idle_use = to_kg(idle_fac);
         let dyn_use = to_kg(dyn_fac);
         let embodied = s
             .embodied_kgco2e
-            .div(s.lifetime_years)
+            .over(s.lifetime_years)
             .scale(hours / HOURS_PER_YEAR);
-        let figures = Figures::new(idle_fac.add(dyn_fac), idle_use.add(dyn_use), embodied);
-        cluster = cluster.add(figures);
+        let figures = Figures::new(idle_fac.plus(dyn_fac), idle_use.plus(dyn_use), embodied);
+        cluster = cluster.plus(figures);
 
         // Reservation key.
         let weights = weights(s);
@@ -401,18 +405,18 @@ pub fn allocate(
             } else {
                 rho
             };
-            direct[c] = direct[c].add(Figures::new(
-                dyn_fac.scale(k_dyn).add(idle_fac.scale(rho)),
-                dyn_use.scale(k_dyn).add(idle_use.scale(rho)),
+            direct[c] = direct[c].plus(Figures::new(
+                dyn_fac.scale(k_dyn).plus(idle_fac.scale(rho)),
+                dyn_use.scale(k_dyn).plus(idle_use.scale(rho)),
                 embodied.scale(rho),
             ));
             cpu_total[c] += l.cpu_seconds;
         }
         let free = (1.0 - reserved_fraction).max(0.0);
         let dyn_free = if cpu_ns > 0.0 { 0.0 } else { free };
-        headroom = headroom.add(Figures::new(
-            dyn_fac.scale(dyn_free).add(idle_fac.scale(free)),
-            dyn_use.scale(dyn_free).add(idle_use.scale(free)),
+        headroom = headroom.plus(Figures::new(
+            dyn_fac.scale(dyn_free).plus(idle_fac.scale(free)),
+            dyn_use.scale(dyn_free).plus(idle_use.scale(free)),
             embodied.scale(free),
         ));
         server_out.push(ServerFootprint {
@@ -459,7 +463,7 @@ pub fn allocate(
     for (c, consumer) in consumers.iter().enumerate() {
         match mapping.org_of(consumer).and_then(|o| orgs.get_mut(o)) {
             Some(org) => {
-                org.direct = org.direct.add(direct[c]);
+                org.direct = org.direct.plus(direct[c]);
                 org.network_gb += network[c];
                 org.consumers.push(ConsumerFootprint {
                     consumer: consumer.clone(),
@@ -468,7 +472,7 @@ pub fn allocate(
                     network_gb: network[c],
                 });
             }
-            None => shared_pool = shared_pool.add(direct[c]),
+            None => shared_pool = shared_pool.plus(direct[c]),
         }
     }
     let keys = shared_keys(&orgs);
@@ -483,7 +487,7 @@ pub fn allocate(
             shared_pool.use_kgco2e.scale(key[1]),
             shared_pool.embodied_kgco2e.scale(key[2]),
         );
-        org.figures = org.direct.add(org.shared);
+        org.figures = org.direct.plus(org.shared);
     }
     Ok(Footprint {
         hours,

@@ -637,10 +637,12 @@ mod tests {
         assert!(qs[1].promql.contains("[720h:3600s]"));
         assert!(qs[9].promql.contains("label_liaison_coop_org"));
         assert_eq!(ksm_label("liaison.coop/org"), "label_liaison_coop_org");
-        let mut bad = PrometheusSettings::default();
-        bad.node_label = "no de".into();
+        let bad = PrometheusSettings {
+            node_label: "no de".into(),
+            ..Default::default()
+        };
         assert!(bad.validate().is_err());
-        bad = PrometheusSettings {
+        let bad = PrometheusSettings {
             step_secs: 7,
             ..Default::default()
         };

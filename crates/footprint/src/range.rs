@@ -72,7 +72,7 @@ impl Range {
     }
 
     /// Sum of ranges.
-    pub fn add(self, o: Range) -> Range {
+    pub fn plus(self, o: Range) -> Range {
         Range {
             low: self.low + o.low,
             central: self.central + o.central,
@@ -81,7 +81,7 @@ impl Range {
     }
 
     /// Difference, floored at zero: `[a, b] − [c, d] = [max(0, a − d), b − c]`.
-    pub fn sub(self, o: Range) -> Range {
+    pub fn minus(self, o: Range) -> Range {
         Range {
             low: (self.low - o.high).max(0.0),
             central: (self.central - o.central).max(0.0),
@@ -90,7 +90,7 @@ impl Range {
     }
 
     /// Product of non-negative ranges.
-    pub fn mul(self, o: Range) -> Range {
+    pub fn times(self, o: Range) -> Range {
         Range {
             low: self.low * o.low,
             central: self.central * o.central,
@@ -99,7 +99,7 @@ impl Range {
     }
 
     /// Quotient by a positive range: `[a, b] / [c, d] = [a / d, b / c]`.
-    pub fn div(self, o: Range) -> Range {
+    pub fn over(self, o: Range) -> Range {
         Range {
             low: self.low / o.high,
             central: self.central / o.central,
@@ -142,7 +142,7 @@ impl Range {
 
 impl std::iter::Sum for Range {
     fn sum<I: Iterator<Item = Range>>(iter: I) -> Range {
-        iter.fold(Range::ZERO, Range::add)
+        iter.fold(Range::ZERO, Range::plus)
     }
 }
 
@@ -178,11 +178,11 @@ mod tests {
     fn interval_arithmetic() {
         let a = Range::new(1.0, 2.0, 3.0).unwrap();
         let b = Range::new(2.0, 4.0, 5.0).unwrap();
-        assert_eq!(a.add(b), Range::new(3.0, 6.0, 8.0).unwrap());
-        assert_eq!(b.sub(a), Range::new(0.0, 2.0, 4.0).unwrap());
-        assert_eq!(a.mul(b), Range::new(2.0, 8.0, 15.0).unwrap());
-        assert_eq!(b.div(a), Range::new(2.0 / 3.0, 2.0, 5.0).unwrap());
-        assert!(a.sub(b).is_ordered());
+        assert_eq!(a.plus(b), Range::new(3.0, 6.0, 8.0).unwrap());
+        assert_eq!(b.minus(a), Range::new(0.0, 2.0, 4.0).unwrap());
+        assert_eq!(a.times(b), Range::new(2.0, 8.0, 15.0).unwrap());
+        assert_eq!(b.over(a), Range::new(2.0 / 3.0, 2.0, 5.0).unwrap());
+        assert!(a.minus(b).is_ordered());
     }
 
     #[test]

@@ -2,8 +2,6 @@
 //! docs/FOOTPRINT.md), conservation for random inventories and usages (a
 //! property test), ranges ordered and widening when an input is missing.
 
-use std::collections::{BTreeMap, BTreeSet};
-
 use footprint::allocate::{allocate, Figures, Mapping};
 use footprint::inventory::Inventory;
 use footprint::usage::{Amounts, Consumer, Usage};
@@ -95,7 +93,7 @@ fn worked_example_of_the_documentation() {
 fn sum_orgs(f: &footprint::Footprint) -> Figures {
     f.orgs
         .iter()
-        .fold(f.unattributed, |acc, o| acc.add(o.figures))
+        .fold(f.unattributed, |acc, o| acc.plus(o.figures))
 }
 
 fn figures_close(a: &Figures, b: &Figures) -> bool {
@@ -299,8 +297,8 @@ proptest! {
             prop_assert!(o.figures.is_ordered(), "{o:?}");
             prop_assert!(o.direct.is_ordered() && o.shared.is_ordered());
             prop_assert!(o.figures.total_kgco2e.low >= 0.0);
-            prop_assert!(figures_close(&o.direct.add(o.shared), &o.figures));
-            let direct: Figures = o.consumers.iter().fold(Figures::ZERO, |a, c| a.add(c.figures));
+            prop_assert!(figures_close(&o.direct.plus(o.shared), &o.figures));
+            let direct: Figures = o.consumers.iter().fold(Figures::ZERO, |a, c| a.plus(c.figures));
             prop_assert!(figures_close(&direct, &o.direct));
         }
         // Rounded reports add up within rounding (half a gram per organisation).

@@ -287,7 +287,10 @@ mod tests {
             jail.set_env("LIAISON_FOOTPRINT__PROMETHEUS__TIMEOUT_SECS", "30");
             let cfg = Config::load(Some(Path::new("liaison.toml"))).expect("loads");
             let f = &cfg.footprint;
-            assert_eq!(f.inventory.as_deref(), Some(Path::new("/etc/liaison/inventory.toml")));
+            assert_eq!(
+                f.inventory.as_deref(),
+                Some(Path::new("/etc/liaison/inventory.toml"))
+            );
             assert_eq!(f.prometheus.url, "http://prometheus:9090");
             assert_eq!(f.prometheus.timeout_secs, 30);
             assert_eq!(f.prometheus.node_label, "node");
