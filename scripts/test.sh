@@ -4,10 +4,11 @@
 # .venv from PyPI), starts a private PostgreSQL cluster on a free loopback port,
 # starts a real Matrix Synapse and two scim2-server peers for the provisioning
 # tests, a real Keycloak (Maven Central) and Canaille (PyPI, its own venv) for
-# the identity-provider tests, and runs, in order: rustfmt check, clippy, the
-# workspace tests (on SQLite and PostgreSQL), SCIM conformance with
-# scim2-tester, property-based tests of the admin API with schemathesis, and a
-# fuzz smoke run.
+# the identity-provider tests, a real Prometheus (Debian) with a synthetic month
+# and the Boavizta API (PyPI, its own venv) for the footprint tests, and runs,
+# in order: rustfmt check, clippy, the workspace tests (on SQLite and
+# PostgreSQL), SCIM conformance with scim2-tester, property-based tests of the
+# admin API with schemathesis, and a fuzz smoke run.
 # Every section runs even when an earlier one failed; the run fails if any did.
 #
 # Usage: scripts/test.sh [--quick]
@@ -40,7 +41,8 @@ export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
 
 echo "==== setup ===="
 ensure_debs "/usr/lib/postgresql/*/bin/initdb:postgresql" psql:postgresql-client curl:curl \
-	chromium:chromium "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf:fonts-dejavu-core"
+	chromium:chromium "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf:fonts-dejavu-core" \
+	prometheus:prometheus tesseract:tesseract-ocr "/usr/share/tesseract-ocr/*/tessdata/eng.traineddata:tesseract-ocr-eng"
 # The browser test of the error pages (crates/liaison/tests/pages_browser.rs) runs
 # in headless Chromium; with it installed, a missing browser is a failure.
 export LIAISON_REQUIRE_CHROMIUM=1
@@ -49,20 +51,70 @@ ensure_venv
 # (its own venv, kept in .synapse between runs) and two scim2-server peers (one
 # with PATCH, one without). They are stopped on exit with the database.
 SYNAPSE_DIR="$REPO_ROOT/.synapse"
-# Keycloak (Maven Central, cached in .keycloak) starts in the background now and
-# is awaited just before the tests; Canaille's venv (.canaille) is made meanwhile.
+
+# Peers that take a while start in the background now and are awaited just
+# before the tests: start_peer NAME ENV_FILE COMMAND... runs COMMAND with its
+# output in a log; await_peers waits for each, sources its ENV_FILE and prints
+# how long it took, or prints the end of its log (the tests that require it
+# then fail with their own message). STOP_PEERS holds the commands run on exit.
+PEER_LOGS="$(mktemp -d "${TMPDIR:-/tmp}/liaison-peers.XXXXXX")"
+PEER_NAMES=()
+PEER_PIDS=()
+PEER_ENVS=()
+STOP_PEERS=()
+PEERS_STARTED=$SECONDS
+start_peer() {
+	local name="$1" env="$2"
+	shift 2
+	"$@" >"$PEER_LOGS/$name.log" 2>&1 &
+	PEER_PIDS+=($!)
+	PEER_NAMES+=("$name")
+	PEER_ENVS+=("$env")
+}
+# shellcheck disable=SC2317 # called through workspace_tests
+await_peers() {
+	local i rc
+	for i in "${!PEER_PIDS[@]}"; do
+		rc=0
+		wait "${PEER_PIDS[$i]}" || rc=$?
+		if ((rc == 0)) && [[ -f "${PEER_ENVS[$i]}" ]]; then
+			# shellcheck disable=SC1090 # written by the peer's script
+			source "${PEER_ENVS[$i]}"
+			echo "${PEER_NAMES[$i]} ready ($((SECONDS - PEERS_STARTED)) s after the peers were started)"
+		else
+			echo "${PEER_NAMES[$i]} did not start (exit code $rc):"
+			tail -n 40 "$PEER_LOGS/${PEER_NAMES[$i]}.log" || true
+		fi
+	done
+	grep -hE 'installed and built|ready in' "$PEER_LOGS/keycloak.log" 2>/dev/null || true
+}
+
+# Keycloak (Maven Central, cached in .keycloak) and Canaille's venv (.canaille).
 KEYCLOAK_DIR="$REPO_ROOT/.keycloak"
 mkdir -p "$KEYCLOAK_DIR"
-scripts/keycloak.sh start "$KEYCLOAK_DIR" "$(free_port)" >"$KEYCLOAK_DIR/test-start.log" 2>&1 &
-KEYCLOAK_PID=$!
-scripts/canaille.sh install "$REPO_ROOT/.canaille" >"$KEYCLOAK_DIR/canaille-install.log" 2>&1 &
-CANAILLE_PID=$!
+start_peer keycloak "$KEYCLOAK_DIR/env" scripts/keycloak.sh start "$KEYCLOAK_DIR" "$(free_port)"
+STOP_PEERS+=("scripts/keycloak.sh stop $KEYCLOAK_DIR")
+start_peer canaille "$REPO_ROOT/.canaille/env" scripts/canaille.sh install "$REPO_ROOT/.canaille"
+# The footprint tests' peers: a real Prometheus holding a synthetic month
+# (backfilled with promtool, kept in .prometheus) and the Boavizta API (its own
+# venv, .venv-boavizta).
+PROMETHEUS_DIR="$REPO_ROOT/.prometheus"
+BOAVIZTA_DIR="$PEER_LOGS/boavizta"
+start_peer prometheus "$PROMETHEUS_DIR/env" scripts/prometheus.sh start "$PROMETHEUS_DIR" "$(free_port)"
+STOP_PEERS+=("scripts/prometheus.sh stop $PROMETHEUS_DIR")
+start_peer boavizta "$BOAVIZTA_DIR/env" scripts/boavizta.sh start "$BOAVIZTA_DIR" "$(free_port)"
+STOP_PEERS+=("scripts/boavizta.sh stop $BOAVIZTA_DIR")
+
 # shellcheck disable=SC2317 # called by the EXIT trap
 stop_services() {
-	scripts/keycloak.sh stop "$KEYCLOAK_DIR" >/dev/null 2>&1 || true
+	local stop
+	for stop in "${STOP_PEERS[@]}"; do
+		$stop >/dev/null 2>&1 || true
+	done
 	scripts/scim-peer.sh stop >/dev/null 2>&1 || true
 	scripts/synapse.sh stop "$SYNAPSE_DIR" >/dev/null 2>&1 || true
 	pg_stop
+	rm -rf "$PEER_LOGS"
 }
 trap stop_services EXIT
 pg_start
@@ -79,33 +131,8 @@ SCIM_PEER_STATE="${LIAISON_SCIM_PEER_DIR:-${TMPDIR:-/tmp}/liaison-scim-peer}"
 source "$SCIM_PEER_STATE/$SCIM_PEER_PORT.env"
 # shellcheck disable=SC1090
 source "$SCIM_PEER_STATE/$SCIM_NOPATCH_PORT.env"
-export LIAISON_REQUIRE_SYNAPSE=1 LIAISON_REQUIRE_SCIM=1 LIAISON_REQUIRE_KEYCLOAK=1 LIAISON_REQUIRE_CANAILLE=1
-
-# Waits for the Keycloak started above and exports its variables (its start
-# time is printed); a failed start leaves them unset, which the required tests
-# report.
-# shellcheck disable=SC2317 # called through workspace_tests
-await_identity_providers() {
-	local rc=0
-	wait "$KEYCLOAK_PID" || rc=$?
-	if ((rc == 0)) && [[ -f "$KEYCLOAK_DIR/env" ]]; then
-		# shellcheck disable=SC1091 # written by keycloak.sh
-		source "$KEYCLOAK_DIR/env"
-		grep -E 'installed and built|ready in' "$KEYCLOAK_DIR/test-start.log" || true
-	else
-		echo "Keycloak did not start (exit code $rc):"
-		tail -n 40 "$KEYCLOAK_DIR/test-start.log" || true
-	fi
-	rc=0
-	wait "$CANAILLE_PID" || rc=$?
-	if ((rc == 0)) && [[ -f "$REPO_ROOT/.canaille/env" ]]; then
-		# shellcheck disable=SC1091 # written by canaille.sh
-		source "$REPO_ROOT/.canaille/env"
-	else
-		echo "Canaille's venv could not be made (exit code $rc):"
-		tail -n 40 "$KEYCLOAK_DIR/canaille-install.log" || true
-	fi
-}
+export LIAISON_REQUIRE_SYNAPSE=1 LIAISON_REQUIRE_SCIM=1 LIAISON_REQUIRE_KEYCLOAK=1 \
+	LIAISON_REQUIRE_CANAILLE=1 LIAISON_REQUIRE_PROMETHEUS=1 LIAISON_REQUIRE_BOAVIZTA=1
 
 RESULTS=()
 PASSED=0
@@ -133,7 +160,7 @@ section() {
 TEST_LOG="$PG_DIR/cargo-test.log"
 # shellcheck disable=SC2317 # called through section
 workspace_tests() {
-	await_identity_providers
+	await_peers
 	LIAISON_TEST_POSTGRES_URL="$PG_URL" LIAISON_REQUIRE_POSTGRES=1 \
 		cargo test --workspace --all-features 2>&1 | tee "$TEST_LOG"
 }

@@ -68,6 +68,9 @@ enum Command {
     Source(commands::source::SourceCommand),
     /// Prints the admin API's OpenAPI document (as served at `/openapi.json`).
     Openapi,
+    /// Carbon footprint of each organisation's share of the hosting.
+    #[command(subcommand)]
+    Footprint(commands::footprint::FootprintCommand),
 }
 
 #[derive(Subcommand)]
@@ -187,6 +190,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 None => Some(open(&config).await?),
             };
             commands::site_cmd::pages(&config, args, store, shutdown_signal()).await
+        }
+        Command::Footprint(cmd) => {
+            let store = open(&config).await?;
+            commands::footprint::run(&store, &config.footprint, cmd).await
         }
     }
 }

@@ -36,6 +36,8 @@ pub struct Config {
     pub pages: PagesSettings,
     #[serde(default)]
     pub source: SourceSettings,
+    /// Carbon footprint (docs/FOOTPRINT.md).
+    pub footprint: footprint::settings::FootprintSettings,
 }
 
 /// The directory sources' follower inside `serve` (docs: README "Connecting
@@ -270,6 +272,7 @@ impl Default for Config {
             dokos: None,
             pages: PagesSettings::default(),
             source: SourceSettings::default(),
+            footprint: footprint::settings::FootprintSettings::default(),
         }
     }
 }
@@ -306,6 +309,7 @@ impl Config {
                     || key.starts_with("pages__")
                     || key.starts_with("dokos__")
                     || key.starts_with("source__")
+                    || key.starts_with("footprint__")
             })
             .split("__");
         let mut cfg: Config = fig.merge(env).extract()?;
@@ -362,6 +366,34 @@ mod tests {
             assert_eq!(cfg.database_url, "postgres://db/liaison");
             assert_eq!(cfg.limits.max_results, 70);
             assert_eq!(cfg.limits.bulk_max_operations, 1000);
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn the_footprint_section_reads_from_file_and_environment() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file(
+                "liaison.toml",
+                "[footprint]\ninventory = \"/etc/liaison/inventory.toml\"\norg_label = \"liaison.coop/org\"\n\
+                 shared_namespaces = [\"kube-system\"]\n[footprint.namespaces]\n\"nc-ecole\" = \"ecole\"\n\
+                 [footprint.prometheus]\nurl = \"http://prometheus:9090\"\n",
+            )?;
+            jail.set_env("LIAISON_FOOTPRINT__PROMETHEUS__TIMEOUT_SECS", "30");
+            let cfg = Config::load(Some(Path::new("liaison.toml"))).expect("loads");
+            let f = &cfg.footprint;
+            assert_eq!(
+                f.inventory.as_deref(),
+                Some(Path::new("/etc/liaison/inventory.toml"))
+            );
+            assert_eq!(f.prometheus.url, "http://prometheus:9090");
+            assert_eq!(f.prometheus.timeout_secs, 30);
+            assert_eq!(f.prometheus.node_label, "node");
+            assert_eq!(f.namespaces["nc-ecole"], "ecole");
+            assert_eq!(f.shared_namespaces.len(), 1);
+            f.validate().expect("valid");
+            jail.create_file("bad.toml", "[footprint]\nnamespace = {}\n")?;
+            assert!(Config::load(Some(Path::new("bad.toml"))).is_err());
             Ok(())
         });
     }

@@ -47,6 +47,11 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
         "sources",
         include_str!("../migrations/sqlite/0005_sources.sql"),
     ),
+    (
+        9,
+        "footprint",
+        include_str!("../migrations/sqlite/0009_footprint.sql"),
+    ),
 ];
 const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
     (
@@ -68,6 +73,11 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
         5,
         "sources",
         include_str!("../migrations/postgres/0005_sources.sql"),
+    ),
+    (
+        9,
+        "footprint",
+        include_str!("../migrations/postgres/0009_footprint.sql"),
     ),
 ];
 

@@ -38,6 +38,7 @@
 
 mod app_setup;
 mod conn;
+mod footprint;
 mod members;
 mod metering;
 mod orgs;
@@ -55,6 +56,7 @@ use time::OffsetDateTime;
 
 pub use app_setup::{OutboxCounts, OutboxRow};
 pub use conn::{Store, Tx};
+pub use footprint::FootprintRow;
 pub use metering::{ClosedCounts, PeriodCounts, PeriodKeyState, PeriodRow, WebhookContext};
 pub use profiles::{Domain, MaintenanceRecord, OrgProfile};
 pub use provisioning::{AppRecord, Delivery, Link, OutboxStats, PendingDelivery, Target};

@@ -42,6 +42,7 @@ exist. Errors are RFC 9457 problem documents (`application/problem+json`).",
         (name = "provisioning", description = "Where users and groups stand in each app; the outbox."),
         (name = "site", description = "Profile (branding), host names and maintenance windows."),
         (name = "metering", description = "Activity metering: statements and the webhook secret."),
+        (name = "footprint", description = "The carbon footprint of the organisation's share of the hosting."),
         (name = "source", description = "The identity provider the directory is read from (a Keycloak realm)."),
     ),
     components(schemas(Problem), responses(Problem))
@@ -90,6 +91,7 @@ pub fn routes() -> OpenApiRouter<SharedState> {
             super::source::delete_source
         ))
         .routes(routes!(super::source::sync_source))
+        .routes(routes!(super::footprint::footprint_report))
 }
 
 /// The OpenAPI document of the admin API, as served at `/openapi.json`.

@@ -4,6 +4,7 @@
 
 pub mod admin;
 mod events;
+pub mod footprint;
 mod problem;
 mod reply;
 mod scim_api;

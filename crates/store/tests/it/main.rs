@@ -3,6 +3,7 @@
 
 mod common;
 mod filters;
+mod footprint;
 mod members;
 mod metering;
 mod orgs;
