@@ -13,7 +13,7 @@ requirements-chart.txt.
       namespaces or paths or mounts a service account token; long-running
       containers have liveness and readiness probes; every Deployment has a
       PodDisruptionBudget; no Secret is rendered and no variable carries a
-      secret in clear.
+      secret in clear; the configuration file in the ConfigMap is TOML.
   chart_check.py values-doc VALUES README
       Every key of VALUES (leaves, and lists/maps that default to empty) is
       named in README's table, and the table names no key VALUES lacks.
@@ -30,6 +30,7 @@ import json
 import os
 import re
 import sys
+import tomllib
 
 import kubernetes_validate
 import yaml
@@ -197,6 +198,13 @@ def check_manifests(files, versions):
         validate_schema(doc, versions, where)
         if doc.get("kind") == "Secret":
             problem(where, f"{name_of(doc)}: the chart renders a Secret")
+        if doc.get("kind") == "ConfigMap":
+            for key, text in (doc.get("data") or {}).items():
+                if key.endswith(".toml"):
+                    try:
+                        tomllib.loads(text)
+                    except tomllib.TOMLDecodeError as e:
+                        problem(where, f"{name_of(doc)}: {key} is not TOML: {e}")
         pod = pod_spec(doc)
         if pod is not None:
             check_pod(doc, pod, where)

@@ -205,7 +205,7 @@ checksum/config: {{ include (print $.Template.BasePath "/configmap.yaml") . | sh
 
 {{/* preStop: wait for the endpoint to leave the Services before SIGTERM. */}}
 {{- define "liaison.lifecycle" -}}
-{{- if gt (int .Values.preStopSleepSeconds) 0 }}
+{{- if gt (int .Values.preStopSleepSeconds) 0 -}}
 lifecycle:
   preStop:
     sleep:
