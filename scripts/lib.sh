@@ -157,10 +157,8 @@ wait_http() {
 }
 
 # Runs the liaison binary $LIAISON with config file $LIAISON_CONFIG_FILE and the
-# given arguments, with no LIAISON_* variables in its environment but the
-# settings it reads (LIAISON_DATABASE_URL, LIAISON_LISTEN, LIAISON_LIMITS__*):
-# the server takes every LIAISON_* variable as a setting and refuses unknown ones,
-# such as the test suite's LIAISON_TEST_POSTGRES_URL.
+# given arguments, without the test suite's own variables (LIAISON_TEST_*,
+# LIAISON_REQUIRE_*) in its environment.
 liaison_cmd() {
 	liaison_env
 	env "${LIAISON_UNSET[@]}" "$LIAISON" --config "$LIAISON_CONFIG_FILE" "$@"
@@ -175,14 +173,13 @@ liaison_serve() {
 	SERVER_PID=$!
 }
 
-# Sets LIAISON_UNSET to the `env -u` options that drop the other LIAISON_* variables.
+# Sets LIAISON_UNSET to the `env -u` options that drop the test suite's variables.
 liaison_env() {
 	local name
 	LIAISON_UNSET=()
 	while IFS= read -r name; do
 		case "$name" in
-		LIAISON_DATABASE_URL | LIAISON_LISTEN | LIAISON_PUBLIC_URL | LIAISON_LOG | LIAISON_LIMITS__* | LIAISON_PROVISIONING__* | LIAISON_METERING__* | LIAISON_PAGES__* | LIAISON_METRICS__* | LIAISON_AUTH_CACHE_SECS) ;;
-		LIAISON_*) LIAISON_UNSET+=(-u "$name") ;;
+		LIAISON_TEST_* | LIAISON_REQUIRE_*) LIAISON_UNSET+=(-u "$name") ;;
 		esac
 	done < <(compgen -e)
 }

@@ -3,10 +3,12 @@
 # it installs what is missing (PostgreSQL and Chromium from apt, the SCIM peer tools into
 # .venv from PyPI), starts a private PostgreSQL cluster on a free loopback port,
 # starts a real Matrix Synapse and two scim2-server peers for the provisioning
-# tests, and runs, in order: rustfmt check, clippy, the workspace tests (on SQLite
-# and PostgreSQL), SCIM conformance with scim2-tester, property-based tests of
-# the admin API with schemathesis, the Helm chart's and the Containerfile's checks
-# (scripts/chart-check.sh), and a fuzz smoke run.
+# tests, a real Keycloak (Maven Central) and Canaille (PyPI, its own venv) for
+# the identity-provider tests, and runs, in order: rustfmt check, clippy, the
+# workspace tests (on SQLite and PostgreSQL), SCIM conformance with
+# scim2-tester, property-based tests of the admin API with schemathesis, the
+# Helm chart's and the Containerfile's checks (scripts/chart-check.sh), and a
+# fuzz smoke run.
 # Every section runs even when an earlier one failed; the run fails if any did.
 #
 # Usage: scripts/test.sh [--quick]
@@ -48,8 +50,17 @@ ensure_venv
 # (its own venv, kept in .synapse between runs) and two scim2-server peers (one
 # with PATCH, one without). They are stopped on exit with the database.
 SYNAPSE_DIR="$REPO_ROOT/.synapse"
+# Keycloak (Maven Central, cached in .keycloak) starts in the background now and
+# is awaited just before the tests; Canaille's venv (.canaille) is made meanwhile.
+KEYCLOAK_DIR="$REPO_ROOT/.keycloak"
+mkdir -p "$KEYCLOAK_DIR"
+scripts/keycloak.sh start "$KEYCLOAK_DIR" "$(free_port)" >"$KEYCLOAK_DIR/test-start.log" 2>&1 &
+KEYCLOAK_PID=$!
+scripts/canaille.sh install "$REPO_ROOT/.canaille" >"$KEYCLOAK_DIR/canaille-install.log" 2>&1 &
+CANAILLE_PID=$!
 # shellcheck disable=SC2317 # called by the EXIT trap
 stop_services() {
+	scripts/keycloak.sh stop "$KEYCLOAK_DIR" >/dev/null 2>&1 || true
 	scripts/scim-peer.sh stop >/dev/null 2>&1 || true
 	scripts/synapse.sh stop "$SYNAPSE_DIR" >/dev/null 2>&1 || true
 	pg_stop
@@ -69,7 +80,33 @@ SCIM_PEER_STATE="${LIAISON_SCIM_PEER_DIR:-${TMPDIR:-/tmp}/liaison-scim-peer}"
 source "$SCIM_PEER_STATE/$SCIM_PEER_PORT.env"
 # shellcheck disable=SC1090
 source "$SCIM_PEER_STATE/$SCIM_NOPATCH_PORT.env"
-export LIAISON_REQUIRE_SYNAPSE=1 LIAISON_REQUIRE_SCIM=1
+export LIAISON_REQUIRE_SYNAPSE=1 LIAISON_REQUIRE_SCIM=1 LIAISON_REQUIRE_KEYCLOAK=1 LIAISON_REQUIRE_CANAILLE=1
+
+# Waits for the Keycloak started above and exports its variables (its start
+# time is printed); a failed start leaves them unset, which the required tests
+# report.
+# shellcheck disable=SC2317 # called through workspace_tests
+await_identity_providers() {
+	local rc=0
+	wait "$KEYCLOAK_PID" || rc=$?
+	if ((rc == 0)) && [[ -f "$KEYCLOAK_DIR/env" ]]; then
+		# shellcheck disable=SC1091 # written by keycloak.sh
+		source "$KEYCLOAK_DIR/env"
+		grep -E 'installed and built|ready in' "$KEYCLOAK_DIR/test-start.log" || true
+	else
+		echo "Keycloak did not start (exit code $rc):"
+		tail -n 40 "$KEYCLOAK_DIR/test-start.log" || true
+	fi
+	rc=0
+	wait "$CANAILLE_PID" || rc=$?
+	if ((rc == 0)) && [[ -f "$REPO_ROOT/.canaille/env" ]]; then
+		# shellcheck disable=SC1091 # written by canaille.sh
+		source "$REPO_ROOT/.canaille/env"
+	else
+		echo "Canaille's venv could not be made (exit code $rc):"
+		tail -n 40 "$KEYCLOAK_DIR/canaille-install.log" || true
+	fi
+}
 
 RESULTS=()
 PASSED=0
@@ -97,6 +134,7 @@ section() {
 TEST_LOG="$PG_DIR/cargo-test.log"
 # shellcheck disable=SC2317 # called through section
 workspace_tests() {
+	await_identity_providers
 	LIAISON_TEST_POSTGRES_URL="$PG_URL" LIAISON_REQUIRE_POSTGRES=1 \
 		cargo test --workspace --all-features 2>&1 | tee "$TEST_LOG"
 }

@@ -62,6 +62,10 @@ enum Command {
     Maintenance(commands::site_cmd::MaintenanceCommand),
     /// Serves the error and maintenance pages (the ingress' default backend).
     Pages(commands::site_cmd::PagesArgs),
+    /// The identity provider an organisation's users and groups are read from
+    /// (a Keycloak realm) instead of SCIM pushes.
+    #[command(subcommand)]
+    Source(commands::source::SourceCommand),
     /// Prints the admin API's OpenAPI document (as served at `/openapi.json`).
     Openapi,
 }
@@ -166,6 +170,16 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             let store = open(&config).await?;
             commands::site_cmd::maintenance(&store, cmd).await
         }
+        Command::Source(cmd) => {
+            let store = open(&config).await?;
+            let directory = Directory::new(store.clone(), config.directory_limits());
+            let code = commands::source::run(&store, directory, cmd).await?;
+            if code != std::process::ExitCode::SUCCESS {
+                // The directory does not match the realm: the report says why.
+                std::process::exit(1);
+            }
+            Ok(())
+        }
         Command::Pages(args) => {
             // With --static the pages need no database at all.
             let store = match args.static_file {
@@ -241,6 +255,14 @@ async fn serve(config: Config, store: Store) -> anyhow::Result<()> {
     let metering_task = tokio::spawn(metering.clone().run_periodic());
     let directory = Directory::new(store.clone(), config.directory_limits())
         .with_outbox_wake(worker.notifier());
+    // The directory sources' follower (one process per source on PostgreSQL).
+    let source_task = config.source.follow.then(|| {
+        let runner = source::Runner::new(directory.clone(), metrics.source.clone());
+        tokio::spawn(runner.run_periodic(
+            std::time::Duration::from_secs(config.source.tick_secs),
+            stop.subscribe(),
+        ))
+    });
     let state = Arc::new(AppState::new(store, config, metrics, metering, directory));
     tracing::info!(%addr, "listening");
     let mut http_stopped = stopped;
@@ -282,6 +304,11 @@ async fn serve(config: Config, store: Store) -> anyhow::Result<()> {
         .is_err()
     {
         reconcile_task.abort();
+    }
+    if let Some(mut task) = source_task {
+        if tokio::time::timeout_at(deadline, &mut task).await.is_err() {
+            task.abort();
+        }
     }
     metering_task.abort();
     tracing::info!("stopped");

@@ -39,6 +39,29 @@ pub struct Config {
     /// Draft invoices in Dokos; absent = no export.
     pub dokos: Option<DokosSettings>,
     pub pages: PagesSettings,
+    #[serde(default)]
+    pub source: SourceSettings,
+}
+
+/// The directory sources' follower inside `serve` (docs: README "Connecting
+/// Keycloak").
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SourceSettings {
+    /// Run the follower inside `serve`.
+    pub follow: bool,
+    /// Seconds between two looks at each source's events; 0 turns the
+    /// follower off.
+    pub tick_secs: u64,
+}
+
+impl Default for SourceSettings {
+    fn default() -> Self {
+        SourceSettings {
+            follow: true,
+            tick_secs: 15,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -252,6 +275,7 @@ impl Default for Config {
             pricing: None,
             dokos: None,
             pages: PagesSettings::default(),
+            source: SourceSettings::default(),
         }
     }
 }
@@ -288,6 +312,7 @@ impl Config {
                     || key.starts_with("metering__")
                     || key.starts_with("pages__")
                     || key.starts_with("dokos__")
+                    || key.starts_with("source__")
             })
             .split("__");
         let mut cfg: Config = fig.merge(env).extract()?;

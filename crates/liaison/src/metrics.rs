@@ -40,6 +40,8 @@ pub struct Metrics {
     pub outbox_poisoned: Family<AppLabels, Gauge>,
     pub outbox_oldest_age: Family<AppLabels, Gauge<f64, AtomicU64>>,
     pub meter_signals: Family<SignalLabels, Counter>,
+    /// The directory sources' runs, changes and events.
+    pub source: source::SourceMetrics,
 }
 
 impl Default for Metrics {
@@ -91,7 +93,10 @@ impl Metrics {
             "Activity signals by source and outcome (no person, no organisation)",
             meter_signals.clone(),
         );
+        let source = source::SourceMetrics::default();
+        source.register(&mut registry);
         Metrics {
+            source,
             meter_signals,
             registry,
             requests,

@@ -279,19 +279,24 @@ pub fn org_env_prefix(slug: &str) -> String {
 /// The command line and operators may name any credential source; an
 /// organisation's own token may not: the server's files and environment are
 /// not the organisation's, so only the variables of its namespace
-/// ([`org_env_prefix`]) may hold its credentials.
-fn check_caller(caller: Caller, org: &Org, new: &NewApp) -> Result<(), ServiceError> {
+/// ([`org_env_prefix`]) may hold its credentials (an app's, a source's).
+pub fn check_credential_source(
+    caller: Caller,
+    org: &Org,
+    file: Option<&FilePath>,
+    env: Option<&EnvVar>,
+) -> Result<(), ServiceError> {
     if caller.is_operator() {
         return Ok(());
     }
-    if new.credential_file.is_some() {
+    if file.is_some() {
         return Err(ServiceError::Forbidden(
             "credential_file needs an operator token; an organisation's token may use \
              credential_env in its namespace"
                 .into(),
         ));
     }
-    if let Some(var) = &new.credential_env {
+    if let Some(var) = env {
         let prefix = org_env_prefix(&org.slug);
         let ok = var
             .as_str()
@@ -315,7 +320,12 @@ pub async fn add(
     new: &NewApp,
     caller: Caller,
 ) -> Result<Added, ServiceError> {
-    check_caller(caller, org, new)?;
+    check_credential_source(
+        caller,
+        org,
+        new.credential_file.as_ref(),
+        new.credential_env.as_ref(),
+    )?;
     let (record, warnings) = validate(org, new)?;
     let mut tx = store.begin().await?;
     let app = match tx.create_app(&record).await {

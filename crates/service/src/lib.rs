@@ -22,6 +22,7 @@ pub mod apps;
 pub mod orgs;
 pub mod outbox;
 pub mod site;
+pub mod source;
 pub mod sync;
 pub mod tokens;
 pub mod types;

@@ -42,6 +42,11 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
         "metering",
         include_str!("../migrations/sqlite/0003_metering.sql"),
     ),
+    (
+        5,
+        "sources",
+        include_str!("../migrations/sqlite/0005_sources.sql"),
+    ),
 ];
 const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
     (
@@ -58,6 +63,11 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
         3,
         "metering",
         include_str!("../migrations/postgres/0003_metering.sql"),
+    ),
+    (
+        5,
+        "sources",
+        include_str!("../migrations/postgres/0005_sources.sql"),
     ),
 ];
 

@@ -44,6 +44,7 @@ mod orgs;
 mod profiles;
 mod provisioning;
 mod resources;
+mod sources;
 pub mod sql;
 mod sync_support;
 #[cfg(feature = "testing")]
@@ -58,6 +59,7 @@ pub use metering::{ClosedCounts, PeriodCounts, PeriodKeyState, PeriodRow, Webhoo
 pub use profiles::{Domain, MaintenanceRecord, OrgProfile};
 pub use provisioning::{AppRecord, Delivery, Link, OutboxStats, PendingDelivery, Target};
 pub use scim::ResourceKind;
+pub use sources::{Source, SourceProgress, SourceRecord, SourceState, MAX_SEEN_EVENTS};
 pub use sync_support::AdvisoryLock;
 
 /// Which SQL engine a URL designates.

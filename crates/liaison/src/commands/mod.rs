@@ -4,4 +4,5 @@ pub mod apps;
 pub mod meter;
 pub mod outbox;
 pub mod site_cmd;
+pub mod source;
 pub mod sync;

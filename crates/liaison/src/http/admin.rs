@@ -42,6 +42,7 @@ exist. Errors are RFC 9457 problem documents (`application/problem+json`).",
         (name = "provisioning", description = "Where users and groups stand in each app; the outbox."),
         (name = "site", description = "Profile (branding), host names and maintenance windows."),
         (name = "metering", description = "Activity metering: statements and the webhook secret."),
+        (name = "source", description = "The identity provider the directory is read from (a Keycloak realm)."),
     ),
     components(schemas(Problem), responses(Problem))
 )]
@@ -83,6 +84,12 @@ pub fn routes() -> OpenApiRouter<SharedState> {
         .routes(routes!(cancel_window))
         .routes(routes!(statement))
         .routes(routes!(webhook_secret))
+        .routes(routes!(
+            super::source::get_source,
+            super::source::put_source,
+            super::source::delete_source
+        ))
+        .routes(routes!(super::source::sync_source))
 }
 
 /// The OpenAPI document of the admin API, as served at `/openapi.json`.
@@ -93,7 +100,7 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
 type ApiResult = Result<Response, ApiError>;
 
 /// Parses a JSON body: 400 when it is not JSON, 422 when it does not fit `T`.
-fn parse_body<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
+pub(super) fn parse_body<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
     let value: serde_json::Value = serde_json::from_slice(body)
         .map_err(|e| ApiError::bad_request(format!("the body is not JSON: {e}")))?;
     if !value.is_object() {

@@ -7,6 +7,7 @@ mod events;
 mod problem;
 mod reply;
 mod scim_api;
+pub mod source;
 
 use crate::config::Config;
 use crate::metrics::{Metrics, RequestLabels};
@@ -88,8 +89,14 @@ pub fn router(state: SharedState) -> Router {
         state.clone(),
         authenticate_admin,
     ));
-    let scim =
-        scim_api::routes().route_layer(middleware::from_fn_with_state(state.clone(), authenticate));
+    // Layers run outside in: authentication first, then the refusal of SCIM
+    // writes to an organisation whose directory comes from a source.
+    let scim = scim_api::routes()
+        .route_layer(middleware::from_fn_with_state(
+            state.clone(),
+            source::refuse_scim_writes,
+        ))
+        .route_layer(middleware::from_fn_with_state(state.clone(), authenticate));
     let authenticated = scim
         .merge(admin)
         .layer(DefaultBodyLimit::max(state.config.limits.max_body_bytes));

@@ -138,3 +138,63 @@ pub async fn apps_with(config: Config) -> Vec<App> {
     }
     out
 }
+
+/// The real Synapse of the test run (`LIAISON_TEST_SYNAPSE_URL`, `_TOKEN`), or
+/// `None` with a notice; a failure when `LIAISON_REQUIRE_SYNAPSE=1`.
+pub fn synapse_from_env() -> Option<(String, String)> {
+    let var = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
+    match (
+        var("LIAISON_TEST_SYNAPSE_URL"),
+        var("LIAISON_TEST_SYNAPSE_TOKEN"),
+    ) {
+        (Some(url), Some(token)) => Some((url.trim_end_matches('/').to_owned(), token)),
+        _ => {
+            assert!(
+                std::env::var("LIAISON_REQUIRE_SYNAPSE").as_deref() != Ok("1"),
+                "LIAISON_REQUIRE_SYNAPSE=1 but LIAISON_TEST_SYNAPSE_URL/_TOKEN are not set"
+            );
+            eprintln!("Synapse not configured: the Synapse checks are skipped");
+            None
+        }
+    }
+}
+
+/// Adds a Synapse app named `matrix` (groups as rooms, disable on removal) to
+/// an organisation; its admin token is read from the variable `credential_var`.
+pub async fn add_synapse_app(
+    store: &Store,
+    org_id: i64,
+    base_url: &str,
+    credential_var: &str,
+) -> store::AppRecord {
+    let mut tx = store.begin().await.unwrap();
+    let app = tx
+        .create_app(&store::AppRecord {
+            id: 0,
+            org_id,
+            name: "matrix".into(),
+            kind: "synapse".into(),
+            base_url: base_url.into(),
+            credential: format!("env:{credential_var}"),
+            groups_as: "rooms".into(),
+            deprovision: "disable".into(),
+            settings: serde_json::json!({"server_name": "localhost"}),
+            created: time::OffsetDateTime::now_utc(),
+        })
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    app
+}
+
+/// An outbox worker retrying fast, for tests that drain it.
+pub fn fast_worker(store: &Store) -> Arc<provision::worker::Worker> {
+    provision::worker::Worker::new(
+        store.clone(),
+        provision::worker::WorkerConfig {
+            base_backoff: std::time::Duration::from_millis(50),
+            ..Default::default()
+        },
+        provision::worker::WorkerMetrics::default(),
+    )
+}

@@ -8,3 +8,4 @@ mod metering;
 mod orgs;
 mod perf;
 mod resources;
+mod sources;
