@@ -8,7 +8,8 @@
 # and the Boavizta API (PyPI, its own venv) for the footprint tests, and runs,
 # in order: rustfmt check, clippy, the workspace tests (on SQLite and
 # PostgreSQL), SCIM conformance with scim2-tester, property-based tests of the
-# admin API with schemathesis, and a fuzz smoke run.
+# admin API with schemathesis, the Helm chart's and the Containerfile's checks
+# (scripts/chart-check.sh), and a fuzz smoke run.
 # Every section runs even when an earlier one failed; the run fails if any did.
 #
 # Usage: scripts/test.sh [--quick]
@@ -170,6 +171,7 @@ section "clippy" cargo clippy --workspace --all-targets -- -D warnings
 section "cargo test (SQLite and PostgreSQL)" workspace_tests
 section "SCIM conformance (scim2-tester)" env LIAISON_TEST_POSTGRES_URL="$PG_URL" scripts/conformance.sh
 section "admin API properties (schemathesis)" env LIAISON_TEST_POSTGRES_URL="$PG_URL" scripts/schemathesis.sh
+section "Helm chart and Containerfile" scripts/chart-check.sh
 if ((QUICK)); then
 	SKIPPED=$((SKIPPED + 1))
 	RESULTS+=("SKIP  fuzz smoke run (--quick)")

@@ -240,11 +240,14 @@ async fn serve(config: Config, store: Store) -> anyhow::Result<()> {
         config.provisioning.worker_config(),
         metrics.worker.clone(),
     );
+    // SIGTERM stops the server, the worker and reconciliation at once; they
+    // drain side by side for at most `drain_secs`.
+    let drain = std::time::Duration::from_secs(config.drain_secs);
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let worker_task = config
         .provisioning
         .worker
-        .then(|| tokio::spawn(worker.clone().run(stopped)));
+        .then(|| tokio::spawn(worker.clone().run_until_drained(stopped.clone(), drain)));
     // Periodic reconciliation (0 = off); stops between two apps on shutdown.
     let reconcile_task = tokio::spawn(provision::sync::run_periodic(
         store.clone(),
@@ -269,19 +272,54 @@ async fn serve(config: Config, store: Store) -> anyhow::Result<()> {
     });
     let state = Arc::new(AppState::new(store, config, metrics, metering, directory));
     tracing::info!(%addr, "listening");
-    axum::serve(listener, http::router(state))
-        .with_graceful_shutdown(shutdown_signal())
-        .await?;
+    let mut http_stopped = stopped;
+    let mut server = tokio::spawn(async move {
+        axum::serve(listener, http::router(state))
+            .with_graceful_shutdown(async move {
+                let _ = http_stopped.wait_for(|stop| *stop).await;
+            })
+            .await
+    });
+    let ended = tokio::select! {
+        () = shutdown_signal() => None,
+        ended = &mut server => Some(ended),
+    };
+    tracing::info!(
+        drain_secs = drain.as_secs(),
+        "stopping: draining requests and deliveries"
+    );
     let _ = stop.send(true);
+    let deadline = tokio::time::Instant::now() + drain;
+    let served = match ended {
+        Some(ended) => ended,
+        None => match tokio::time::timeout_at(deadline, &mut server).await {
+            Ok(ended) => ended,
+            Err(_) => {
+                tracing::warn!("requests still running at the drain deadline: closed");
+                server.abort();
+                Ok(Ok(()))
+            }
+        },
+    };
+    // The worker keeps its own deadline, then hands back what it holds.
     if let Some(task) = worker_task {
         let _ = task.await;
     }
-    let _ = reconcile_task.await;
-    if let Some(task) = source_task {
-        let _ = task.await;
+    let mut reconcile_task = reconcile_task;
+    if tokio::time::timeout_at(deadline, &mut reconcile_task)
+        .await
+        .is_err()
+    {
+        reconcile_task.abort();
+    }
+    if let Some(mut task) = source_task {
+        if tokio::time::timeout_at(deadline, &mut task).await.is_err() {
+            task.abort();
+        }
     }
     metering_task.abort();
     tracing::info!("stopped");
+    served.context("the HTTP server task failed")??;
     Ok(())
 }
 

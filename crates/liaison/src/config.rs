@@ -23,6 +23,11 @@ pub struct Config {
     /// trusted without asking the database again, in seconds: a revoked token
     /// stops working on every instance within this time. 0 turns it off.
     pub auth_cache_secs: u64,
+    /// After SIGTERM, how long (seconds) `serve` lets in-flight requests and
+    /// deliveries finish; deliveries still running then are abandoned and,
+    /// like those leased but not started, handed back at once for other
+    /// processes. Keep it below the pod's termination grace period.
+    pub drain_secs: u64,
     pub metrics: MetricsConfig,
     pub limits: LimitsConfig,
     pub provisioning: ProvisioningConfig,
@@ -260,6 +265,7 @@ impl Default for Config {
             public_url: None,
             log: "info".into(),
             auth_cache_secs: 5,
+            drain_secs: 20,
             metrics: MetricsConfig::default(),
             limits: LimitsConfig {
                 max_body_bytes: 1 << 20,
@@ -284,6 +290,7 @@ const ENV_KEYS: &[&str] = &[
     "public_url",
     "log",
     "auth_cache_secs",
+    "drain_secs",
 ];
 
 impl Config {

@@ -6,6 +6,10 @@
 //! is killed with SIGKILL while deliveries are in flight, and a new process on
 //! the same database takes the expired leases over. In the end the fake holds
 //! exactly the directory and created each account once.
+//!
+//! Stopping is graceful: a server sent SIGTERM hands back the deliveries it
+//! holds (on both stores), and three servers on PostgreSQL replaced one by one
+//! during a burst of changes deliver each change once.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
@@ -125,7 +129,13 @@ fn free_port() -> u16 {
 
 /// Starts `liaison serve` and waits until it answers.
 async fn serve(db: &str, listen: &str, http: &reqwest::Client) -> Child {
+    serve_with(db, listen, &[], http).await
+}
+
+/// Starts `liaison serve` with more variables and waits until it answers.
+async fn serve_with(db: &str, listen: &str, env: &[(&str, &str)], http: &reqwest::Client) -> Child {
     let mut cmd = liaison(db, listen);
+    cmd.envs(env.iter().copied());
     cmd.arg("serve")
         .stdout(Stdio::null())
         .stderr(Stdio::inherit());
@@ -210,19 +220,25 @@ impl Scim<'_> {
     }
 }
 
+/// Creates the user `name` (with a display name and an address) and returns
+/// its id.
+async fn create_user(scim: &Scim<'_>, name: &str) -> String {
+    let body = json!({
+        "schemas": [U],
+        "userName": name,
+        "displayName": format!("User {name}"),
+        "emails": [{"value": format!("{name}@example.org")}],
+    });
+    let r = scim.send(reqwest::Method::POST, "/Users", Some(body)).await;
+    r["id"].as_str().expect("id").to_owned()
+}
+
 /// The 50 changes: 30 users created, 10 renamed, 5 deactivated, a group of 4
 /// created, 3 members added and 1 removed.
 async fn changes(scim: &Scim<'_>) -> Vec<String> {
     let mut ids = Vec::new();
     for i in 0..30 {
-        let body = json!({
-            "schemas": [U],
-            "userName": format!("crash{i:02}"),
-            "displayName": format!("Crash {i}"),
-            "emails": [{"value": format!("crash{i:02}@example.org")}],
-        });
-        let r = scim.send(reqwest::Method::POST, "/Users", Some(body)).await;
-        ids.push(r["id"].as_str().expect("id").to_owned());
+        ids.push(create_user(scim, &format!("crash{i:02}")).await);
     }
     let replace = |attr: &str, v: Value| json!([{"op": "replace", "path": attr, "value": v}]);
     for id in &ids[0..10] {
@@ -345,21 +361,7 @@ async fn a_killed_server_loses_and_duplicates_no_delivery() {
     for (label, db) in databases(&dir).await {
         let fake = spawn_nextcloud("admin", "app-pass").await.expect("fake");
         let listen = format!("127.0.0.1:{}", free_port());
-        let mut cmd = liaison(&db.url, &listen);
-        cmd.args(["org", "create", "acme"]);
-        run(cmd, "org create");
-        let mut cmd = liaison(&db.url, &listen);
-        cmd.args(["token", "issue", "acme"]);
-        let token = run(cmd, "token issue")
-            .lines()
-            .last()
-            .expect("the token on the last line")
-            .trim()
-            .to_owned();
-        let mut cmd = liaison(&db.url, &listen);
-        cmd.args(["app", "add", "acme", "nextcloud", "--url", &fake.base_url()])
-            .args(["--credential-env", CREDENTIAL_VAR]);
-        run(cmd, "app add");
+        let token = acme_with_nextcloud(&db.url, &fake);
 
         // Every request takes 300 ms: deliveries stay in flight.
         fake.set_outage(
@@ -402,19 +404,7 @@ async fn a_killed_server_loses_and_duplicates_no_delivery() {
             OutageFor::UntilCleared,
         )
         .await;
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
-        loop {
-            let (pending, poisoned) = outbox(&http, &listen).await;
-            assert_eq!(poisoned, 0, "{label}: nothing is parked as poison");
-            if pending == 0 {
-                break;
-            }
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "{label}: {pending} still pending"
-            );
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
+        settle(&http, &listen, label).await;
         let recovered = started.elapsed();
         fake.clear_outage().await;
 
@@ -429,5 +419,325 @@ async fn a_killed_server_loses_and_duplicates_no_delivery() {
         eprintln!("{label}: all 50 changes delivered {recovered:?} after the first");
         drop(db);
     }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A `liaison serve` that is killed if a failed assertion drops it (an
+/// orphan would keep the test's output open).
+struct Server(Option<Child>);
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.0.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// SIGTERM to a `liaison serve`, as Kubernetes sends it; the process must exit
+/// by itself (status 0). Waits up to two minutes, far beyond any drain.
+async fn terminate(mut server: Server, what: &str) {
+    let mut child = server.0.take().expect("a running server");
+    let pid = child.id().to_string();
+    let status = Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .expect("kill runs");
+    assert!(status.success(), "{what}: kill -TERM {pid}");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
+    loop {
+        if let Some(status) = child.try_wait().expect("try_wait") {
+            assert!(
+                status.success(),
+                "{what}: exited with {status} after SIGTERM"
+            );
+            return;
+        }
+        if tokio::time::Instant::now() >= deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("{what}: still running two minutes after SIGTERM");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Outbox rows as the database holds them: (leased now, pending and never
+/// attempted with no lease, all rows).
+async fn outbox_rows(db: &str) -> (i64, i64, i64) {
+    sqlx::any::install_default_drivers();
+    let mut c = AnyConnection::connect(db).await.expect("database");
+    let now = time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1000;
+    let now = i64::try_from(now).expect("micros");
+    let mut out = [0i64; 3];
+    let queries = [
+        format!("SELECT COUNT(*) FROM outbox WHERE lease_until > {now}"),
+        "SELECT COUNT(*) FROM outbox WHERE state = 'pending' AND attempts = 0 AND lease_until = 0"
+            .to_owned(),
+        "SELECT COUNT(*) FROM outbox".to_owned(),
+    ];
+    for (n, sql) in out.iter_mut().zip(queries) {
+        let row = sqlx::query(&sql).fetch_one(&mut c).await.expect("count");
+        *n = sqlx::Row::try_get::<i64, _>(&row, 0).expect("a count");
+    }
+    let _ = c.close().await;
+    (out[0], out[1], out[2])
+}
+
+/// Waits until every pending delivery is done, per `/metrics` of `listen`.
+async fn settle(http: &reqwest::Client, listen: &str, label: &str) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
+    loop {
+        let (pending, poisoned) = outbox(http, listen).await;
+        assert_eq!(poisoned, 0, "{label}: nothing is parked as poison");
+        if pending == 0 {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{label}: {pending} deliveries still pending"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// An organisation `acme` with the fake Nextcloud as its app; returns its token.
+fn acme_with_nextcloud(db: &str, fake: &FakeApp<NextcloudState>) -> String {
+    let listen = "127.0.0.1:9";
+    let mut cmd = liaison(db, listen);
+    cmd.args(["org", "create", "acme"]);
+    run(cmd, "org create");
+    let mut cmd = liaison(db, listen);
+    cmd.args(["token", "issue", "acme"]);
+    let token = run(cmd, "token issue")
+        .lines()
+        .last()
+        .expect("the token on the last line")
+        .trim()
+        .to_owned();
+    let mut cmd = liaison(db, listen);
+    cmd.args(["app", "add", "acme", "nextcloud", "--url", &fake.base_url()])
+        .args(["--credential-env", CREDENTIAL_VAR]);
+    run(cmd, "app add");
+    token
+}
+
+/// Starts `liaison serve` with production leases (300 s: a row a stopped
+/// process kept would wait that long) and the drain given.
+async fn serve_draining(db: &str, listen: &str, drain: &str, http: &reqwest::Client) -> Server {
+    let env = [
+        ("LIAISON_PROVISIONING__LEASE_SECS", "300"),
+        ("LIAISON_DRAIN_SECS", drain),
+    ];
+    Server(Some(serve_with(db, listen, &env, http).await))
+}
+
+/// Attempts to create a Nextcloud account, successful or not.
+fn creation_attempts(fake: &FakeApp<NextcloudState>) -> usize {
+    fake.count("POST", "/ocs/v2.php/cloud/users")
+}
+
+/// A stopped server starts no new delivery, abandons the running ones at the
+/// drain deadline, and hands every row it holds back at once: they are
+/// pending, never attempted and not leased when it has exited (with leases of
+/// 300 s, another process would otherwise wait 5 minutes for them). A new
+/// process then delivers each of them once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stopped_server_hands_back_the_deliveries_it_holds() {
+    let dir = std::env::temp_dir().join(format!("liaison-drain-{}", uuid::Uuid::new_v4().simple()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let http = reqwest::Client::new();
+    for (label, db) in databases(&dir).await {
+        let fake = spawn_nextcloud("admin", "app-pass").await.expect("fake");
+        let token = acme_with_nextcloud(&db.url, &fake);
+        // The app answers after 20 s: every delivery started is still running
+        // at the 1 s drain deadline.
+        fake.set_outage(
+            Outage::Delay(Duration::from_secs(20)),
+            OutageFor::UntilCleared,
+        )
+        .await;
+        let listen = format!("127.0.0.1:{}", free_port());
+        let scim = Scim {
+            http: &http,
+            base: format!("http://{listen}/o/acme/scim/v2"),
+            token,
+        };
+        // The changes arrive while no worker runs, so that the first round
+        // leases all 12 rows.
+        let intake = serve_with(
+            &db.url,
+            &listen,
+            &[("LIAISON_PROVISIONING__WORKER", "false")],
+            &http,
+        )
+        .await;
+        for i in 0..12 {
+            create_user(&scim, &format!("drain{i:02}")).await;
+        }
+        terminate(Server(Some(intake)), label).await;
+        let server = serve_draining(&db.url, &listen, "1", &http).await;
+        // Stop once the worker holds all 12 (8 running, 4 waiting for a slot).
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+        while outbox_rows(&db.url).await.0 < 12 {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "{label}: never leased"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        terminate(server, label).await;
+        let (leased, handed_back, rows) = outbox_rows(&db.url).await;
+        assert_eq!(rows, 12, "{label}: no delivery completed");
+        assert_eq!(leased, 0, "{label}: no row is left leased");
+        assert_eq!(
+            handed_back, 12,
+            "{label}: every row handed back, unattempted"
+        );
+
+        fake.clear_outage().await;
+        let server = serve_draining(&db.url, &listen, "1", &http).await;
+        settle(&http, &listen, label).await;
+        let (want, _) = directory(&scim).await;
+        let (have, _) = nextcloud(&fake.state());
+        terminate(server, label).await;
+        assert_eq!(have, want, "{label}: users in Nextcloud");
+        assert_eq!(creations(&fake), 12, "{label}: each user created once");
+        drop(db);
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A rolling upgrade of three replicas on PostgreSQL: three `liaison serve`
+/// processes share one database behind a client that spreads requests over
+/// them (as a Service does), a burst of changes arrives, and the processes
+/// are replaced one by one during it: taken out of the rotation (the
+/// endpoint removed), sent SIGTERM, and a new process started in their place.
+/// Every change reaches the app once: each user is created by exactly one
+/// request (a delivery cut short and redone would send a second), and the app
+/// ends up holding the directory.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_servers_replaced_one_by_one_deliver_every_change_once() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+    use tokio::sync::RwLock;
+
+    let dir = std::env::temp_dir().join(format!("liaison-roll-{}", uuid::Uuid::new_v4().simple()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let Some((label, db)) = databases(&dir)
+        .await
+        .into_iter()
+        .find(|(label, _)| *label == "postgres")
+    else {
+        eprintln!(
+            "skipped: replicas need PostgreSQL ({} not set)",
+            store::testing::POSTGRES_URL_VAR
+        );
+        return;
+    };
+    // A fresh connection per request: a process that stopped leaves no
+    // pooled connection behind.
+    let http = reqwest::Client::builder()
+        .pool_max_idle_per_host(0)
+        .build()
+        .expect("client");
+    let fake = spawn_nextcloud("admin", "app-pass").await.expect("fake");
+    let token = acme_with_nextcloud(&db.url, &fake);
+    // Every request to the app takes 250 ms: deliveries are in flight when a
+    // process is told to stop.
+    fake.set_outage(
+        Outage::Delay(Duration::from_millis(250)),
+        OutageFor::UntilCleared,
+    )
+    .await;
+    let mut servers = Vec::new();
+    let mut addrs = Vec::new();
+    for _ in 0..3 {
+        let listen = format!("127.0.0.1:{}", free_port());
+        servers.push(serve_draining(&db.url, &listen, "20", &http).await);
+        addrs.push(RwLock::new(listen));
+    }
+    // The rotation: one address per replica. Requests hold it for reading;
+    // a replacement takes it for writing, so that no request goes to a
+    // stopping process and none is cut off (the endpoint leaves the Service
+    // before SIGTERM).
+    let slots: Arc<Vec<RwLock<String>>> = Arc::new(addrs);
+    let next = Arc::new(AtomicUsize::new(0));
+    const USERS: usize = 90;
+
+    let burst = {
+        let (slots, next, http, token) = (slots.clone(), next.clone(), http.clone(), token.clone());
+        tokio::spawn(async move {
+            let mut ids = Vec::new();
+            for i in 0..USERS + 30 {
+                // The next replica in the rotation that is not being replaced.
+                let addr = loop {
+                    let n = next.fetch_add(1, Ordering::Relaxed) % 3;
+                    if let Ok(addr) = slots[n].try_read() {
+                        break addr;
+                    }
+                };
+                let scim = Scim {
+                    http: &http,
+                    base: format!("http://{}/o/acme/scim/v2", *addr),
+                    token: token.clone(),
+                };
+                if i < USERS {
+                    ids.push(create_user(&scim, &format!("roll{i:03}")).await);
+                } else {
+                    // Then 30 renames of users created earlier.
+                    let id = &ids[(i - USERS) * 3];
+                    let ops = json!([{"op": "replace", "path": "displayName", "value": format!("Renamed {i}")}]);
+                    scim.patch(&format!("/Users/{id}"), ops).await;
+                }
+            }
+        })
+    };
+
+    // Replace each replica once while the burst runs.
+    let mut in_flight_at_stop = Vec::new();
+    for slot in 0..3 {
+        tokio::time::sleep(Duration::from_millis(600)).await;
+        let mut addr = slots[slot].write().await;
+        let (pending, _) = outbox(&http, &addr).await;
+        in_flight_at_stop.push(pending);
+        // The new replica starts (and is ready) before the old one stops, as
+        // with `maxSurge: 1, maxUnavailable: 0`.
+        let listen = format!("127.0.0.1:{}", free_port());
+        let fresh = serve_draining(&db.url, &listen, "20", &http).await;
+        let old = std::mem::replace(&mut servers[slot], fresh);
+        terminate(old, &format!("{label}: replica {slot}")).await;
+        *addr = listen;
+    }
+    burst.await.expect("the burst of changes");
+    eprintln!("{label}: pending deliveries when each replica was stopped: {in_flight_at_stop:?}");
+    assert!(
+        in_flight_at_stop.iter().any(|&n| n > 0),
+        "{label}: deliveries were pending during the replacements"
+    );
+
+    let listen = slots[0].read().await.clone();
+    settle(&http, &listen, label).await;
+    fake.clear_outage().await;
+    let scim = Scim {
+        http: &http,
+        base: format!("http://{listen}/o/acme/scim/v2"),
+        token,
+    };
+    let (want, _) = directory(&scim).await;
+    let (have, _) = nextcloud(&fake.state());
+    for server in servers {
+        terminate(server, label).await;
+    }
+    assert_eq!(want.len(), USERS, "{label}");
+    assert_eq!(have, want, "{label}: users in Nextcloud");
+    assert_eq!(creations(&fake), USERS, "{label}: each user created");
+    assert_eq!(
+        creation_attempts(&fake),
+        USERS,
+        "{label}: no creation was sent twice"
+    );
+    drop(db);
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -5,7 +5,10 @@
 //!
 //! Several workers, in one process or many, can run on one PostgreSQL database:
 //! leases are taken with `FOR UPDATE SKIP LOCKED`. A worker that dies loses its
-//! leases when they expire; the rows are then taken again.
+//! leases when they expire; the rows are then taken again. A worker that is
+//! stopped ([`Worker::run_until_drained`]) starts no new delivery, lets the
+//! running ones finish for a while, and hands back every row it still holds,
+//! so that the others take them at once.
 
 use crate::deliver::deliver;
 use crate::registry::connector_for;
@@ -15,6 +18,7 @@ use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use rand::Rng;
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use store::{AppRecord, Delivery, Store};
@@ -98,6 +102,10 @@ pub struct Worker {
     metrics: WorkerMetrics,
     connectors: Mutex<HashMap<i64, CachedConnector>>,
     wake: Arc<Notify>,
+    /// Rows leased and not yet settled, by id: handed back when the worker stops.
+    held: std::sync::Mutex<HashMap<i64, Delivery>>,
+    /// Set when the worker drains: no delivery starts any more.
+    stopping: AtomicBool,
 }
 
 impl Worker {
@@ -108,6 +116,8 @@ impl Worker {
             metrics,
             connectors: Mutex::new(HashMap::new()),
             wake: Arc::new(Notify::new()),
+            held: std::sync::Mutex::new(HashMap::new()),
+            stopping: AtomicBool::new(false),
         })
     }
 
@@ -148,6 +158,7 @@ impl Worker {
             .store
             .claim_deliveries(self.config.batch, self.config.lease)
             .await?;
+        self.hold(&batch);
         // Users and groups first, memberships after: a membership needs both
         // ends to exist in the app, and creating them from two deliveries at
         // once would race.
@@ -173,10 +184,79 @@ impl Worker {
     ) -> Vec<Result<Outcome, store::StoreError>> {
         use futures_util::StreamExt;
         futures_util::stream::iter(deliveries)
-            .map(|d| async move { self.run_one(&d).await })
+            // Once draining, the rows not started stay held, to be handed back.
+            .take_while(|_| std::future::ready(!self.stopping.load(Ordering::SeqCst)))
+            .map(|d| async move {
+                let outcome = self.run_one(&d).await;
+                self.settle(d.id);
+                outcome
+            })
             .buffer_unordered(self.config.concurrency.max(1))
             .collect()
             .await
+    }
+
+    /// Runs the worker until `shutdown` turns true, then drains: no delivery
+    /// starts any more, the running ones get `drain` to finish, and what is
+    /// left (leased but not started, or abandoned at the deadline) is handed
+    /// back to the store at once, so that other workers take it over without
+    /// waiting for the lease to expire. Deliveries are idempotent: one
+    /// abandoned half-way is simply done again.
+    pub async fn run_until_drained(
+        self: Arc<Self>,
+        shutdown: watch::Receiver<bool>,
+        drain: Duration,
+    ) {
+        let mut signal = shutdown.clone();
+        {
+            let run = self.clone().run(shutdown);
+            tokio::pin!(run);
+            tokio::select! {
+                () = &mut run => {}
+                () = async {
+                    // Stops as well when the sender is gone.
+                    let _ = signal.wait_for(|stop| *stop).await;
+                } => {
+                    self.stopping.store(true, Ordering::SeqCst);
+                    if tokio::time::timeout(drain, &mut run).await.is_err() {
+                        tracing::warn!(
+                            drain_secs = drain.as_secs_f64(),
+                            "deliveries still running at the drain deadline: abandoned"
+                        );
+                    }
+                }
+            }
+        }
+        self.release_held().await;
+    }
+
+    fn hold(&self, batch: &[Delivery]) {
+        let mut held = self.held.lock().unwrap_or_else(|e| e.into_inner());
+        held.extend(batch.iter().map(|d| (d.id, d.clone())));
+    }
+
+    fn settle(&self, id: i64) {
+        let mut held = self.held.lock().unwrap_or_else(|e| e.into_inner());
+        held.remove(&id);
+    }
+
+    /// Hands back every row still held.
+    async fn release_held(&self) {
+        let rows: Vec<Delivery> = {
+            let mut held = self.held.lock().unwrap_or_else(|e| e.into_inner());
+            held.drain().map(|(_, d)| d).collect()
+        };
+        if rows.is_empty() {
+            return;
+        }
+        match self.store.release_deliveries(&rows).await {
+            Ok(()) => tracing::info!(deliveries = rows.len(), "leased deliveries handed back"),
+            Err(e) => tracing::warn!(
+                error = %e,
+                deliveries = rows.len(),
+                "handing back leased deliveries failed: they are taken again when their lease expires"
+            ),
+        }
     }
 
     /// Runs rounds until nothing is due (deliveries waiting for a later retry

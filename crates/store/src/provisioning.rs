@@ -659,3 +659,20 @@ impl Store {
             .collect()
     }
 }
+
+impl Store {
+    /// Hands leased deliveries back without an attempt (a worker shutting
+    /// down): they are due again at once for any worker, their attempts and
+    /// schedule unchanged. A row whose lease another worker has taken over
+    /// meanwhile is left alone.
+    pub async fn release_deliveries(&self, deliveries: &[Delivery]) -> Result<()> {
+        if deliveries.is_empty() {
+            return Ok(());
+        }
+        let mut tx = self.begin().await?;
+        for d in deliveries {
+            release(&mut tx, d).await?;
+        }
+        tx.commit().await
+    }
+}

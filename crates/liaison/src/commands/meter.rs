@@ -5,6 +5,7 @@ use crate::config::Config;
 use crate::metering::Metering;
 use anyhow::{bail, Context};
 use clap::{Subcommand, ValueEnum};
+use meter::period::{Period, PeriodKind};
 use meter::statement::{to_csv, to_html, Statement};
 use rand::RngCore;
 use std::path::PathBuf;
@@ -23,7 +24,7 @@ pub enum MeterCommand {
     /// keyed hash. Closes every organisation's period unless --org is given.
     Close {
         /// The period, e.g. 2026-11 (or 2026-W48, 2026-11-25 for weekly and
-        /// daily periods).
+        /// daily periods), or `previous`: the last period that has ended.
         #[arg(long)]
         period: String,
         #[arg(long)]
@@ -35,6 +36,7 @@ pub enum MeterCommand {
     /// Prints the statements of a period (open periods show live counts,
     /// marked `closed: false`).
     Report {
+        /// The period's label, or `previous`.
         #[arg(long)]
         period: String,
         #[arg(long)]
@@ -49,6 +51,7 @@ pub enum MeterCommand {
     /// Exports a draft invoice per organisation to Dokos for a closed period
     /// (once: an exported period is skipped).
     Invoice {
+        /// The period's label, or `previous` (for a monthly scheduled job).
         #[arg(long)]
         period: String,
         #[arg(long)]
@@ -73,6 +76,30 @@ async fn org_opt(store: &Store, slug: Option<&str>) -> anyhow::Result<Option<Org
         )),
         None => Ok(None),
     }
+}
+
+/// The period a command names: a label, or `previous` (for scheduled jobs,
+/// e.g. a monthly invoice export).
+fn named_period(
+    metering: &Metering,
+    config: &Config,
+    label: &str,
+    now: OffsetDateTime,
+) -> anyhow::Result<Period> {
+    if label == "previous" {
+        return previous_period(config.metering.period, now);
+    }
+    Ok(metering.period(label)?)
+}
+
+/// The last period of `kind` that has ended at `now`.
+fn previous_period(kind: PeriodKind, now: OffsetDateTime) -> anyhow::Result<Period> {
+    let current = Period::containing_date(kind, now.date())?;
+    let last_day = current
+        .start()
+        .previous_day()
+        .context("no period before the first")?;
+    Ok(Period::containing_date(kind, last_day)?)
 }
 
 /// A new webhook secret: 32 random bytes, hex.
@@ -110,7 +137,7 @@ pub async fn run(store: &Store, config: &Config, cmd: MeterCommand) -> anyhow::R
             }
         }
         MeterCommand::Close { period, org, force } => {
-            let period = metering.period(&period)?;
+            let period = named_period(&metering, config, &period, now)?;
             let org = org_opt(store, org.as_deref()).await?;
             for (o, counts) in metering.close(&period, org.as_ref(), force, now).await? {
                 let per: Vec<String> = counts
@@ -138,7 +165,7 @@ pub async fn run(store: &Store, config: &Config, cmd: MeterCommand) -> anyhow::R
             format,
             output,
         } => {
-            let period = metering.period(&period)?;
+            let period = named_period(&metering, config, &period, now)?;
             let org = org_opt(store, org.as_deref()).await?;
             let statements = metering.statements(&period, org.as_ref()).await?;
             write_report(&statements, format, output.as_deref())?;
@@ -147,7 +174,7 @@ pub async fn run(store: &Store, config: &Config, cmd: MeterCommand) -> anyhow::R
             let Some(settings) = &config.dokos else {
                 bail!("no [dokos] section in the configuration");
             };
-            let period = metering.period(&period)?;
+            let period = named_period(&metering, config, &period, now)?;
             let org = org_opt(store, org.as_deref()).await?;
             for (slug, name, created) in metering
                 .export_dokos(settings, &period, org.as_ref())
@@ -205,5 +232,26 @@ fn emit(output: Option<&std::path::Path>, text: &str) -> anyhow::Result<()> {
             print!("{text}");
             Ok(())
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use time::macros::datetime;
+
+    fn previous(kind: PeriodKind, now: OffsetDateTime) -> String {
+        previous_period(kind, now).expect("a period").label()
+    }
+
+    #[test]
+    fn previous_is_the_last_period_that_ended() {
+        let now = datetime!(2026-01-01 00:30 UTC);
+        assert_eq!(previous(PeriodKind::Month, now), "2025-12");
+        assert_eq!(previous(PeriodKind::Day, now), "2025-12-31");
+        // 2026-01-01 is the Thursday of ISO week 2026-W01; the week before is 2025-W52.
+        assert_eq!(previous(PeriodKind::Week, now), "2025-W52");
+        let now = datetime!(2026-11-05 06:00 UTC);
+        assert_eq!(previous(PeriodKind::Month, now), "2026-10");
     }
 }
