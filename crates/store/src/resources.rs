@@ -165,25 +165,31 @@ impl Store {
         }
         let order = sql::order_by(d, kind, q.sort_by.as_ref(), q.descending)?;
 
-        let mut count = Sql {
-            text: format!("SELECT COUNT(*) FROM resources res WHERE {where_}"),
-            args: sql.args.clone(),
-        };
-        let total: i64 = count.query().fetch_one(self.reader()).await?.try_get(0)?;
-        count.args.clear();
-
-        let mut resources = Vec::new();
+        // The page first: when it is not full, it tells the total without a
+        // COUNT (a lookup by userName or e-mail is one query, not two).
         let offset = q.start_index.saturating_sub(1);
-        if q.count > 0 && offset < u64::try_from(total).unwrap_or(0) {
-            let limit = sql.param(Arg::Int(Some(i64::try_from(q.count).unwrap_or(i64::MAX))));
-            let off = sql.param(Arg::Int(Some(i64::try_from(offset).unwrap_or(i64::MAX))));
-            sql.text = format!(
+        let mut resources = Vec::new();
+        if q.count > 0 {
+            let mut page = Sql {
+                text: String::new(),
+                args: sql.args.clone(),
+            };
+            let limit = page.param(Arg::Int(Some(i64::try_from(q.count).unwrap_or(i64::MAX))));
+            let off = page.param(Arg::Int(Some(i64::try_from(offset).unwrap_or(i64::MAX))));
+            page.text = format!(
                 "SELECT {} FROM resources res WHERE {where_} ORDER BY {order} LIMIT {limit} OFFSET {off}",
                 columns(d)
             );
-            let rows = sql.query().fetch_all(self.reader()).await?;
+            let rows = page.query().fetch_all(self.reader()).await?;
             resources = rows.iter().map(row_from).collect::<Result<_>>()?;
         }
+        let short = (resources.len() as u64) < q.count;
+        let total = if short && (offset == 0 || !resources.is_empty()) {
+            i64::try_from(offset + resources.len() as u64).unwrap_or(i64::MAX)
+        } else {
+            sql.text = format!("SELECT COUNT(*) FROM resources res WHERE {where_}");
+            sql.query().fetch_one(self.reader()).await?.try_get(0)?
+        };
         Ok(Page {
             total_results: u64::try_from(total).unwrap_or(0),
             resources,
