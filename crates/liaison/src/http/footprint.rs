@@ -30,8 +30,8 @@ pub struct FootprintPath {
     /// The organisation's slug (resolved by the authentication layer).
     #[allow(dead_code)]
     org: String,
-    /// The month, `YYYY-MM`.
-    #[param(pattern = "^[0-9]{4}-(?:0[1-9]|1[0-2])$")]
+    /// The month, `YYYY-MM`, from 2000-01 to 2199-12.
+    #[param(pattern = "^2[01][0-9]{2}-(?:0[1-9]|1[0-2])$")]
     period: String,
 }
 
