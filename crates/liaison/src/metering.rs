@@ -8,7 +8,9 @@
 //! signal are used to find the period and the person and are then dropped: they
 //! are neither stored nor logged. A process-local cache of keyed hashes (keyed
 //! with the same period key) spares the database repeated signals; it is
-//! emptied when a period closes and bounded in size.
+//! bounded in size, and a period leaves it, key and hashes, when it closes: at
+//! once in the process that closes it or records for it, within a minute (the
+//! periodic tick's [`Metering::refresh`]) in every other process.
 
 use crate::config::{DokosSettings, MeteringConfig};
 use meter::dokos::{DokosConfig, DokosError};
@@ -176,6 +178,48 @@ impl Metering {
             Entry::Vacant(e) => e.insert(fresh),
         };
         Ok(Some(entry.key.clone()))
+    }
+
+    /// Checks the cached periods against the store and drops every one that
+    /// is closed (or was closed and opened again with another key), with its
+    /// key (wiped from memory) and its cached hashes. Another process (the
+    /// command line, or the `serve` that closes due periods) may have closed
+    /// it: [`Metering::run_periodic`] calls this at every tick, so a closed
+    /// period leaves every process's memory within a tick. Returns how many
+    /// periods were dropped.
+    pub async fn refresh(&self) -> Result<usize, MeterError> {
+        if self.open.lock().expect("cache lock").is_empty() {
+            return Ok(0);
+        }
+        let stored: HashMap<(i64, String), Vec<u8>> = self
+            .store
+            .open_period_keys()
+            .await?
+            .into_iter()
+            .map(|(org, label, key)| ((org, label), key))
+            .collect();
+        let mut open = self.open.lock().expect("cache lock");
+        let before = open.len();
+        open.retain(|id, p| {
+            stored
+                .get(id)
+                .is_some_and(|k| k.as_slice() == p.key.as_bytes().as_slice())
+        });
+        Ok(before - open.len())
+    }
+
+    /// The periods whose key and hashes this process holds in memory, as
+    /// `(org_id, label)`, sorted.
+    pub fn cached_periods(&self) -> Vec<(i64, String)> {
+        let mut out: Vec<_> = self
+            .open
+            .lock()
+            .expect("cache lock")
+            .keys()
+            .cloned()
+            .collect();
+        out.sort();
+        out
     }
 
     fn forget(&self, org_id: i64, label: &str) {
@@ -516,9 +560,11 @@ impl Metering {
         Ok(out)
     }
 
-    /// Runs polling and automatic closing until the process ends. With several
-    /// processes on one PostgreSQL database, one at a time does a round (an
-    /// advisory lock); the others skip it.
+    /// Runs polling and automatic closing until the process ends, every
+    /// minute. With several processes on one PostgreSQL database, one at a time
+    /// does a round (an advisory lock); the others skip it. Every process
+    /// drops the periods closed since the last tick from its memory
+    /// ([`Metering::refresh`]).
     pub async fn run_periodic(self: Arc<Self>) {
         let poll_every = Duration::from_secs(self.config.poll_interval_secs);
         let mut tick = tokio::time::interval(Duration::from_secs(60));
@@ -526,6 +572,15 @@ impl Metering {
         let mut last_poll: Option<std::time::Instant> = None;
         loop {
             tick.tick().await;
+            // Every process, not only the one holding the lock: a period closed
+            // elsewhere leaves this process's memory too.
+            match self.refresh().await {
+                Ok(0) => {}
+                Ok(n) => {
+                    tracing::debug!(periods = n, "closed metering periods dropped from memory")
+                }
+                Err(e) => tracing::warn!(error = %e, "checking cached metering periods failed"),
+            }
             let lock = match self.store.try_advisory_lock(METERING_LOCK_KEY).await {
                 Ok(Some(lock)) => lock,
                 Ok(None) => {

@@ -527,3 +527,74 @@ async fn periods_past_end_and_grace_close_automatically() {
         assert!(found.is_empty(), "{}: {found:?}", app.label);
     }
 }
+
+fn login(subject: &str) -> Signal {
+    Signal {
+        subject: subject.into(),
+        username: None,
+        at_ms: None,
+        resolved: false,
+    }
+}
+
+/// Two processes on one database: one closes the period; the other drops the
+/// period's key and cached hashes at its next refresh, and counts nothing more
+/// into the closed period.
+#[tokio::test]
+async fn a_period_closed_by_another_process_leaves_its_memory_at_the_next_refresh() {
+    for app in apps().await {
+        let (token, org_id) = org_with_secret(&app, "acme").await;
+        scim_user(&app, "acme", &token, "alice", "kc-a").await;
+        scim_user(&app, "acme", &token, "bob", "kc-b").await;
+        scim_user(&app, "acme", &token, "carol", "kc-c").await;
+        let label = label_now();
+        let now = OffsetDateTime::now_utc;
+        let closer = metering(&app.store);
+        let other = metering(&app.store);
+        let got = closer
+            .ingest(org_id, "keycloak", &[login("kc-a")], now())
+            .await;
+        assert_eq!(got.unwrap().recorded, 1, "{}", app.label);
+        let got = other
+            .ingest(org_id, "keycloak", &[login("kc-b")], now())
+            .await;
+        assert_eq!(got.unwrap().recorded, 1, "{}", app.label);
+        let held = vec![(org_id, label.clone())];
+        assert_eq!(other.cached_periods(), held, "{}", app.label);
+        // Refreshing an open period keeps it.
+        assert_eq!(other.refresh().await.unwrap(), 0, "{}", app.label);
+        assert_eq!(other.cached_periods(), held, "{}", app.label);
+
+        let period = closer.period(&label).unwrap();
+        let closed = closer.close(&period, None, true, now()).await.unwrap();
+        assert_eq!(closed[0].1.total, 2, "{}", app.label);
+        assert!(closer.cached_periods().is_empty(), "{}", app.label);
+
+        assert_eq!(other.refresh().await.unwrap(), 1, "{}", app.label);
+        assert!(
+            other.cached_periods().is_empty(),
+            "{}: the closed period's key and hashes are still in memory",
+            app.label
+        );
+
+        // Activity after the close does not count into the closed period, from
+        // either process, for a new person or one seen before.
+        for m in [&other, &closer] {
+            let got = m
+                .ingest(org_id, "keycloak", &[login("kc-c"), login("kc-b")], now())
+                .await
+                .unwrap();
+            assert_eq!((got.recorded, got.late), (0, 2), "{}", app.label);
+            assert!(m.cached_periods().is_empty(), "{}", app.label);
+        }
+        let counts = app.store.period_counts(org_id, &label).await.unwrap();
+        assert!(counts.closed, "{}", app.label);
+        assert_eq!(counts.total, 2, "{}", app.label);
+        assert_eq!(
+            app.store.period_key(org_id, &label).await.unwrap(),
+            PeriodKeyState::Closed,
+            "{}",
+            app.label
+        );
+    }
+}

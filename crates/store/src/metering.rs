@@ -334,6 +334,19 @@ impl Store {
             .collect()
     }
 
+    /// The stored key of every open period, of every organisation, as
+    /// `(org_id, label, key)`: what a process checks its cached periods
+    /// against (a period missing here was closed; a different key, closed and
+    /// opened again).
+    pub async fn open_period_keys(&self) -> Result<Vec<(i64, String, Vec<u8>)>> {
+        let rows = sqlx::query("SELECT org_id, label, period_key FROM meter_keys")
+            .fetch_all(self.reader())
+            .await?;
+        rows.iter()
+            .map(|r| Ok((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?)))
+            .collect()
+    }
+
     /// Every period still open, of every organisation.
     pub async fn open_periods(&self) -> Result<Vec<PeriodRow>> {
         let rows = sqlx::query(&format!(
