@@ -816,8 +816,10 @@ mod tests {
         figment::Jail::expect_with(|jail| {
             let dir = jail.directory().to_owned();
             let key = PeriodKey::random();
-            let mut config = Config::default();
-            config.database_url = format!("sqlite://{}/liaison.db", dir.display());
+            let config = Config {
+                database_url: format!("sqlite://{}/liaison.db", dir.display()),
+                ..Config::default()
+            };
             let kek = super::load_kek(&config).unwrap().expect("created");
             let file = dir.join("liaison.db.meter-kek");
             #[cfg(unix)]
@@ -845,11 +847,13 @@ mod tests {
             assert!(kek.open(&sealed, 1, "2026-11").is_ok());
 
             jail.create_file("kek", "not a key")?;
-            let err = super::load_kek(&config).err().expect("refused").to_string();
+            let err = super::load_kek(&config).expect_err("refused").to_string();
             assert!(err.contains("32 bytes"), "{err}");
 
-            let mut config = Config::default();
-            config.database_url = "postgres://db/liaison".into();
+            let config = Config {
+                database_url: "postgres://db/liaison".into(),
+                ..Config::default()
+            };
             assert!(super::load_kek(&config).unwrap().is_none());
             Ok(())
         });
