@@ -5,13 +5,14 @@
 //! What is kept about a person, and for how long, is in docs/PRIVACY.md. In
 //! short: during an open period, HMAC-SHA256(period key, person id) once per
 //! source; at close, the counts only. The period key is stored sealed under the
-//! key-encryption key ([`load_kek`]), which the database never holds. The subject, user name and time of a
-//! signal are used to find the period and the person and are then dropped: they
-//! are neither stored nor logged. A process-local cache of keyed hashes (keyed
-//! with the same period key) spares the database repeated signals; it is
-//! bounded in size, and a period leaves it, key and hashes, when it closes: at
-//! once in the process that closes it or records for it, within a minute (the
-//! periodic tick's [`Metering::refresh`]) in every other process.
+//! key-encryption key ([`load_kek`]), which the database never holds. The
+//! subject, user name and time of a signal are used to find the period and the
+//! person and are then dropped: they are neither stored nor logged. A
+//! process-local cache of keyed hashes (keyed with the same period key) spares
+//! the database repeated signals; it is bounded in size, and a period leaves
+//! it, key and hashes, when it closes: at once in the process that closes it or
+//! records for it, within a minute (the periodic tick's [`Metering::refresh`])
+//! in every other process.
 
 use crate::config::{Config, DokosSettings, MeteringConfig};
 use meter::dokos::{DokosConfig, DokosError};
