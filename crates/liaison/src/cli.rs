@@ -258,7 +258,12 @@ async fn serve(config: Config, store: Store) -> anyhow::Result<()> {
         store.clone(),
         config.metering.clone(),
         config.pricing(),
+        crate::metering::load_kek(&config)?,
     ));
+    metering
+        .prepare()
+        .await
+        .context("activity metering cannot start")?;
     let metering_task = tokio::spawn(metering.clone().run_periodic());
     let directory = Directory::new(store.clone(), config.directory_limits())
         .with_outbox_wake(worker.notifier());

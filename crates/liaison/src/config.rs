@@ -79,6 +79,13 @@ pub struct MeteringConfig {
     /// Poll the apps' last-activity fields every so many seconds inside
     /// `serve`; 0 turns polling off.
     pub poll_interval_secs: u64,
+    /// A file holding the key-encryption key that seals each period's key in
+    /// the database: 32 random bytes, raw, as 64 hexadecimal digits or in
+    /// base64 (`openssl rand -hex 32`), kept outside the database and its
+    /// backups (e.g. a mounted Kubernetes secret). Unset with SQLite: a file
+    /// beside the database, created on first use. Unset with PostgreSQL:
+    /// nothing can be recorded.
+    pub kek_file: Option<std::path::PathBuf>,
 }
 
 impl Default for MeteringConfig {
@@ -88,6 +95,7 @@ impl Default for MeteringConfig {
             grace_hours: 72,
             auto_close: true,
             poll_interval_secs: 900,
+            kek_file: None,
         }
     }
 }

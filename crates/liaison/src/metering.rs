@@ -4,15 +4,19 @@
 //!
 //! What is kept about a person, and for how long, is in docs/PRIVACY.md. In
 //! short: during an open period, HMAC-SHA256(period key, person id) once per
-//! source; at close, the counts only. The subject, user name and time of a
-//! signal are used to find the period and the person and are then dropped: they
-//! are neither stored nor logged. A process-local cache of keyed hashes (keyed
-//! with the same period key) spares the database repeated signals; it is
-//! emptied when a period closes and bounded in size.
+//! source; at close, the counts only. The period key is stored sealed under the
+//! key-encryption key ([`load_kek`]), which the database never holds. The
+//! subject, user name and time of a signal are used to find the period and the
+//! person and are then dropped: they are neither stored nor logged. A
+//! process-local cache of keyed hashes (keyed with the same period key) spares
+//! the database repeated signals; it is bounded in size, and a period leaves
+//! it, key and hashes, when it closes: at once in the process that closes it or
+//! records for it, within a minute (the periodic tick's [`Metering::refresh`])
+//! in every other process.
 
-use crate::config::{DokosSettings, MeteringConfig};
+use crate::config::{Config, DokosSettings, MeteringConfig};
 use meter::dokos::{DokosConfig, DokosError};
-use meter::keyed::{person_hash, PeriodKey};
+use meter::keyed::{person_hash, Kek, PeriodKey};
 use meter::period::Period;
 use meter::pricing::Pricing;
 use meter::statement::Statement;
@@ -75,6 +79,10 @@ pub enum MeterError {
     Invalid(String),
     #[error("Dokos: {0}")]
     Dokos(#[from] DokosError),
+    /// The key-encryption key is missing, or does not open a stored period
+    /// key: nothing is recorded (a new key would count people twice).
+    #[error("metering key-encryption key: {0}")]
+    Kek(String),
 }
 
 /// Signals of one period: the keyed hashes of people to record, and the cache
@@ -82,7 +90,11 @@ pub enum MeterError {
 type Batch = (Vec<[u8; 32]>, Vec<[u8; 32]>);
 
 struct OpenPeriod {
+    /// Wiped from memory when the last holder drops it.
     key: Arc<PeriodKey>,
+    /// The key as stored (sealed): a different one means the period was
+    /// closed and opened again.
+    stored: Vec<u8>,
     /// Keyed hashes of (source, subject) already recorded.
     seen: HashSet<[u8; 32]>,
 }
@@ -93,16 +105,96 @@ pub struct Metering {
     config: MeteringConfig,
     pricing: Pricing,
     open: Mutex<HashMap<(i64, String), OpenPeriod>>,
+    /// Seals and opens period keys; `None` when none is configured (nothing
+    /// can be recorded then).
+    kek: Option<Kek>,
 }
 
 impl Metering {
-    pub fn new(store: Store, config: MeteringConfig, pricing: Pricing) -> Metering {
+    pub fn new(
+        store: Store,
+        config: MeteringConfig,
+        pricing: Pricing,
+        kek: Option<Kek>,
+    ) -> Metering {
         Metering {
             store,
             config,
             pricing,
             open: Mutex::new(HashMap::new()),
+            kek,
         }
+    }
+
+    fn kek(&self) -> Result<&Kek, MeterError> {
+        self.kek.as_ref().ok_or_else(|| {
+            MeterError::Kek(
+                "none is configured (metering.kek_file): activity cannot be recorded".into(),
+            )
+        })
+    }
+
+    /// Opens a stored (sealed) period key.
+    fn open_key(&self, org_id: i64, label: &str, stored: &[u8]) -> Result<PeriodKey, MeterError> {
+        self.kek()?.open(stored, org_id, label).map_err(|e| {
+            MeterError::Kek(format!(
+                "period {label} of organisation {org_id}: {e}; metering.kek_file must be the \
+                 key-encryption key the open periods were sealed with (nothing was recorded)"
+            ))
+        })
+    }
+
+    /// Seals the keys of open periods still stored in clear (written by a
+    /// version before sealing), then scrubs the replaced keys from the
+    /// database files. Returns how many were sealed.
+    pub async fn seal_clear_keys(&self) -> Result<usize, MeterError> {
+        let clear = self.store.clear_period_keys().await?;
+        if clear.is_empty() {
+            return Ok(0);
+        }
+        let kek = self.kek()?;
+        let mut sealed = 0;
+        for (org_id, label, bytes) in clear {
+            let Some(key) = PeriodKey::from_slice(&bytes) else {
+                continue;
+            };
+            let wrapped = kek.seal(&key, org_id, &label);
+            let done = self
+                .store
+                .seal_period_key(org_id, &label, &bytes, &wrapped)
+                .await;
+            drop(PeriodKey::from_vec(bytes));
+            if done? {
+                sealed += 1;
+            }
+        }
+        self.store.scrub_period_keys().await;
+        Ok(sealed)
+    }
+
+    /// What `serve` runs before it starts: seals keys still stored in clear,
+    /// and checks that the key-encryption key opens the key of every open
+    /// period, so that a wrong one stops the process with a clear error
+    /// rather than failing at each event.
+    pub async fn prepare(&self) -> Result<(), MeterError> {
+        let sealed = self.seal_clear_keys().await?;
+        if sealed > 0 {
+            tracing::info!(periods = sealed, "period keys stored in clear sealed");
+        }
+        let open = self.store.open_period_keys().await?;
+        if self.kek.is_none() {
+            if !open.is_empty() {
+                tracing::warn!(
+                    periods = open.len(),
+                    "no metering key-encryption key: activity in the open periods cannot be recorded"
+                );
+            }
+            return Ok(());
+        }
+        for (org_id, label, stored) in open {
+            self.open_key(org_id, &label, &stored)?;
+        }
+        Ok(())
     }
 
     pub fn pricing(&self) -> &Pricing {
@@ -135,47 +227,100 @@ impl Metering {
         known: Option<PeriodKeyState>,
     ) -> Result<Option<Arc<PeriodKey>>, MeterError> {
         let label = period.label();
-        let state = match known {
+        let mut state = match known {
             Some(state) => state,
             None => self.store.period_key(org_id, &label).await?,
         };
+        if matches!(&state, PeriodKeyState::Open(k) if k.len() == 32) {
+            // Stored in clear by an earlier version: sealed first.
+            self.seal_clear_keys().await?;
+            state = self.store.period_key(org_id, &label).await?;
+        }
         let state = match state {
             PeriodKeyState::Absent => {
                 let fresh = PeriodKey::random();
+                let sealed = self.kek()?.seal(&fresh, org_id, &label);
                 self.store
                     .open_period(
                         org_id,
                         &label,
                         period.start_micros(),
                         period.end_micros(),
-                        fresh.as_bytes(),
+                        &sealed,
                     )
                     .await?
             }
             other => other,
         };
-        let PeriodKeyState::Open(bytes) = state else {
+        let PeriodKeyState::Open(stored) = state else {
             self.forget(org_id, &label);
             return Ok(None);
         };
-        let key = PeriodKey::from_slice(&bytes)
-            .ok_or_else(|| MeterError::Invalid("a stored period key is not 32 bytes".into()))?;
+        let id = (org_id, label);
+        if let Some(p) = self.open.lock().expect("cache lock").get(&id) {
+            if p.stored == stored {
+                return Ok(Some(p.key.clone()));
+            }
+        }
+        let key = Arc::new(self.open_key(org_id, &id.1, &stored)?);
+        // Kept while the stored key is the same; a period closed and reopened
+        // elsewhere (a forced close) starts again with an empty cache.
         let mut open = self.open.lock().expect("cache lock");
-        let fresh = OpenPeriod {
-            key: Arc::new(key),
-            seen: HashSet::new(),
-        };
-        // Kept while the key is the same; a period closed and reopened elsewhere
-        // (a forced close) starts again with an empty cache.
-        let entry = match open.entry((org_id, label)) {
-            Entry::Occupied(e) if e.get().key.as_bytes() == fresh.key.as_bytes() => e.into_mut(),
+        let entry = match open.entry(id) {
+            Entry::Occupied(e) if e.get().stored == stored => e.into_mut(),
             Entry::Occupied(mut e) => {
-                e.insert(fresh);
+                e.insert(OpenPeriod {
+                    key,
+                    stored,
+                    seen: HashSet::new(),
+                });
                 e.into_mut()
             }
-            Entry::Vacant(e) => e.insert(fresh),
+            Entry::Vacant(e) => e.insert(OpenPeriod {
+                key,
+                stored,
+                seen: HashSet::new(),
+            }),
         };
         Ok(Some(entry.key.clone()))
+    }
+
+    /// Checks the cached periods against the store and drops every one that
+    /// is closed (or was closed and opened again with another key), with its
+    /// key (wiped from memory) and its cached hashes. Another process (the
+    /// command line, or the `serve` that closes due periods) may have closed
+    /// it: [`Metering::run_periodic`] calls this at every tick, so a closed
+    /// period leaves every process's memory within a tick. Returns how many
+    /// periods were dropped.
+    pub async fn refresh(&self) -> Result<usize, MeterError> {
+        if self.open.lock().expect("cache lock").is_empty() {
+            return Ok(0);
+        }
+        let stored: HashMap<(i64, String), Vec<u8>> = self
+            .store
+            .open_period_keys()
+            .await?
+            .into_iter()
+            .map(|(org, label, key)| ((org, label), key))
+            .collect();
+        let mut open = self.open.lock().expect("cache lock");
+        let before = open.len();
+        open.retain(|id, p| stored.get(id).is_some_and(|stored| *stored == p.stored));
+        Ok(before - open.len())
+    }
+
+    /// The periods whose key and hashes this process holds in memory, as
+    /// `(org_id, label)`, sorted.
+    pub fn cached_periods(&self) -> Vec<(i64, String)> {
+        let mut out: Vec<_> = self
+            .open
+            .lock()
+            .expect("cache lock")
+            .keys()
+            .cloned()
+            .collect();
+        out.sort();
+        out
     }
 
     fn forget(&self, org_id: i64, label: &str) {
@@ -516,9 +661,11 @@ impl Metering {
         Ok(out)
     }
 
-    /// Runs polling and automatic closing until the process ends. With several
-    /// processes on one PostgreSQL database, one at a time does a round (an
-    /// advisory lock); the others skip it.
+    /// Runs polling and automatic closing until the process ends, every
+    /// minute. With several processes on one PostgreSQL database, one at a time
+    /// does a round (an advisory lock); the others skip it. Every process
+    /// drops the periods closed since the last tick from its memory
+    /// ([`Metering::refresh`]).
     pub async fn run_periodic(self: Arc<Self>) {
         let poll_every = Duration::from_secs(self.config.poll_interval_secs);
         let mut tick = tokio::time::interval(Duration::from_secs(60));
@@ -526,6 +673,15 @@ impl Metering {
         let mut last_poll: Option<std::time::Instant> = None;
         loop {
             tick.tick().await;
+            // Every process, not only the one holding the lock: a period closed
+            // elsewhere leaves this process's memory too.
+            match self.refresh().await {
+                Ok(0) => {}
+                Ok(n) => {
+                    tracing::debug!(periods = n, "closed metering periods dropped from memory")
+                }
+                Err(e) => tracing::warn!(error = %e, "checking cached metering periods failed"),
+            }
             let lock = match self.store.try_advisory_lock(METERING_LOCK_KEY).await {
                 Ok(Some(lock)) => lock,
                 Ok(None) => {
@@ -563,6 +719,74 @@ impl Metering {
     }
 }
 
+/// The name of the key-encryption key's file beside a SQLite database
+/// (`liaison.db` → `liaison.db.meter-kek`).
+pub const KEK_FILE_SUFFIX: &str = ".meter-kek";
+
+/// The key-encryption key of period keys, from `metering.kek_file` when set.
+/// Otherwise, for a SQLite database in a file, from a file beside it
+/// (`<database>.meter-kek`), created with a random key and mode 0600 on first
+/// use; for a temporary SQLite database, a random key that lives as long as
+/// the process (and the database). With PostgreSQL and no `kek_file`: none,
+/// and nothing can be recorded (a warning says so). Where the key comes from
+/// is logged, never the key.
+pub fn load_kek(config: &Config) -> anyhow::Result<Option<Kek>> {
+    if let Some(path) = &config.metering.kek_file {
+        let kek = read_kek(path)?;
+        tracing::info!(path = %path.display(), "metering key-encryption key read from metering.kek_file");
+        return Ok(Some(kek));
+    }
+    let url = config.database_url.as_str();
+    let Some(rest) = url.strip_prefix("sqlite:") else {
+        tracing::warn!(
+            "no metering.kek_file: activity metering cannot record (set it to a file of 32 random bytes \
+             kept outside the database, e.g. a mounted secret)"
+        );
+        return Ok(None);
+    };
+    let path = rest.trim_start_matches("//");
+    let path = path.split('?').next().unwrap_or_default();
+    if path.is_empty() || path == ":memory:" || url.contains("mode=memory") {
+        return Ok(Some(Kek::random()));
+    }
+    let path = std::path::PathBuf::from(format!("{path}{KEK_FILE_SUFFIX}"));
+    if path.exists() {
+        let kek = read_kek(&path)?;
+        tracing::info!(path = %path.display(), "metering key-encryption key read from beside the SQLite database (back it up apart from the database)");
+        return Ok(Some(kek));
+    }
+    let kek = Kek::random();
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    match options.open(&path) {
+        Ok(mut file) => {
+            use std::io::Write;
+            let text = kek.to_hex();
+            file.write_all(text.as_bytes())
+                .and_then(|()| file.write_all(b"\n"))
+                .and_then(|()| file.sync_all())
+                .map_err(|e| {
+                    anyhow::anyhow!("metering key-encryption key {}: {e}", path.display())
+                })?;
+            tracing::info!(path = %path.display(), "metering key-encryption key created beside the SQLite database, mode 0600 (back it up apart from the database)");
+            Ok(Some(kek))
+        }
+        // Created by another process meanwhile.
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => read_kek(&path).map(Some),
+        Err(e) => anyhow::bail!("metering key-encryption key {}: {e}", path.display()),
+    }
+}
+
+fn read_kek(path: &std::path::Path) -> anyhow::Result<Kek> {
+    let content = std::fs::read(path)
+        .map_err(|e| anyhow::anyhow!("metering key-encryption key {}: {e}", path.display()))?;
+    let kek = Kek::parse(&content);
+    drop(PeriodKey::from_vec(content));
+    kek.map_err(|e| anyhow::anyhow!("metering key-encryption key {}: {e}", path.display()))
+}
+
 /// The advisory lock of the periodic metering round ("LSNMETER").
 const METERING_LOCK_KEY: i64 = 0x4c53_4e4d_4554_4552;
 
@@ -581,6 +805,60 @@ fn micros(t: OffsetDateTime) -> i64 {
 #[cfg(test)]
 mod tests {
     use meter::pricing::Pricing;
+
+    /// The key-encryption key: from `metering.kek_file` (also set from the
+    /// environment), else beside a SQLite database, created once with mode
+    /// 0600; a file that holds no key is a clear error.
+    #[test]
+    #[allow(clippy::result_large_err)]
+    fn the_kek_comes_from_its_file_or_beside_the_sqlite_database() {
+        use crate::config::Config;
+        use meter::keyed::{Kek, PeriodKey};
+        figment::Jail::expect_with(|jail| {
+            let dir = jail.directory().to_owned();
+            let key = PeriodKey::random();
+            let config = Config {
+                database_url: format!("sqlite://{}/liaison.db", dir.display()),
+                ..Config::default()
+            };
+            let kek = super::load_kek(&config).unwrap().expect("created");
+            let file = dir.join("liaison.db.meter-kek");
+            #[cfg(unix)]
+            {
+                use std::os::unix::fs::PermissionsExt;
+                let mode = std::fs::metadata(&file).unwrap().permissions().mode();
+                assert_eq!(mode & 0o777, 0o600);
+            }
+            let sealed = kek.seal(&key, 1, "2026-11");
+            let again = super::load_kek(&config).unwrap().expect("read back");
+            assert_eq!(
+                again.open(&sealed, 1, "2026-11").unwrap().as_bytes(),
+                key.as_bytes()
+            );
+
+            jail.create_file("kek", &format!("{}\n", hex::encode([7u8; 32])))?;
+            jail.set_env("LIAISON_METERING__KEK_FILE", "kek");
+            let config = Config::load(None).unwrap();
+            assert_eq!(
+                config.metering.kek_file.as_deref(),
+                Some(std::path::Path::new("kek"))
+            );
+            let kek = super::load_kek(&config).unwrap().expect("from the file");
+            let sealed = Kek::from_bytes([7u8; 32]).seal(&key, 1, "2026-11");
+            assert!(kek.open(&sealed, 1, "2026-11").is_ok());
+
+            jail.create_file("kek", "not a key")?;
+            let err = super::load_kek(&config).expect_err("refused").to_string();
+            assert!(err.contains("32 bytes"), "{err}");
+
+            let config = Config {
+                database_url: "postgres://db/liaison".into(),
+                ..Config::default()
+            };
+            assert!(super::load_kek(&config).unwrap().is_none());
+            Ok(())
+        });
+    }
 
     /// The worked example of docs/METERING.md, with the configuration shown there.
     #[test]

@@ -6,11 +6,11 @@ mod common;
 
 use axum::body::Body;
 use axum::http::{Method, Request, StatusCode};
-use common::{apps, Answer, App};
+use common::{apps, Answer, App, TEST_KEK};
 use hmac::{Hmac, Mac};
 use liaison::config::MeteringConfig;
-use liaison::metering::{Metering, Signal};
-use meter::keyed::{person_hash, PeriodKey};
+use liaison::metering::{MeterError, Metering, Signal};
+use meter::keyed::{person_hash, Kek, PeriodKey, SEALED_LEN};
 use serde_json::{json, Value};
 use sha2::Sha256;
 use store::{PeriodKeyState, Store};
@@ -101,7 +101,16 @@ async fn scim_user(
 }
 
 fn metering(store: &Store) -> Metering {
-    Metering::new(store.clone(), MeteringConfig::default(), Default::default())
+    metering_with(store, Some(Kek::from_bytes(TEST_KEK)))
+}
+
+fn metering_with(store: &Store, kek: Option<Kek>) -> Metering {
+    Metering::new(
+        store.clone(),
+        MeteringConfig::default(),
+        Default::default(),
+        kek,
+    )
 }
 
 fn label_now() -> String {
@@ -309,10 +318,14 @@ async fn after_close_nothing_about_the_person_remains_in_metering_data() {
         .unwrap();
 
         let label = label_now();
-        let PeriodKeyState::Open(key) = app.store.period_key(org_id, &label).await.unwrap() else {
+        let PeriodKeyState::Open(sealed) = app.store.period_key(org_id, &label).await.unwrap()
+        else {
             panic!("{}: the period is open", app.label)
         };
-        let hash = person_hash(&PeriodKey::from_slice(&key).unwrap(), subject);
+        let key = Kek::from_bytes(TEST_KEK)
+            .open(&sealed, org_id, &label)
+            .unwrap();
+        let hash = person_hash(&key, subject);
         let before = store::testing::find_everywhere(&app.store, &hash).await;
         assert!(
             before.iter().any(|w| w == "meter_seen.hash"),
@@ -329,7 +342,11 @@ async fn after_close_nothing_about_the_person_remains_in_metering_data() {
 
         // The keyed hash and the period key are gone from every table (and, on
         // SQLite, from the raw bytes of the database file and its log).
-        for (what, needle) in [("keyed hash", hash.to_vec()), ("period key", key.clone())] {
+        for (what, needle) in [
+            ("keyed hash", hash.to_vec()),
+            ("period key", key.as_bytes().to_vec()),
+            ("sealed period key", sealed.clone()),
+        ] {
             let found = store::testing::find_everywhere(&app.store, &needle).await;
             assert!(
                 found.is_empty(),
@@ -525,5 +542,220 @@ async fn periods_past_end_and_grace_close_automatically() {
         assert_eq!(open[0].label, label_now());
         let found = store::testing::find_everywhere(&app.store, &[9; 32]).await;
         assert!(found.is_empty(), "{}: {found:?}", app.label);
+    }
+}
+
+fn login(subject: &str) -> Signal {
+    Signal {
+        subject: subject.into(),
+        username: None,
+        at_ms: None,
+        resolved: false,
+    }
+}
+
+/// Two processes on one database: one closes the period; the other drops the
+/// period's key and cached hashes at its next refresh, and counts nothing more
+/// into the closed period.
+#[tokio::test]
+async fn a_period_closed_by_another_process_leaves_its_memory_at_the_next_refresh() {
+    for app in apps().await {
+        let (token, org_id) = org_with_secret(&app, "acme").await;
+        scim_user(&app, "acme", &token, "alice", "kc-a").await;
+        scim_user(&app, "acme", &token, "bob", "kc-b").await;
+        scim_user(&app, "acme", &token, "carol", "kc-c").await;
+        let label = label_now();
+        let now = OffsetDateTime::now_utc;
+        let closer = metering(&app.store);
+        let other = metering(&app.store);
+        let got = closer
+            .ingest(org_id, "keycloak", &[login("kc-a")], now())
+            .await;
+        assert_eq!(got.unwrap().recorded, 1, "{}", app.label);
+        let got = other
+            .ingest(org_id, "keycloak", &[login("kc-b")], now())
+            .await;
+        assert_eq!(got.unwrap().recorded, 1, "{}", app.label);
+        let held = vec![(org_id, label.clone())];
+        assert_eq!(other.cached_periods(), held, "{}", app.label);
+        // Refreshing an open period keeps it.
+        assert_eq!(other.refresh().await.unwrap(), 0, "{}", app.label);
+        assert_eq!(other.cached_periods(), held, "{}", app.label);
+
+        let period = closer.period(&label).unwrap();
+        let closed = closer.close(&period, None, true, now()).await.unwrap();
+        assert_eq!(closed[0].1.total, 2, "{}", app.label);
+        assert!(closer.cached_periods().is_empty(), "{}", app.label);
+
+        assert_eq!(other.refresh().await.unwrap(), 1, "{}", app.label);
+        assert!(
+            other.cached_periods().is_empty(),
+            "{}: the closed period's key and hashes are still in memory",
+            app.label
+        );
+
+        // Activity after the close does not count into the closed period, from
+        // either process, for a new person or one seen before.
+        for m in [&other, &closer] {
+            let got = m
+                .ingest(org_id, "keycloak", &[login("kc-c"), login("kc-b")], now())
+                .await
+                .unwrap();
+            assert_eq!((got.recorded, got.late), (0, 2), "{}", app.label);
+            assert!(m.cached_periods().is_empty(), "{}", app.label);
+        }
+        let counts = app.store.period_counts(org_id, &label).await.unwrap();
+        assert!(counts.closed, "{}", app.label);
+        assert_eq!(counts.total, 2, "{}", app.label);
+        assert_eq!(
+            app.store.period_key(org_id, &label).await.unwrap(),
+            PeriodKeyState::Closed,
+            "{}",
+            app.label
+        );
+    }
+}
+
+/// The period key is in the database only sealed under the key-encryption key:
+/// a copy of the database holds neither the key nor the means to recompute a
+/// person's hash; a wrong (or missing) key-encryption key records nothing and
+/// opens no second key.
+#[tokio::test]
+async fn period_keys_are_stored_sealed_and_a_wrong_kek_records_nothing() {
+    for app in apps().await {
+        let (token, org_id) = org_with_secret(&app, "acme").await;
+        scim_user(&app, "acme", &token, "alice", "kc-a").await;
+        scim_user(&app, "acme", &token, "bob", "kc-b").await;
+        let a = signed(&app, "acme", &p2_event("LOGIN", "kc-a")).await;
+        assert_eq!(a.body["recorded"], 1, "{}: {}", app.label, a.body);
+        let label = label_now();
+        let PeriodKeyState::Open(sealed) = app.store.period_key(org_id, &label).await.unwrap()
+        else {
+            panic!("{}: the period is open", app.label)
+        };
+        assert_eq!(sealed.len(), SEALED_LEN, "{}", app.label);
+        let key = Kek::from_bytes(TEST_KEK)
+            .open(&sealed, org_id, &label)
+            .unwrap();
+        let hash = person_hash(&key, "kc-a");
+        let found = store::testing::find_everywhere(&app.store, &hash).await;
+        assert!(
+            found.iter().any(|w| w == "meter_seen.hash"),
+            "{}: sanity: {found:?}",
+            app.label
+        );
+        // Every column of every table (and SQLite's files): no clear key.
+        let found = store::testing::find_everywhere(&app.store, key.as_bytes()).await;
+        assert!(
+            found.is_empty(),
+            "{}: the period key is in clear in {found:?}",
+            app.label
+        );
+        // Without the key-encryption key the stored form gives no key that
+        // recomputes the hash.
+        assert!(
+            sealed
+                .windows(32)
+                .all(|w| person_hash(&PeriodKey::from_slice(w).unwrap(), "kc-a") != hash),
+            "{}",
+            app.label
+        );
+        assert!(Kek::random().open(&sealed, org_id, &label).is_err());
+
+        for (kek, says) in [
+            (Some(Kek::random()), "must be the key-encryption key"),
+            (None, "none is configured"),
+        ] {
+            let m = metering_with(&app.store, kek);
+            let err = m
+                .ingest(
+                    org_id,
+                    "keycloak",
+                    &[login("kc-b")],
+                    OffsetDateTime::now_utc(),
+                )
+                .await
+                .unwrap_err();
+            assert!(matches!(err, MeterError::Kek(_)), "{}: {err}", app.label);
+            assert!(err.to_string().contains(says), "{}: {err}", app.label);
+            assert!(m.cached_periods().is_empty(), "{}", app.label);
+        }
+        let err = metering_with(&app.store, Some(Kek::random()))
+            .prepare()
+            .await
+            .unwrap_err();
+        assert!(err.to_string().contains("kek_file"), "{}: {err}", app.label);
+        assert_eq!(
+            app.store.period_key(org_id, &label).await.unwrap(),
+            PeriodKeyState::Open(sealed.clone()),
+            "{}: no second key",
+            app.label
+        );
+        let counts = app.store.period_counts(org_id, &label).await.unwrap();
+        assert_eq!(counts.total, 1, "{}", app.label);
+        // The right key still counts bob, once.
+        let got = metering(&app.store)
+            .ingest(
+                org_id,
+                "keycloak",
+                &[login("kc-b"), login("kc-a")],
+                OffsetDateTime::now_utc(),
+            )
+            .await
+            .unwrap();
+        assert_eq!((got.recorded, got.repeated), (1, 1), "{}", app.label);
+    }
+}
+
+/// A key stored in clear (by a version before sealing) is sealed when a
+/// process starts, keeps counting the same people once, and leaves no clear
+/// copy in the database.
+#[tokio::test]
+async fn keys_stored_in_clear_are_sealed_at_start() {
+    for app in apps().await {
+        let (token, org_id) = org_with_secret(&app, "acme").await;
+        scim_user(&app, "acme", &token, "alice", "kc-a").await;
+        let label = label_now();
+        let period = metering(&app.store).period(&label).unwrap();
+        let clear = [0x3c_u8; 32];
+        app.store
+            .open_period(
+                org_id,
+                &label,
+                period.start_micros(),
+                period.end_micros(),
+                &clear,
+            )
+            .await
+            .unwrap();
+        let hash = person_hash(&PeriodKey::from_bytes(clear), "kc-a");
+        app.store
+            .record_seen(org_id, &label, "keycloak", &[hash])
+            .await
+            .unwrap();
+
+        let m = metering(&app.store);
+        m.prepare().await.unwrap();
+        let PeriodKeyState::Open(sealed) = app.store.period_key(org_id, &label).await.unwrap()
+        else {
+            panic!("{}: the period is open", app.label)
+        };
+        let key = Kek::from_bytes(TEST_KEK)
+            .open(&sealed, org_id, &label)
+            .unwrap();
+        assert_eq!(key.as_bytes(), &clear, "{}", app.label);
+        let found = store::testing::find_everywhere(&app.store, &clear).await;
+        assert!(found.is_empty(), "{}: {found:?}", app.label);
+        let got = m
+            .ingest(
+                org_id,
+                "keycloak",
+                &[login("kc-a")],
+                OffsetDateTime::now_utc(),
+            )
+            .await
+            .unwrap();
+        assert_eq!((got.recorded, got.repeated), (0, 1), "{}", app.label);
+        assert_eq!(m.seal_clear_keys().await.unwrap(), 0, "{}", app.label);
     }
 }

@@ -18,7 +18,7 @@ pub use dokos::{
     create_draft_invoice, draft_from_statement, DokosConfig, DokosError, InvoiceDraft,
 };
 pub use keycloak::{parse, verify, Activity, ParseError, VerifyError, WebhookAuth};
-pub use keyed::{person_hash, PeriodKey};
+pub use keyed::{person_hash, Kek, KekError, OpenError, PeriodKey};
 pub use period::{Period, PeriodError, PeriodKind};
 pub use pricing::{Contribution, Pricing, PricingError, PricingMode};
 pub use statement::{to_csv, to_html, Statement};

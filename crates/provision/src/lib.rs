@@ -172,6 +172,17 @@ impl DeliveryError {
     pub fn is_transient(&self) -> bool {
         matches!(self, DeliveryError::Transient(_))
     }
+
+    /// The kind of failure, for logs: the message may name the person (a
+    /// user name taken in the app, say) and is kept in the outbox instead.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            DeliveryError::Transient(_) => "transient",
+            DeliveryError::Permanent(_) => "permanent",
+            DeliveryError::Collision(_) => "collision",
+            DeliveryError::NotFound(_) => "not_found",
+        }
+    }
 }
 
 /// One app's admin API. Every method is idempotent: repeating a call after an

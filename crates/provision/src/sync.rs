@@ -578,7 +578,18 @@ pub async fn reconcile(
         });
         match repair(store, app, conn, d, &dir, &app_user_ids, &app_group_ids).await {
             Ok(()) => report.repaired += 1,
-            Err(e) => errors.push(format!("{} {:?} {}: {e}", resource_name(d), d.kind, d.name)),
+            Err(e) => {
+                // The report (for the operator) names the resource; the log
+                // has Liaison's id only (never a user name nor an app id,
+                // which may be a Matrix id).
+                tracing::warn!(
+                    app = %app.name, resource = resource_name(d),
+                    id = d.id.as_deref().unwrap_or("(extra)"),
+                    member = d.member_id.as_deref().unwrap_or_default(),
+                    drift = ?d.kind, error = e.kind(), "reconciliation repair failed"
+                );
+                errors.push(format!("{} {:?} {}: {e}", resource_name(d), d.kind, d.name));
+            }
         }
     }
     progress(SyncProgress::Repairing {
@@ -586,9 +597,6 @@ pub async fn reconcile(
         done: total,
         total,
     });
-    for e in &errors {
-        tracing::warn!(app = %app.name, error = %e, "reconciliation repair failed");
-    }
     report.errors = errors;
     progress(SyncProgress::Verifying {
         app: app.name.clone(),

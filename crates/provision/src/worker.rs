@@ -325,9 +325,11 @@ impl Worker {
                 let poison = !e.is_transient() || attempts >= self.config.max_attempts;
                 let retry_at =
                     (!poison).then(|| OffsetDateTime::now_utc() + self.backoff(attempts));
+                // The message may name the person: it goes to the outbox
+                // (`liaison outbox`), the log has Liaison's ids only.
                 tracing::warn!(
                     app = %app_name, target = d.target.as_str(), resource = %d.resource_id,
-                    attempts, poison, error = %e, "delivery failed"
+                    attempts, poison, error = e.kind(), "delivery failed"
                 );
                 self.store
                     .fail_delivery(d, &e.to_string(), retry_at)

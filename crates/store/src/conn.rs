@@ -52,6 +52,11 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
         "footprint",
         include_str!("../migrations/sqlite/0009_footprint.sql"),
     ),
+    (
+        13,
+        "sealed_period_keys",
+        include_str!("../migrations/sqlite/0013_sealed_period_keys.sql"),
+    ),
 ];
 const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
     (
@@ -78,6 +83,11 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
         9,
         "footprint",
         include_str!("../migrations/postgres/0009_footprint.sql"),
+    ),
+    (
+        13,
+        "sealed_period_keys",
+        include_str!("../migrations/postgres/0013_sealed_period_keys.sql"),
     ),
 ];
 

@@ -3,7 +3,9 @@
 //! survive a closed one.
 //!
 //! The store never sees a person id: callers hash it with the period key first
-//! (`meter::keyed`). Closing a period counts the hashes, keeps the counts, and
+//! (`meter::keyed`). Nor does it see a period key in clear: callers hand it
+//! sealed under a key-encryption key the database never holds, and open it
+//! themselves. Closing a period counts the hashes, keeps the counts, and
 //! deletes the key row, which deletes every hash of the period by cascade.
 //!
 //! Concurrency: a recording's foreign-key check takes a shared lock on the key
@@ -37,7 +39,8 @@ pub struct PeriodRow {
 /// Where a period stands for recording.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PeriodKeyState {
-    /// Open, with its key.
+    /// Open, with its key as stored: sealed (or, 32 bytes, a key written in
+    /// clear by a version before sealing, not sealed yet).
     Open(Vec<u8>),
     /// Closed: nothing more can be recorded.
     Closed,
@@ -125,7 +128,7 @@ impl Store {
     /// Where the period `label` of the organisation stands.
     pub async fn period_key(&self, org_id: i64, label: &str) -> Result<PeriodKeyState> {
         let row = sqlx::query(
-            "SELECT p.state, k.period_key FROM meter_periods p \
+            "SELECT p.state, k.sealed_key FROM meter_periods p \
              LEFT JOIN meter_keys k ON k.org_id = p.org_id AND k.label = p.label \
              WHERE p.org_id = $1 AND p.label = $2",
         )
@@ -144,8 +147,8 @@ impl Store {
         })
     }
 
-    /// Opens the period with `key` unless it exists; returns its state after the
-    /// call (the key stored first wins when processes race).
+    /// Opens the period with `key` (sealed) unless it exists; returns its state
+    /// after the call (the key stored first wins when processes race).
     pub async fn open_period(
         &self,
         org_id: i64,
@@ -167,7 +170,7 @@ impl Store {
         .await?
         .rows_affected();
         if inserted == 1 {
-            sqlx::query("INSERT INTO meter_keys (org_id, label, period_key) VALUES ($1, $2, $3)")
+            sqlx::query("INSERT INTO meter_keys (org_id, label, sealed_key) VALUES ($1, $2, $3)")
                 .bind(org_id)
                 .bind(label)
                 .bind(key)
@@ -228,7 +231,7 @@ impl Store {
     /// organisation has this slug.
     pub async fn webhook_context(&self, slug: &str, label: &str) -> Result<Option<WebhookContext>> {
         let row = sqlx::query(
-            "SELECT o.id, w.secret, p.state, k.period_key FROM orgs o \
+            "SELECT o.id, w.secret, p.state, k.sealed_key FROM orgs o \
              LEFT JOIN meter_webhooks w ON w.org_id = o.id \
              LEFT JOIN meter_periods p ON p.org_id = o.id AND p.label = $2 \
              LEFT JOIN meter_keys k ON k.org_id = o.id AND k.label = $2 \
@@ -332,6 +335,72 @@ impl Store {
         rows.iter()
             .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
             .collect()
+    }
+
+    /// The stored key of every open period, of every organisation, as
+    /// `(org_id, label, key)`: what a process checks its cached periods
+    /// against (a period missing here was closed; a different key, closed and
+    /// opened again).
+    pub async fn open_period_keys(&self) -> Result<Vec<(i64, String, Vec<u8>)>> {
+        let rows = sqlx::query("SELECT org_id, label, sealed_key FROM meter_keys")
+            .fetch_all(self.reader())
+            .await?;
+        rows.iter()
+            .map(|r| Ok((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?)))
+            .collect()
+    }
+
+    /// The keys of open periods still stored in clear (by a version before
+    /// sealing), as `(org_id, label, key)`.
+    pub async fn clear_period_keys(&self) -> Result<Vec<(i64, String, Vec<u8>)>> {
+        let rows = sqlx::query(
+            "SELECT org_id, label, sealed_key FROM meter_keys WHERE length(sealed_key) = 32",
+        )
+        .fetch_all(self.reader())
+        .await?;
+        rows.iter()
+            .map(|r| Ok((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?)))
+            .collect()
+    }
+
+    /// Replaces a period key stored in clear by its sealed form, unless
+    /// another process did first (then `false`).
+    pub async fn seal_period_key(
+        &self,
+        org_id: i64,
+        label: &str,
+        clear: &[u8],
+        sealed: &[u8],
+    ) -> Result<bool> {
+        let mut tx = self.begin().await?;
+        let done = sqlx::query(
+            "UPDATE meter_keys SET sealed_key = $4 \
+             WHERE org_id = $1 AND label = $2 AND sealed_key = $3",
+        )
+        .bind(org_id)
+        .bind(label)
+        .bind(clear)
+        .bind(sealed)
+        .execute(&mut *tx.tx)
+        .await?
+        .rows_affected();
+        tx.commit().await?;
+        Ok(done == 1)
+    }
+
+    /// Makes period keys replaced by their sealed form unrecoverable from the
+    /// database files, best effort: PostgreSQL rewrites the table into new
+    /// files (`VACUUM FULL`; a plain `VACUUM` leaves old row versions in its
+    /// pages), SQLite has overwritten them (`secure_delete`) and checkpoints
+    /// its write-ahead log.
+    pub async fn scrub_period_keys(&self) {
+        let sql = match self.dialect() {
+            Dialect::Postgres => "VACUUM FULL meter_keys",
+            Dialect::Sqlite => "PRAGMA wal_checkpoint(TRUNCATE)",
+        };
+        if let Err(e) = sqlx::query(sql).execute(self.writer()).await {
+            tracing::warn!(error = %e, "scrubbing replaced period keys failed");
+        }
     }
 
     /// Every period still open, of every organisation.

@@ -110,7 +110,19 @@ pub fn new_webhook_secret() -> String {
 }
 
 pub async fn run(store: &Store, config: &Config, cmd: MeterCommand) -> anyhow::Result<()> {
-    let metering = Metering::new(store.clone(), config.metering.clone(), config.pricing());
+    let metering = Metering::new(
+        store.clone(),
+        config.metering.clone(),
+        config.pricing(),
+        crate::metering::load_kek(config)?,
+    );
+    // Keys stored in clear by an earlier version are sealed; without a
+    // key-encryption key, commands that need none (close, report) still run.
+    match metering.seal_clear_keys().await {
+        Ok(0) => {}
+        Ok(n) => eprintln!("{n} period keys stored in clear were sealed"),
+        Err(e) => eprintln!("warning: {e}"),
+    }
     let now = OffsetDateTime::now_utc();
     match cmd {
         MeterCommand::WebhookSecret { org } => {

@@ -622,5 +622,13 @@ fn meter_error(e: crate::metering::MeterError) -> ApiError {
         crate::metering::MeterError::Dokos(e) => {
             ApiError::new(StatusCode::BAD_GATEWAY, "upstream", e.to_string())
         }
+        crate::metering::MeterError::Kek(e) => {
+            tracing::error!(error = %e, "metering key-encryption key");
+            ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "unavailable",
+                "metering is misconfigured; retry later",
+            )
+        }
     }
 }

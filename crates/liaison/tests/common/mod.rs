@@ -14,6 +14,9 @@ use std::sync::Arc;
 use store::{Store, TokenRecord};
 use tower::ServiceExt;
 
+/// The metering key-encryption key of every test's service objects.
+pub const TEST_KEK: [u8; 32] = [0x4b; 32];
+
 pub struct App {
     pub router: Router,
     pub store: Store,
@@ -32,6 +35,7 @@ impl App {
             store.clone(),
             config.metering.clone(),
             config.pricing(),
+            Some(meter::keyed::Kek::from_bytes(TEST_KEK)),
         ));
         let directory = directory::Directory::new(store.clone(), config.directory_limits());
         let state = Arc::new(AppState::new(

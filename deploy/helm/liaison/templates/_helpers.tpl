@@ -81,8 +81,8 @@ Secret, the secret files' paths, and extraEnv. Argument: the root context.
       name: {{ include "liaison.databaseSecret" . }}
       key: {{ .Values.database.key }}
 {{- if .Values.meteringKek.existingSecret }}
-- name: LIAISON_METERING__KEK
-  value: {{ printf "file:%s/metering-kek/%s" (include "liaison.secretsDir" .) .Values.meteringKek.key | quote }}
+- name: LIAISON_METERING__KEK_FILE
+  value: {{ printf "%s/metering-kek/%s" (include "liaison.secretsDir" .) .Values.meteringKek.key | quote }}
 {{- end }}
 {{- if .Values.metricsToken.existingSecret }}
 - name: LIAISON_METRICS__TOKEN_FILE

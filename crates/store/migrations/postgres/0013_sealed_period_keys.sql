@@ -1,0 +1,11 @@
+-- Period keys are stored sealed (postgres flavour; ../sqlite/0013_sealed_period_keys.sql
+-- must stay equivalent). docs/PRIVACY.md describes what is kept.
+--
+-- A period key is now kept only sealed (XChaCha20-Poly1305) under a
+-- key-encryption key that lives outside the database (`metering.kek_file`, or
+-- a file beside the SQLite database): the column is renamed to say so, and
+-- processes of earlier versions, which would write keys in clear, fail on it
+-- rather than do so. Values of exactly 32 bytes are keys written in clear
+-- before this migration: Liaison seals them when it starts (and when it next
+-- records for their period), then vacuums the table.
+ALTER TABLE meter_keys RENAME COLUMN period_key TO sealed_key;
