@@ -52,6 +52,11 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
         "footprint",
         include_str!("../migrations/sqlite/0009_footprint.sql"),
     ),
+    (
+        11,
+        "outbox_leases",
+        include_str!("../migrations/sqlite/0011_outbox_leases.sql"),
+    ),
 ];
 const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
     (
@@ -78,6 +83,11 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
         9,
         "footprint",
         include_str!("../migrations/postgres/0009_footprint.sql"),
+    ),
+    (
+        11,
+        "outbox_leases",
+        include_str!("../migrations/postgres/0011_outbox_leases.sql"),
     ),
 ];
 
