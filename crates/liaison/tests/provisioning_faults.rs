@@ -851,3 +851,71 @@ async fn a_killed_worker_s_deliveries_are_taken_over_by_the_next() {
         );
     }
 }
+
+/// Reconciliation repairs through the outbox: while the worker is creating a
+/// user (its request held up by the app), a reconciliation that finds the user
+/// missing queues its repair and waits for the worker's delivery instead of
+/// creating the account beside it. The account is created by one request.
+#[tokio::test]
+async fn reconciliation_does_not_race_the_worker() {
+    std::env::set_var("LIAISON_FAULTS_SYNC_RACE", "admin:app-pass");
+    for app in common::apps().await {
+        let label = app.label.clone();
+        let token = app.org("acme").await;
+        let fake = spawn_nextcloud("admin", "app-pass").await.unwrap();
+        let nc = add_app(
+            &app.store,
+            "acme",
+            "nextcloud",
+            &fake.base_url(),
+            "LIAISON_FAULTS_SYNC_RACE",
+        )
+        .await;
+        let scim = Scim {
+            app: &app,
+            token,
+            base: "/o/acme/scim/v2".into(),
+        };
+        scim.create_user("raced").await;
+        // The next request (the worker's creation) takes a while.
+        fake.set_outage(
+            Outage::Delay(Duration::from_millis(2000)),
+            OutageFor::Requests(1),
+        )
+        .await;
+        let worker = worker(&app.store, 3);
+        let running = {
+            let worker = worker.clone();
+            tokio::spawn(async move { worker.round().await })
+        };
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        while worker.held_count() == 0 {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "{label}: never leased"
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        // Let its request reach the app before reconciliation lists it.
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let conn = provision::registry::connector_for(&nc).unwrap();
+        let report = provision::sync::reconcile(
+            &app.store,
+            &nc,
+            conn.as_ref(),
+            &provision::sync::SyncOptions::default(),
+            &|_| {},
+        )
+        .await
+        .unwrap();
+        running.await.unwrap().unwrap();
+        assert_eq!(report.errors, Vec::<String>::new(), "{label}");
+        assert_eq!(report.remaining, 0, "{label}: {:?}", report.left);
+        assert_eq!(
+            fake.count("POST", NC_USERS),
+            1,
+            "{label}: the account is created by one request"
+        );
+        assert_eq!(outbox(&app.store).await, (0, 0), "{label}");
+    }
+}
