@@ -378,6 +378,20 @@ impl Directory {
                     .await
                     .map_err(scim_error)?;
             }
+        } else {
+            // The group's memberships go with it: each app drops them too
+            // (a group the app keeps under the `disable` policy is emptied).
+            let users: Vec<String> = tx
+                .members_of(scope.org_id, id)
+                .await
+                .map_err(scim_error)?
+                .into_iter()
+                .filter(|m| m.kind == ResourceKind::User)
+                .map(|m| m.value)
+                .collect();
+            tx.enqueue_members(scope.org_id, id, &users)
+                .await
+                .map_err(scim_error)?;
         }
         tx.delete_resource(scope.org_id, kind, id)
             .await

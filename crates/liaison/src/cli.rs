@@ -235,11 +235,14 @@ async fn serve(config: Config, store: Store) -> anyhow::Result<()> {
         .with_context(|| format!("cannot listen on {}", config.listen))?;
     let addr = listener.local_addr()?;
     let metrics = Metrics::new();
-    let worker = Worker::new(
-        store.clone(),
-        config.provisioning.worker_config(),
-        metrics.worker.clone(),
-    );
+    // On SQLite this process owns the file: rows an earlier run leased (it was
+    // killed) are taken back at once rather than when their lease expires.
+    let worker_config = provision::worker::WorkerConfig {
+        role: "serve",
+        reclaim_at_start: store.dialect() == store::Dialect::Sqlite,
+        ..config.provisioning.worker_config()
+    };
+    let worker = Worker::new(store.clone(), worker_config, metrics.worker.clone());
     // SIGTERM stops the server, the worker and reconciliation at once; they
     // drain side by side for at most `drain_secs`.
     let drain = std::time::Duration::from_secs(config.drain_secs);

@@ -166,8 +166,10 @@ pub struct ProvisioningConfig {
     pub max_backoff_secs: f64,
     /// Periodic reconciliation of every app, in seconds; 0 turns it off.
     pub reconcile_interval_secs: u64,
-    /// How long a worker holds a delivery before another may take it over (a
-    /// worker that died releases its deliveries after this), in seconds.
+    /// How long a delivery's lease lasts without renewal, in seconds. A worker
+    /// renews the leases it holds every third of this while it runs, so a
+    /// process that died (killed, its node lost) holds its deliveries at most
+    /// this long after its last renewal; then another takes them over.
     pub lease_secs: u64,
 }
 
@@ -180,7 +182,7 @@ impl Default for ProvisioningConfig {
             base_backoff_secs: 1.0,
             max_backoff_secs: 3600.0,
             reconcile_interval_secs: 3600,
-            lease_secs: 300,
+            lease_secs: 15,
         }
     }
 }

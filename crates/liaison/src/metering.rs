@@ -651,12 +651,15 @@ impl Metering {
                 continue;
             }
             let customer = profile.billing_customer.unwrap_or_else(|| o.name.clone());
-            let draft = meter::dokos::draft_from_statement(&st, &customer, &cfg.item_code);
-            let name = meter::dokos::create_draft_invoice(&client, &cfg, &draft).await?;
+            // Found rather than created again when an earlier export created
+            // it and stopped before recording it.
+            let draft = meter::dokos::draft_from_statement(&st, &customer, &cfg.item_code)
+                .with_reference(meter::dokos::reference(&st.org, &st.period));
+            let (name, created) = meter::dokos::ensure_draft_invoice(&client, &cfg, &draft).await?;
             self.store
                 .record_invoice(o.id, &st.period, "dokos", &name)
                 .await?;
-            out.push((st.org.clone(), name, true));
+            out.push((st.org.clone(), name, created));
         }
         Ok(out)
     }

@@ -10,6 +10,10 @@
 //! Stopping is graceful: a server sent SIGTERM hands back the deliveries it
 //! holds (on both stores), and three servers on PostgreSQL replaced one by one
 //! during a burst of changes deliver each change once.
+//!
+//! Chaos: three servers on PostgreSQL deliver a burst of 500 changes to a real
+//! Synapse and to the fake Nextcloud while one of them is killed with SIGKILL
+//! and restarted; the others take its deliveries over when its leases expire.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
@@ -523,8 +527,8 @@ fn acme_with_nextcloud(db: &str, fake: &FakeApp<NextcloudState>) -> String {
     token
 }
 
-/// Starts `liaison serve` with production leases (300 s: a row a stopped
-/// process kept would wait that long) and the drain given.
+/// Starts `liaison serve` with long leases (300 s: a row a stopped process
+/// kept would wait that long) and the drain given.
 async fn serve_draining(db: &str, listen: &str, drain: &str, http: &reqwest::Client) -> Server {
     let env = [
         ("LIAISON_PROVISIONING__LEASE_SECS", "300"),
@@ -738,6 +742,243 @@ async fn three_servers_replaced_one_by_one_deliver_every_change_once() {
         USERS,
         "{label}: no creation was sent twice"
     );
+    drop(db);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+const SYNAPSE_VAR: &str = "LIAISON_CRASH_TEST_SYNAPSE";
+
+/// Synapse's URL and admin token from the test environment, or `None` (with a
+/// notice; a failure when `LIAISON_REQUIRE_SYNAPSE=1`).
+fn synapse_env() -> Option<(String, String)> {
+    let var = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
+    match (
+        var("LIAISON_TEST_SYNAPSE_URL"),
+        var("LIAISON_TEST_SYNAPSE_TOKEN"),
+    ) {
+        (Some(url), Some(token)) => Some((url.trim_end_matches('/').to_owned(), token)),
+        _ => {
+            assert!(
+                std::env::var("LIAISON_REQUIRE_SYNAPSE").as_deref() != Ok("1"),
+                "LIAISON_REQUIRE_SYNAPSE=1 but LIAISON_TEST_SYNAPSE_URL/_TOKEN are not set"
+            );
+            None
+        }
+    }
+}
+
+/// Starts `liaison serve` for the chaos test: production leases (15 s),
+/// the Synapse token in its environment.
+async fn serve_chaos(
+    db: &str,
+    listen: &str,
+    synapse_token: &str,
+    http: &reqwest::Client,
+) -> Server {
+    let env = [
+        ("LIAISON_PROVISIONING__LEASE_SECS", "15"),
+        ("LIAISON_DRAIN_SECS", "5"),
+        (SYNAPSE_VAR, synapse_token),
+    ];
+    Server(Some(serve_with(db, listen, &env, http).await))
+}
+
+/// Three `liaison serve` on one PostgreSQL database deliver a burst of 500
+/// changes (300 users created, 150 renamed, 50 deactivated) to a real Synapse
+/// and to the fake Nextcloud, while one of them is killed with SIGKILL (taken
+/// out of the rotation first, as a dead pod's endpoint is) and restarted.
+/// Every change is applied exactly once in effect: each account created once
+/// in Nextcloud, both apps holding the directory's state, nothing poisoned, and
+/// the outbox empty within a bounded time (the killed process's rows are taken
+/// over when their 15 s leases expire, not after 300 s).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_servers_one_killed_deliver_a_burst_once_to_synapse_and_nextcloud() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+    use tokio::sync::RwLock;
+
+    let dir = std::env::temp_dir().join(format!("liaison-chaos-{}", uuid::Uuid::new_v4().simple()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let Some((synapse_url, synapse_token)) = synapse_env() else {
+        eprintln!("skipped: needs LIAISON_TEST_SYNAPSE_URL and LIAISON_TEST_SYNAPSE_TOKEN");
+        return;
+    };
+    let Some((label, db)) = databases(&dir)
+        .await
+        .into_iter()
+        .find(|(label, _)| *label == "postgres")
+    else {
+        eprintln!(
+            "skipped: replicas need PostgreSQL ({} not set)",
+            store::testing::POSTGRES_URL_VAR
+        );
+        return;
+    };
+    let http = reqwest::Client::builder()
+        .pool_max_idle_per_host(0)
+        .build()
+        .expect("client");
+    let fake = spawn_nextcloud("admin", "app-pass").await.expect("fake");
+    let token = acme_with_nextcloud(&db.url, &fake);
+    let mut cmd = liaison(&db.url, "127.0.0.1:9");
+    cmd.args(["app", "add", "acme", "synapse", "--url", &synapse_url])
+        .args([
+            "--server-name",
+            "localhost",
+            "--credential-env",
+            SYNAPSE_VAR,
+        ]);
+    run(cmd, "app add synapse");
+    // Nextcloud answers in 100 ms: deliveries are in flight at the kill.
+    fake.set_outage(
+        Outage::Delay(Duration::from_millis(100)),
+        OutageFor::UntilCleared,
+    )
+    .await;
+
+    let mut servers = Vec::new();
+    let mut addrs = Vec::new();
+    for _ in 0..3 {
+        let listen = format!("127.0.0.1:{}", free_port());
+        servers.push(serve_chaos(&db.url, &listen, &synapse_token, &http).await);
+        addrs.push(RwLock::new(listen));
+    }
+    let slots: Arc<Vec<RwLock<String>>> = Arc::new(addrs);
+    let next = Arc::new(AtomicUsize::new(0));
+    const USERS: usize = 300;
+    const RENAMES: usize = 150;
+    const DEACTIVATIONS: usize = 50;
+    // Synapse keeps its accounts between runs: names unique to this one.
+    let prefix = format!(
+        "chaos{}",
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos() % 10_000_000_000)
+            .unwrap_or_default()
+    );
+
+    let burst = {
+        let (slots, next, http, token, prefix) = (
+            slots.clone(),
+            next.clone(),
+            http.clone(),
+            token.clone(),
+            prefix.clone(),
+        );
+        tokio::spawn(async move {
+            let mut ids = Vec::new();
+            for i in 0..USERS + RENAMES + DEACTIVATIONS {
+                let addr = loop {
+                    let n = next.fetch_add(1, Ordering::Relaxed) % 3;
+                    if let Ok(addr) = slots[n].try_read() {
+                        break addr;
+                    }
+                    tokio::task::yield_now().await;
+                };
+                let scim = Scim {
+                    http: &http,
+                    base: format!("http://{}/o/acme/scim/v2", *addr),
+                    token: token.clone(),
+                };
+                let replace =
+                    |attr: &str, v: Value| json!([{"op": "replace", "path": attr, "value": v}]);
+                if i < USERS {
+                    ids.push(create_user(&scim, &format!("{prefix}u{i:03}")).await);
+                } else if i < USERS + RENAMES {
+                    let id = &ids[(i - USERS) * 2];
+                    let ops = replace("displayName", json!(format!("Renamed {i}")));
+                    scim.patch(&format!("/Users/{id}"), ops).await;
+                } else {
+                    let id = &ids[(i - USERS - RENAMES) * 2 + 1];
+                    scim.patch(&format!("/Users/{id}"), replace("active", json!(false)))
+                        .await;
+                }
+            }
+        })
+    };
+
+    // Kill replica 1 in the middle of the burst, then start it again.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(300);
+    while creations(&fake) < USERS / 3 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{label}: the burst did not get going"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let pending_at_kill = {
+        let mut addr = slots[1].write().await;
+        let (pending, _) = outbox(&http, &addr).await;
+        let mut victim = servers[1].0.take().expect("running");
+        victim.kill().expect("SIGKILL");
+        victim.wait().expect("reaped");
+        let listen = format!("127.0.0.1:{}", free_port());
+        servers[1] = serve_chaos(&db.url, &listen, &synapse_token, &http).await;
+        *addr = listen;
+        pending
+    };
+    burst.await.expect("the burst of changes");
+    eprintln!("{label}: {pending_at_kill} deliveries pending when replica 1 was killed");
+
+    // Bounded: far below the 300 s a killed process's leases used to last.
+    let listen = slots[0].read().await.clone();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(240);
+    loop {
+        let (pending, poisoned) = outbox(&http, &listen).await;
+        assert_eq!(poisoned, 0, "{label}: nothing is parked as poison");
+        if pending == 0 {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{label}: {pending} deliveries still pending"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    fake.clear_outage().await;
+
+    let scim = Scim {
+        http: &http,
+        base: format!("http://{listen}/o/acme/scim/v2"),
+        token,
+    };
+    let (want, _) = directory(&scim).await;
+    let (have, _) = nextcloud(&fake.state());
+    assert_eq!(want.len(), USERS, "{label}");
+    assert_eq!(have, want, "{label}: users in Nextcloud");
+    assert_eq!(
+        creations(&fake),
+        USERS,
+        "{label}: each account created once"
+    );
+
+    // Synapse holds each user as the directory has it.
+    for (name, (display, _, active)) in &want {
+        let mxid = format!("@{name}:localhost");
+        let r = http
+            .get(format!("{synapse_url}/_synapse/admin/v2/users/{mxid}"))
+            .bearer_auth(&synapse_token)
+            .send()
+            .await
+            .expect("Synapse answers");
+        assert_eq!(r.status().as_u16(), 200, "{label}: {mxid} in Synapse");
+        let user: Value = r.json().await.expect("JSON");
+        assert_eq!(
+            user["deactivated"].as_bool().unwrap_or(false),
+            !active,
+            "{label}: {mxid} active"
+        );
+        if *active {
+            assert_eq!(
+                user["displayname"].as_str().unwrap_or_default(),
+                display,
+                "{label}: {mxid} display name"
+            );
+        }
+    }
+    for server in servers {
+        terminate(server, label).await;
+    }
     drop(db);
     let _ = std::fs::remove_dir_all(&dir);
 }

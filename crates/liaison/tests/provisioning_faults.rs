@@ -703,3 +703,219 @@ async fn transient_failures_become_poison_after_max_attempts() {
         assert!(StatusCode::SERVICE_UNAVAILABLE.is_server_error());
     }
 }
+
+/// Deleting a group under the `disable` policy leaves the group in the app
+/// (its data is the organisation's) but takes its members out of it: they are
+/// no longer members in the directory.
+#[tokio::test]
+async fn deleting_a_group_under_disable_empties_it_in_the_app() {
+    std::env::set_var("LIAISON_FAULTS_GROUP_DELETE", "admin:app-pass");
+    for app in common::apps().await {
+        let label = app.label.clone();
+        let token = app.org("acme").await;
+        let fake = spawn_nextcloud("admin", "app-pass").await.unwrap();
+        let nc = add_app(
+            &app.store,
+            "acme",
+            "nextcloud",
+            &fake.base_url(),
+            "LIAISON_FAULTS_GROUP_DELETE",
+        )
+        .await;
+        assert_eq!(nc.deprovision, "disable", "{label}");
+        let worker = worker(&app.store, 3);
+        let scim = Scim {
+            app: &app,
+            token,
+            base: "/o/acme/scim/v2".into(),
+        };
+        let ada = scim.create_user("ada").await;
+        let bob = scim.create_user("bob").await;
+        let group = scim.create_group("Crew", &[ada, bob]).await;
+        drain_until_empty(&app.store, &worker, &label).await;
+        assert_eq!(
+            fake.state().members(&group),
+            vec!["ada".to_string(), "bob".to_string()],
+            "{label}: delivered"
+        );
+
+        scim.send(Method::DELETE, &format!("/Groups/{group}"), None)
+            .await;
+        let round = drain_until_empty(&app.store, &worker, &label).await;
+        assert_eq!(round.poisoned, 0, "{label}");
+        let state = fake.state();
+        assert!(
+            state.groups.values().any(|g| g.id == group),
+            "{label}: the group stays in the app under `disable`"
+        );
+        assert!(
+            state.members(&group).is_empty(),
+            "{label}: its memberships are gone: {:?}",
+            state.members(&group)
+        );
+        assert_eq!(
+            state.users.values().filter(|u| u.id != "admin").count(),
+            2,
+            "{label}: the users stay"
+        );
+    }
+}
+
+/// A worker killed while it holds deliveries (its task aborted: no hand-back
+/// and no more lease renewals, as after `kill -9`) delays them by at most one
+/// lease: the next worker takes them over, on SQLite at once (a new
+/// incarnation of `serve` takes back its predecessor's rows), on PostgreSQL
+/// when the leases nobody renews expire (15 s). The wait is bounded well
+/// below the 300 s a dead worker's rows used to wait.
+#[tokio::test]
+async fn a_killed_worker_s_deliveries_are_taken_over_by_the_next() {
+    std::env::set_var("LIAISON_FAULTS_KILLED", "admin:app-pass");
+    for app in common::apps().await {
+        let label = app.label.clone();
+        let token = app.org("acme").await;
+        let fake = spawn_nextcloud("admin", "app-pass").await.unwrap();
+        add_app(
+            &app.store,
+            "acme",
+            "nextcloud",
+            &fake.base_url(),
+            "LIAISON_FAULTS_KILLED",
+        )
+        .await;
+        let scim = Scim {
+            app: &app,
+            token,
+            base: "/o/acme/scim/v2".into(),
+        };
+        for i in 0..6 {
+            scim.create_user(&format!("killed{i}")).await;
+        }
+        let config = || WorkerConfig {
+            role: "serve",
+            reclaim_at_start: app.store.dialect() == store::Dialect::Sqlite,
+            idle_poll: Duration::from_millis(20),
+            ..WorkerConfig::default()
+        };
+        // The app hangs: the first worker's deliveries never finish.
+        fake.set_outage(
+            Outage::Delay(Duration::from_secs(3600)),
+            OutageFor::UntilCleared,
+        )
+        .await;
+        let first = Worker::new(app.store.clone(), config(), WorkerMetrics::default());
+        let running = {
+            let first = first.clone();
+            tokio::spawn(async move { first.round().await })
+        };
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        while first.held_count() < 6 {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "{label}: never leased"
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        running.abort();
+        assert!(running.await.is_err(), "{label}: killed mid-round");
+        fake.clear_outage().await;
+
+        let (stop, stopped) = tokio::sync::watch::channel(false);
+        let next = Worker::new(app.store.clone(), config(), WorkerMetrics::default());
+        let task = tokio::spawn(next.run(stopped));
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(90);
+        loop {
+            let (pending, poisoned) = outbox(&app.store).await;
+            assert_eq!(poisoned, 0, "{label}: nothing poisoned");
+            if pending == 0 {
+                break;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "{label}: {pending} deliveries still held by the killed worker"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        stop.send(true).unwrap();
+        task.await.unwrap();
+        let (want, _) = directory(
+            &app.store,
+            app.store.org_by_slug("acme").await.unwrap().unwrap().id,
+        )
+        .await;
+        let (have, _) = nextcloud_view(&fake.state());
+        assert_eq!(have, want, "{label}: users in Nextcloud");
+        assert_eq!(
+            successes(&fake, "POST", NC_USERS),
+            6,
+            "{label}: each user created once"
+        );
+    }
+}
+
+/// Reconciliation repairs through the outbox: while the worker is creating a
+/// user (its request held up by the app), a reconciliation that finds the user
+/// missing queues its repair and waits for the worker's delivery instead of
+/// creating the account beside it. The account is created by one request.
+#[tokio::test]
+async fn reconciliation_does_not_race_the_worker() {
+    std::env::set_var("LIAISON_FAULTS_SYNC_RACE", "admin:app-pass");
+    for app in common::apps().await {
+        let label = app.label.clone();
+        let token = app.org("acme").await;
+        let fake = spawn_nextcloud("admin", "app-pass").await.unwrap();
+        let nc = add_app(
+            &app.store,
+            "acme",
+            "nextcloud",
+            &fake.base_url(),
+            "LIAISON_FAULTS_SYNC_RACE",
+        )
+        .await;
+        let scim = Scim {
+            app: &app,
+            token,
+            base: "/o/acme/scim/v2".into(),
+        };
+        scim.create_user("raced").await;
+        // The next request (the worker's creation) takes a while.
+        fake.set_outage(
+            Outage::Delay(Duration::from_millis(2000)),
+            OutageFor::Requests(1),
+        )
+        .await;
+        let worker = worker(&app.store, 3);
+        let running = {
+            let worker = worker.clone();
+            tokio::spawn(async move { worker.round().await })
+        };
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        while worker.held_count() == 0 {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "{label}: never leased"
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        // Let its request reach the app before reconciliation lists it.
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let conn = provision::registry::connector_for(&nc).unwrap();
+        let report = provision::sync::reconcile(
+            &app.store,
+            &nc,
+            conn.as_ref(),
+            &provision::sync::SyncOptions::default(),
+            &|_| {},
+        )
+        .await
+        .unwrap();
+        running.await.unwrap().unwrap();
+        assert_eq!(report.errors, Vec::<String>::new(), "{label}");
+        assert_eq!(report.remaining, 0, "{label}: {:?}", report.left);
+        assert_eq!(
+            fake.count("POST", NC_USERS),
+            1,
+            "{label}: the account is created by one request"
+        );
+        assert_eq!(outbox(&app.store).await, (0, 0), "{label}");
+    }
+}

@@ -5,6 +5,13 @@
 //! answer is `{"data": {...the saved document, "name": ...}}`. With `docstatus` 0
 //! the invoice stays a draft for a person to check and submit in Dokos.
 //!
+//! Creating is made idempotent by a reference ([`reference`]: the organisation
+//! and the period) written in the invoice's remarks: [`ensure_draft_invoice`]
+//! first looks for an invoice that is not cancelled with that reference
+//! (`GET {url}/api/resource/Sales%20Invoice?filters=...`) and creates one only
+//! when there is none, so an export interrupted between the creation and its
+//! record in Liaison's database never creates the same invoice twice.
+//!
 //! A statement becomes one item line per price bracket (quantity = accounts, rate =
 //! the bracket's rate), then, so that the invoice's net total equals the
 //! statement's net: a discount on the net total for a solidarity coefficient below
@@ -87,6 +94,21 @@ pub struct InvoiceDraft {
     pub discount_amount: Option<Decimal>,
     pub taxes: Option<Vec<TaxRow>>,
     pub remarks: Option<String>,
+    /// What the invoice is for, unique to it ([`reference`]): appended to the
+    /// remarks as `Reference: ...`, and looked up before creating.
+    #[serde(default)]
+    pub reference: Option<String>,
+}
+
+/// The reference of the invoice of an organisation's period:
+/// `liaison:{org}:{period}`.
+pub fn reference(org: &str, period: &str) -> String {
+    format!("liaison:{org}:{period}")
+}
+
+/// The line of the remarks that carries a reference.
+fn reference_line(reference: &str) -> String {
+    format!("Reference: {reference}")
 }
 
 impl InvoiceDraft {
@@ -102,6 +124,12 @@ impl InvoiceDraft {
                 rate: percent,
             });
         }
+        self
+    }
+
+    /// Gives the draft its [`reference`].
+    pub fn with_reference(mut self, reference: String) -> InvoiceDraft {
+        self.reference = Some(reference);
         self
     }
 
@@ -149,7 +177,13 @@ impl InvoiceDraft {
                 .collect();
             doc.insert("taxes".into(), Value::Array(rows));
         }
-        if let Some(remarks) = &self.remarks {
+        let remarks = match (&self.remarks, &self.reference) {
+            (Some(r), Some(key)) => Some(format!("{r}\n{}", reference_line(key))),
+            (Some(r), None) => Some(r.clone()),
+            (None, Some(key)) => Some(reference_line(key)),
+            (None, None) => None,
+        };
+        if let Some(remarks) = remarks {
             doc.insert("remarks".into(), json!(remarks));
         }
         Value::Object(doc)
@@ -234,6 +268,7 @@ pub fn draft_from_statement(st: &Statement, customer: &str, item_code: &str) -> 
         items,
         discount_amount,
         taxes: None,
+        reference: None,
         remarks: Some(format!(
             "Contribution of {} for {}: {} active accounts. {METHOD}",
             st.org_name, st.period, st.active_accounts
@@ -274,8 +309,75 @@ impl DokosError {
     }
 }
 
+/// The draft's invoice in Dokos: the one found with the draft's reference,
+/// if any (`false`), else a new one ([`create_draft_invoice`], `true`).
+pub async fn ensure_draft_invoice(
+    client: &reqwest::Client,
+    cfg: &DokosConfig,
+    draft: &InvoiceDraft,
+) -> Result<(String, bool), DokosError> {
+    if let Some(key) = &draft.reference {
+        if let Some(name) = find_invoice(client, cfg, key).await? {
+            return Ok((name, false));
+        }
+    }
+    Ok((create_draft_invoice(client, cfg, draft).await?, true))
+}
+
+/// The name of a Sales Invoice that is not cancelled and carries `reference`
+/// in its remarks, if any.
+pub async fn find_invoice(
+    client: &reqwest::Client,
+    cfg: &DokosConfig,
+    reference: &str,
+) -> Result<Option<String>, DokosError> {
+    let url = format!(
+        "{}/api/resource/Sales%20Invoice",
+        cfg.url.trim_end_matches('/')
+    );
+    let line = reference_line(reference);
+    let filters = json!([
+        ["remarks", "like", format!("%{line}%")],
+        ["docstatus", "!=", 2],
+    ]);
+    let response = client
+        .get(url)
+        .query(&[
+            ("filters", filters.to_string()),
+            ("fields", json!(["name", "remarks"]).to_string()),
+            ("limit_page_length", "20".to_owned()),
+        ])
+        .header(
+            reqwest::header::AUTHORIZATION,
+            format!("token {}:{}", cfg.api_key, cfg.api_secret),
+        )
+        .header(reqwest::header::ACCEPT, "application/json")
+        .send()
+        .await
+        .map_err(DokosError::Transport)?;
+    let answer = read_answer(response).await?;
+    let list = answer
+        .get("data")
+        .and_then(Value::as_array)
+        .ok_or_else(|| DokosError::Unexpected {
+            status: 200,
+            message: "no data list in the answer".to_owned(),
+        })?;
+    // `like` is a pattern: keep only a remarks line equal to the reference.
+    Ok(list
+        .iter()
+        .filter(|doc| {
+            doc.get("remarks")
+                .and_then(Value::as_str)
+                .is_some_and(|r| r.lines().any(|l| l.trim() == line))
+        })
+        .find_map(|doc| doc.get("name").and_then(Value::as_str))
+        .map(str::to_owned))
+}
+
 /// Creates `draft` as a draft Sales Invoice and returns its name in Dokos
-/// (e.g. `ACC-SINV-2026-00001`).
+/// (e.g. `ACC-SINV-2026-00001`). See [`ensure_draft_invoice`] to create it
+/// only once.
 pub async fn create_draft_invoice(
     client: &reqwest::Client,
     cfg: &DokosConfig,
@@ -288,7 +390,7 @@ pub async fn create_draft_invoice(
         "{}/api/resource/Sales%20Invoice",
         cfg.url.trim_end_matches('/')
     );
-    let mut response = client
+    let response = client
         .post(url)
         .header(
             reqwest::header::AUTHORIZATION,
@@ -299,6 +401,20 @@ pub async fn create_draft_invoice(
         .send()
         .await
         .map_err(DokosError::Transport)?;
+    let answer = read_answer(response).await?;
+    answer
+        .pointer("/data/name")
+        .and_then(Value::as_str)
+        .map(str::to_owned)
+        .ok_or_else(|| DokosError::Unexpected {
+            status: 200,
+            message: "no data.name in the answer".to_owned(),
+        })
+}
+
+/// Reads an answer of at most [`MAX_RESPONSE_BYTES`]: its JSON on success,
+/// the error it says otherwise.
+async fn read_answer(mut response: reqwest::Response) -> Result<Value, DokosError> {
     let status = response.status().as_u16();
     let mut body = Vec::new();
     while let Some(chunk) = response.chunk().await.map_err(DokosError::Transport)? {
@@ -310,15 +426,10 @@ pub async fn create_draft_invoice(
     let json: Option<Value> = serde_json::from_slice(&body).ok();
 
     if (200..300).contains(&status) {
-        return json
-            .as_ref()
-            .and_then(|v| v.pointer("/data/name"))
-            .and_then(Value::as_str)
-            .map(str::to_owned)
-            .ok_or_else(|| DokosError::Unexpected {
-                status,
-                message: "no data.name in the answer".to_owned(),
-            });
+        return json.ok_or_else(|| DokosError::Unexpected {
+            status,
+            message: "the answer is not JSON".to_owned(),
+        });
     }
     let message = json.as_ref().map(frappe_message).unwrap_or_default();
     let exc_type = json

@@ -16,6 +16,12 @@
 //!   on the net total, taxes "On Net Total"), and it is answered 200
 //!   `{"data": {...}}`.
 //!
+//! It also serves `GET /api/resource/Sales Invoice` (`get_list`): `filters` (a JSON
+//! list of `[field, operator, value]` or `[doctype, field, operator, value]`,
+//! operators `=`, `!=` and `like` with `%` wildcards), `fields` (a JSON list,
+//! `["name"]` by default) and `limit_page_length` (20 by default), answered
+//! `{"data": [...]}` oldest first.
+//!
 //! Errors have Frappe's body: `exception`, `exc_type` and `_server_messages` (a JSON
 //! string holding a list of JSON strings, each an object with `message`). It can be
 //! told to answer 503 to everything, as a site in maintenance or behind a failing
@@ -25,7 +31,7 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 
 use axum::body::Bytes;
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
@@ -75,7 +81,7 @@ impl FakeDokos {
             requests: 0,
         }));
         let app = Router::new()
-            .route("/api/resource/{doctype}", post(insert))
+            .route("/api/resource/{doctype}", post(insert).get(list))
             .with_state(inner.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
@@ -149,22 +155,125 @@ fn frappe_error(status: StatusCode, exc_type: &str, message: &str) -> Response {
     (status, Json(body)).into_response()
 }
 
-async fn insert(
+/// Frappe's `like`: `%` matches any text, the rest is compared without case.
+fn like(pattern: &str, text: &str) -> bool {
+    let pattern = pattern.to_lowercase();
+    let text = text.to_lowercase();
+    let parts: Vec<&str> = pattern.split('%').collect();
+    let mut rest = text.as_str();
+    for (i, part) in parts.iter().enumerate() {
+        if i == 0 {
+            let Some(r) = rest.strip_prefix(part) else {
+                return false;
+            };
+            rest = r;
+        } else if i == parts.len() - 1 {
+            return rest.ends_with(part);
+        } else {
+            match rest.find(part) {
+                Some(at) => rest = &rest[at + part.len()..],
+                None => return false,
+            }
+        }
+    }
+    rest.is_empty()
+}
+
+fn matches(doc: &Value, filter: &Value) -> Option<bool> {
+    let f = filter.as_array()?;
+    let (field, op, value) = match f.len() {
+        3 => (&f[0], &f[1], &f[2]),
+        4 => (&f[1], &f[2], &f[3]),
+        _ => return None,
+    };
+    let have = doc.get(field.as_str()?).cloned().unwrap_or(Value::Null);
+    let same = |a: &Value, b: &Value| match (a, b) {
+        (Value::Number(x), Value::Number(y)) => x.as_f64() == y.as_f64(),
+        _ => a == b,
+    };
+    match op.as_str()? {
+        "=" => Some(same(&have, value)),
+        "!=" => Some(!same(&have, value)),
+        "like" => Some(like(value.as_str()?, have.as_str().unwrap_or(""))),
+        _ => None,
+    }
+}
+
+async fn list(
     State(shared): State<Shared>,
     Path(doctype): Path<String>,
+    Query(query): Query<std::collections::HashMap<String, String>>,
     headers: HeaderMap,
-    body: Bytes,
 ) -> Response {
     let mut inner = shared
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner());
+    if let Some(refused) = admit(&mut inner, &headers, &doctype) {
+        return refused;
+    }
+    let parse = |key: &str, default: Value| match query.get(key) {
+        Some(text) => serde_json::from_str::<Value>(text).ok(),
+        None => Some(default),
+    };
+    let (Some(Value::Array(filters)), Some(Value::Array(fields))) = (
+        parse("filters", json!([])),
+        parse("fields", json!(["name"])),
+    ) else {
+        return frappe_error(
+            StatusCode::EXPECTATION_FAILED,
+            "ValidationError",
+            "Invalid filters or fields",
+        );
+    };
+    let limit = query
+        .get("limit_page_length")
+        .and_then(|l| l.parse::<usize>().ok())
+        .unwrap_or(20);
+    let mut out = Vec::new();
+    for doc in &inner.invoices {
+        let mut keep = true;
+        for filter in &filters {
+            match matches(doc, filter) {
+                Some(m) => keep &= m,
+                None => {
+                    return frappe_error(
+                        StatusCode::EXPECTATION_FAILED,
+                        "ValidationError",
+                        "Invalid filter",
+                    )
+                }
+            }
+        }
+        if !keep {
+            continue;
+        }
+        let picked: Map<String, Value> = fields
+            .iter()
+            .filter_map(Value::as_str)
+            .map(|f| (f.to_owned(), doc.get(f).cloned().unwrap_or(Value::Null)))
+            .collect();
+        out.push(Value::Object(picked));
+        if out.len() == limit {
+            break;
+        }
+    }
+    (StatusCode::OK, Json(json!({ "data": out }))).into_response()
+}
+
+/// Counts the request, then refuses it as Frappe would when the site is
+/// unavailable, the token is missing or wrong, or the doctype is not Sales
+/// Invoice.
+fn admit(inner: &mut Inner, headers: &HeaderMap, doctype: &str) -> Option<Response> {
     inner.requests += 1;
     if inner.unavailable {
-        return (StatusCode::SERVICE_UNAVAILABLE, "Service Unavailable").into_response();
+        return Some((StatusCode::SERVICE_UNAVAILABLE, "Service Unavailable").into_response());
     }
-
     let Some(authorization) = headers.get("authorization") else {
-        return frappe_error(StatusCode::FORBIDDEN, "PermissionError", "Not permitted");
+        return Some(frappe_error(
+            StatusCode::FORBIDDEN,
+            "PermissionError",
+            "Not permitted",
+        ));
     };
     let token = authorization
         .to_str()
@@ -175,20 +284,34 @@ async fn insert(
     match token {
         Some((key, secret)) if key == inner.api_key && secret == inner.api_secret => {}
         _ => {
-            return frappe_error(
+            return Some(frappe_error(
                 StatusCode::UNAUTHORIZED,
                 "AuthenticationError",
                 "Invalid API Key or Secret",
-            )
+            ))
         }
     }
-
     if doctype != "Sales Invoice" {
-        return frappe_error(
+        return Some(frappe_error(
             StatusCode::NOT_FOUND,
             "DoesNotExistError",
             &format!("DocType {doctype} not found"),
-        );
+        ));
+    }
+    None
+}
+
+async fn insert(
+    State(shared): State<Shared>,
+    Path(doctype): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let mut inner = shared
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    if let Some(refused) = admit(&mut inner, &headers, &doctype) {
+        return refused;
     }
     let Ok(Value::Object(mut doc)) = serde_json::from_slice::<Value>(&body) else {
         return frappe_error(

@@ -211,3 +211,42 @@ async fn a_wrong_site_path_is_not_found() {
     .unwrap_err();
     assert!(matches!(err, DokosError::NotFound { .. }), "{err:?}");
 }
+
+/// An export that created the invoice and stopped before recording it (a
+/// crash) runs again: the invoice is found by its reference, not created a
+/// second time; another period's gets its own.
+#[tokio::test]
+async fn an_invoice_with_a_reference_is_created_once() {
+    let dokos = fake().await;
+    let cfg = dokos.config(ITEM);
+    let client = reqwest::Client::new();
+    let st = statement(60, "school");
+    let key = meter::dokos::reference(&st.org, &st.period);
+    assert_eq!(key, "liaison:ecole-jaures:2026-11");
+    let draft = vat_draft(&st).with_reference(key.clone());
+
+    let (first, created) = meter::dokos::ensure_draft_invoice(&client, &cfg, &draft)
+        .await
+        .unwrap();
+    assert!(created);
+    let remarks = dokos.invoices()[0]["remarks"].as_str().unwrap().to_owned();
+    assert!(
+        remarks.ends_with("\nReference: liaison:ecole-jaures:2026-11"),
+        "{remarks}"
+    );
+    // The record of `first` was lost: the export runs again.
+    let (again, created) = meter::dokos::ensure_draft_invoice(&client, &cfg, &draft)
+        .await
+        .unwrap();
+    assert_eq!((again.as_str(), created), (first.as_str(), false));
+    assert_eq!(dokos.invoices().len(), 1, "created once");
+
+    // A reference that only starts like another is another invoice.
+    let other = vat_draft(&st).with_reference(format!("{key}0"));
+    let (second, created) = meter::dokos::ensure_draft_invoice(&client, &cfg, &other)
+        .await
+        .unwrap();
+    assert!(created);
+    assert_ne!(second, first);
+    assert_eq!(dokos.invoices().len(), 2);
+}

@@ -87,7 +87,8 @@ pub fn group_spec(row: &ResourceRow) -> GroupSpec {
     }
 }
 
-/// Runs one delivery against one app.
+/// Runs one delivery against one app (a reconciliation repair skips the
+/// "already delivered" check).
 pub async fn deliver(
     store: &Store,
     conn: &dyn Connector,
@@ -95,10 +96,10 @@ pub async fn deliver(
     d: &Delivery,
 ) -> Result<(), DeliveryError> {
     match d.target {
-        Target::User => deliver_user(store, conn, app, &d.resource_id, false)
+        Target::User => deliver_user(store, conn, app, &d.resource_id, d.forced)
             .await
             .map(drop),
-        Target::Group => deliver_group(store, conn, app, &d.resource_id, false)
+        Target::Group => deliver_group(store, conn, app, &d.resource_id, d.forced)
             .await
             .map(drop),
         Target::Member => deliver_member(store, conn, app, &d.resource_id, &d.member_id).await,

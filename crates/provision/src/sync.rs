@@ -14,14 +14,35 @@
 //!   know. Extras are only reported, unless removal is asked for; the app's own
 //!   service account is never reported.
 //!
-//! Repairs call [`deliver_user`], [`deliver_group`] and [`deliver_member`] with
-//! `force`, then the app is listed again and what remains is reported.
+//! Repairs of directory resources go through the outbox, like any change: each
+//! is queued as a repair ([`store::Tx::enqueue_repair`], one transaction for the
+//! app) and delivered under a lease, by this run or by any outbox worker that
+//! takes it first, never by two at once. Users and groups are delivered first,
+//! memberships after. The run waits for the repairs another worker holds (up
+//! to [`REPAIR_WAIT`]), then lists the app again and reports what remains.
+//! Removing extras (accounts, groups and members the directory does not know,
+//! with nothing to queue) calls the app directly.
 
-use crate::deliver::{deliver_group, deliver_member, deliver_user, group_spec, user_spec};
+use crate::deliver::{deliver, group_spec, user_spec};
+use crate::worker::{backoff, record_outcome, with_heartbeat, Outcome, WorkerConfig};
 use crate::{AppGroup, AppUser, Connector, DeliveryError};
+use rand::Rng;
 use serde::Serialize;
 use std::collections::{BTreeSet, HashMap, HashSet};
-use store::{AppRecord, Link, ListQuery, ResourceKind, ResourceRow, Store};
+use std::time::Duration;
+use store::{AppRecord, Delivery, Link, ListQuery, ResourceKind, ResourceRow, Store, Target};
+
+/// How long a run waits for its repairs that another worker is delivering.
+pub const REPAIR_WAIT: Duration = Duration::from_secs(60);
+
+/// The lease of a repair delivered by a run (renewed while it runs).
+const REPAIR_LEASE: Duration = Duration::from_secs(15);
+
+/// Repairs delivered per claim.
+const REPAIR_BATCH: i64 = 8;
+
+/// An outbox row's key: (target, resource, member).
+type Key = (Target, String, String);
 
 /// Directory resources read per page.
 const PAGE: u64 = 500;
@@ -570,13 +591,51 @@ pub async fn reconcile(
     let mut sorted = todo;
     sorted.sort_by_key(order);
     let mut errors = Vec::new();
-    for (i, d) in sorted.into_iter().enumerate() {
+    // Stale app ids first (store only), then every repair of a directory
+    // resource queued in one transaction.
+    let mut queued: Vec<(&Drift, Key)> = Vec::new();
+    let mut direct: Vec<&Drift> = Vec::new();
+    for d in sorted {
+        match repair_key(d) {
+            Some(key) => {
+                let present = match key.0 {
+                    Target::User => Some(&app_user_ids),
+                    Target::Group => Some(&app_group_ids),
+                    Target::Member => None,
+                };
+                if let Some(present) = present {
+                    if let Err(e) = clear_stale(store, app, &dir, &key.1, present).await {
+                        errors.push(repair_error(d, &e.to_string()));
+                        continue;
+                    }
+                }
+                queued.push((d, key));
+            }
+            None => direct.push(d),
+        }
+    }
+    let mut tx = store.begin().await?;
+    for (_, (target, resource, member)) in &queued {
+        let member = (!member.is_empty()).then_some(member.as_str());
+        tx.enqueue_repair(app, *target, resource, member).await?;
+    }
+    tx.commit().await?;
+    let failed = deliver_repairs(store, app, conn, total, progress).await?;
+    let mut done = queued.len();
+    for (d, key) in &queued {
+        match failed.get(key) {
+            Some(e) => errors.push(repair_error(d, e)),
+            None => report.repaired += 1,
+        }
+    }
+    for d in direct {
         progress(SyncProgress::Repairing {
             app: app.name.clone(),
-            done: i,
+            done,
             total,
         });
-        match repair(store, app, conn, d, &dir, &app_user_ids, &app_group_ids).await {
+        done += 1;
+        match repair_extra(app, conn, d).await {
             Ok(()) => report.repaired += 1,
             Err(e) => {
                 // The report (for the operator) names the resource; the log
@@ -588,7 +647,7 @@ pub async fn reconcile(
                     member = d.member_id.as_deref().unwrap_or_default(),
                     drift = ?d.kind, error = e.kind(), "reconciliation repair failed"
                 );
-                errors.push(format!("{} {:?} {}: {e}", resource_name(d), d.kind, d.name));
+                errors.push(repair_error(d, &e.to_string()));
             }
         }
     }
@@ -643,37 +702,130 @@ async fn clear_stale(
     Ok(())
 }
 
-async fn repair(
+fn repair_error(d: &Drift, e: &str) -> String {
+    format!("{} {:?} {}: {e}", resource_name(d), d.kind, d.name)
+}
+
+/// The outbox row that repairs a drift item of a directory resource; `None`
+/// for extras the directory does not know (repaired directly).
+fn repair_key(d: &Drift) -> Option<Key> {
+    let id = d.id.clone()?;
+    match (d.resource, d.kind) {
+        (DriftResource::User, DriftKind::Missing | DriftKind::Different) => {
+            Some((Target::User, id, String::new()))
+        }
+        (DriftResource::Group, DriftKind::Missing | DriftKind::Different) => {
+            Some((Target::Group, id, String::new()))
+        }
+        (DriftResource::Membership, _) => d
+            .member_id
+            .clone()
+            .map(|member| (Target::Member, id, member)),
+        _ => None,
+    }
+}
+
+/// Delivers the queued repairs of an app under leases (users and groups, then
+/// memberships), waiting up to [`REPAIR_WAIT`] for those another worker
+/// holds. Returns the repairs that failed, with why.
+async fn deliver_repairs(
     store: &Store,
     app: &AppRecord,
     conn: &dyn Connector,
+    total: usize,
+    progress: &(dyn Fn(SyncProgress) + Sync),
+) -> Result<HashMap<Key, String>, SyncError> {
+    let config = WorkerConfig::default();
+    let incarnation = format!("{:016x}", rand::thread_rng().gen::<u64>());
+    let deadline = tokio::time::Instant::now() + REPAIR_WAIT;
+    let mut failed = HashMap::new();
+    let mut claims = 0;
+    let mut done = 0;
+    for members in [false, true] {
+        loop {
+            let lease = store::lease_id("sync", &incarnation, claims);
+            claims += 1;
+            let batch = store
+                .claim_repairs(&lease, app.id, members, REPAIR_BATCH, REPAIR_LEASE)
+                .await?;
+            if batch.is_empty() {
+                let waiting: Vec<Key> = store
+                    .repairs_queued(app.id)
+                    .await?
+                    .into_iter()
+                    .filter(|k| (k.0 == Target::Member) == members)
+                    .collect();
+                if waiting.is_empty() {
+                    break;
+                }
+                if tokio::time::Instant::now() >= deadline {
+                    for key in waiting {
+                        failed.insert(key, "still being delivered by another worker".to_owned());
+                    }
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+            let run = async {
+                for d in &batch {
+                    progress(SyncProgress::Repairing {
+                        app: app.name.clone(),
+                        done,
+                        total,
+                    });
+                    done += 1;
+                    if let Some(e) = repair_one(store, app, conn, d, &config).await? {
+                        failed.insert(key_of(d), e);
+                    }
+                }
+                Ok::<_, SyncError>(())
+            };
+            with_heartbeat(store, &batch, REPAIR_LEASE, run).await?;
+        }
+    }
+    Ok(failed)
+}
+
+fn key_of(d: &Delivery) -> Key {
+    (d.target, d.resource_id.clone(), d.member_id.clone())
+}
+
+/// Delivers one repair and records how it went, as the worker does; returns
+/// the error when it failed.
+async fn repair_one(
+    store: &Store,
+    app: &AppRecord,
+    conn: &dyn Connector,
+    d: &Delivery,
+    config: &WorkerConfig,
+) -> Result<Option<String>, SyncError> {
+    let result = deliver(store, conn, app, d).await;
+    let error = result.as_ref().err().map(ToString::to_string);
+    let wait = backoff(config.base_backoff, config.max_backoff, d.attempts + 1);
+    let outcome = record_outcome(store, d, &app.name, result, config.max_attempts, wait).await?;
+    Ok(match outcome {
+        Outcome::Delivered => None,
+        Outcome::Retry | Outcome::Poisoned => error,
+    })
+}
+
+/// Removes an extra the directory does not know (under `--remove-extra`).
+async fn repair_extra(
+    app: &AppRecord,
+    conn: &dyn Connector,
     d: &Drift,
-    dir: &Directory,
-    app_users: &HashSet<&str>,
-    app_groups: &HashSet<&str>,
 ) -> Result<(), DeliveryError> {
     let delete = app.deprovision == "delete";
-    match (d.resource, d.kind, d.id.as_deref()) {
-        (DriftResource::User, DriftKind::Missing | DriftKind::Different, Some(id)) => {
-            clear_stale(store, app, dir, id, app_users).await?;
-            deliver_user(store, conn, app, id, true).await.map(drop)
-        }
-        (DriftResource::Group, DriftKind::Missing | DriftKind::Different, Some(id)) => {
-            clear_stale(store, app, dir, id, app_groups).await?;
-            deliver_group(store, conn, app, id, true).await.map(drop)
-        }
-        (DriftResource::Membership, _, Some(group)) => match (&d.member_id, &d.member_app_id) {
-            (Some(member), _) => deliver_member(store, conn, app, group, member).await,
-            (None, Some(member_app)) => match &d.app_id {
-                Some(g) => match conn.remove_member(g, member_app).await {
-                    Ok(()) | Err(DeliveryError::NotFound(_)) => Ok(()),
-                    Err(e) => Err(e),
-                },
-                None => Ok(()),
+    match (d.resource, d.kind) {
+        (DriftResource::Membership, _) => match (&d.app_id, &d.member_app_id) {
+            (Some(g), Some(member_app)) => match conn.remove_member(g, member_app).await {
+                Ok(()) | Err(DeliveryError::NotFound(_)) => Ok(()),
+                Err(e) => Err(e),
             },
-            (None, None) => Ok(()),
+            _ => Ok(()),
         },
-        (DriftResource::User, DriftKind::Extra, _) => {
+        (DriftResource::User, DriftKind::Extra) => {
             let Some(a) = d.app_id.as_deref() else {
                 return Ok(());
             };
@@ -687,7 +839,7 @@ async fn repair(
                 Err(e) => Err(e),
             }
         }
-        (DriftResource::Group, DriftKind::Extra, _) => match d.app_id.as_deref() {
+        (DriftResource::Group, DriftKind::Extra) => match d.app_id.as_deref() {
             Some(a) if delete && !d.protected => match conn.delete_group(a).await {
                 Ok(()) | Err(DeliveryError::NotFound(_)) => Ok(()),
                 Err(e) => Err(e),

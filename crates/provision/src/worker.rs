@@ -4,8 +4,14 @@
 //! error or a collision), with the error kept for operators.
 //!
 //! Several workers, in one process or many, can run on one PostgreSQL database:
-//! leases are taken with `FOR UPDATE SKIP LOCKED`. A worker that dies loses its
-//! leases when they expire; the rows are then taken again. A worker that is
+//! leases are taken with `FOR UPDATE SKIP LOCKED`. Leases are short
+//! ([`WorkerConfig::lease`], 15 s) and each worker renews the leases of the rows
+//! it holds every third of that while it works (its heartbeat, one statement),
+//! so a delivery may take as long as it needs, and a worker that dies (killed,
+//! its machine lost) stops renewing: its rows are taken again by the others
+//! within one lease. A worker started with [`WorkerConfig::reclaim_at_start`]
+//! (`serve` on SQLite, where one process owns the file) takes back at once
+//! the rows its earlier incarnations held. A worker that is
 //! stopped ([`Worker::run_until_drained`]) starts no new delivery, lets the
 //! running ones finish for a while, and hands back every row it still holds,
 //! so that the others take them at once.
@@ -18,7 +24,7 @@ use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use rand::Rng;
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use store::{AppRecord, Delivery, Store};
@@ -33,8 +39,18 @@ pub struct WorkerConfig {
     pub batch: i64,
     /// Deliveries run at once.
     pub concurrency: usize,
-    /// How long a lease lasts; longer than the slowest delivery.
+    /// How long a lease lasts without renewal; the worker renews the leases it
+    /// holds every third of this, so a worker that died holds its rows at most
+    /// this long after its last renewal.
     pub lease: Duration,
+    /// What kind of process the worker runs in (`serve`, `cli`...): the prefix
+    /// of its lease names.
+    pub role: &'static str,
+    /// Take back, when [`Worker::run`] starts, the rows that earlier workers of
+    /// the same `role` leased (see [`store::Store::reclaim_leases`]). Only for a
+    /// role of which one worker runs at a time on the database (`serve` on
+    /// SQLite).
+    pub reclaim_at_start: bool,
     /// Transient failures before a delivery is parked as poison.
     pub max_attempts: i64,
     /// First retry delay; doubled at each failure, up to `max_backoff`.
@@ -52,7 +68,9 @@ impl Default for WorkerConfig {
         WorkerConfig {
             batch: 16,
             concurrency: 8,
-            lease: Duration::from_secs(300),
+            lease: Duration::from_secs(15),
+            role: "worker",
+            reclaim_at_start: false,
             max_attempts: 12,
             base_backoff: Duration::from_secs(1),
             max_backoff: Duration::from_secs(3600),
@@ -106,6 +124,9 @@ pub struct Worker {
     held: std::sync::Mutex<HashMap<i64, Delivery>>,
     /// Set when the worker drains: no delivery starts any more.
     stopping: AtomicBool,
+    /// Unique to this worker: its leases are named after it.
+    incarnation: String,
+    claims: AtomicU64,
 }
 
 impl Worker {
@@ -118,7 +139,14 @@ impl Worker {
             wake: Arc::new(Notify::new()),
             held: std::sync::Mutex::new(HashMap::new()),
             stopping: AtomicBool::new(false),
+            incarnation: format!("{:016x}", rand::thread_rng().gen::<u64>()),
+            claims: AtomicU64::new(0),
         })
+    }
+
+    /// The rows this worker has leased and not settled yet.
+    pub fn held_count(&self) -> usize {
+        self.held.lock().unwrap_or_else(|e| e.into_inner()).len()
     }
 
     /// Notify it after committing a change to deliver it without waiting for the
@@ -131,6 +159,23 @@ impl Worker {
     /// retried after a pause: the worker never gives up.
     pub async fn run(self: Arc<Self>, mut shutdown: watch::Receiver<bool>) {
         tracing::info!("outbox worker started");
+        if self.config.reclaim_at_start {
+            match self
+                .store
+                .reclaim_leases(self.config.role, &self.incarnation)
+                .await
+            {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(
+                    deliveries = n,
+                    "deliveries leased by an earlier run taken back"
+                ),
+                Err(e) => tracing::warn!(
+                    error = %e,
+                    "taking back an earlier run's deliveries failed: they are taken again when their lease expires"
+                ),
+            }
+        }
         loop {
             if *shutdown.borrow() {
                 break;
@@ -152,13 +197,41 @@ impl Worker {
         tracing::info!("outbox worker stopped");
     }
 
-    /// Leases one batch of due deliveries and runs them.
+    /// Leases one batch of due deliveries and runs them, renewing the leases
+    /// while they run.
     pub async fn round(&self) -> Result<Round, store::StoreError> {
+        let claim = self.claims.fetch_add(1, Ordering::Relaxed);
+        let lease = store::lease_id(self.config.role, &self.incarnation, claim);
         let batch = self
             .store
-            .claim_deliveries(self.config.batch, self.config.lease)
+            .claim_deliveries(&lease, self.config.batch, self.config.lease)
             .await?;
+        if batch.is_empty() {
+            return Ok(Round::default());
+        }
         self.hold(&batch);
+        let work = self.run_batch(batch);
+        tokio::pin!(work);
+        tokio::select! {
+            round = &mut work => round,
+            never = self.heartbeat() => match never {},
+        }
+    }
+
+    /// Renews the leases of the rows held, every third of a lease, forever.
+    async fn heartbeat(&self) -> std::convert::Infallible {
+        let every = (self.config.lease / 3).max(Duration::from_millis(10));
+        loop {
+            tokio::time::sleep(every).await;
+            let rows: Vec<Delivery> = {
+                let held = self.held.lock().unwrap_or_else(|e| e.into_inner());
+                held.values().cloned().collect()
+            };
+            renew(&self.store, &rows, self.config.lease).await;
+        }
+    }
+
+    async fn run_batch(&self, batch: Vec<Delivery>) -> Result<Round, store::StoreError> {
         // Users and groups first, memberships after: a membership needs both
         // ends to exist in the app, and creating them from two deliveries at
         // once would race.
@@ -315,45 +388,16 @@ impl Worker {
             }
             Err(e) => (format!("app-{}", d.app_id), Err(e)),
         };
-        let outcome = match result {
-            Ok(()) => {
-                self.store.complete_delivery(d).await?;
-                Outcome::Delivered
-            }
-            Err(e) => {
-                let attempts = d.attempts + 1;
-                let poison = !e.is_transient() || attempts >= self.config.max_attempts;
-                let retry_at =
-                    (!poison).then(|| OffsetDateTime::now_utc() + self.backoff(attempts));
-                // The message may name the person: it goes to the outbox
-                // (`liaison outbox`), the log has Liaison's ids only.
-                tracing::warn!(
-                    app = %app_name, target = d.target.as_str(), resource = %d.resource_id,
-                    attempts, poison, error = e.kind(), "delivery failed"
-                );
-                self.store
-                    .fail_delivery(d, &e.to_string(), retry_at)
-                    .await?;
-                let status = if poison { "failed" } else { "retrying" };
-                if d.target != store::Target::Member {
-                    self.store
-                        .record_link(
-                            d.app_id,
-                            &d.resource_id,
-                            None,
-                            None,
-                            status,
-                            Some(&e.to_string()),
-                        )
-                        .await?;
-                }
-                if poison {
-                    Outcome::Poisoned
-                } else {
-                    Outcome::Retry
-                }
-            }
-        };
+        let attempts = d.attempts + 1;
+        let outcome = record_outcome(
+            &self.store,
+            d,
+            &app_name,
+            result,
+            self.config.max_attempts,
+            self.backoff(attempts),
+        )
+        .await?;
         let result = match outcome {
             Outcome::Delivered => "ok",
             Outcome::Retry => "retry",
@@ -369,20 +413,98 @@ impl Worker {
         Ok(outcome)
     }
 
-    /// `base * 2^(attempts-1)`, capped, times a random factor in [0.5, 1).
     fn backoff(&self, attempts: i64) -> Duration {
-        let exp = u32::try_from(attempts.saturating_sub(1).clamp(0, 30)).unwrap_or(30);
-        let raw = self
-            .config
-            .base_backoff
-            .saturating_mul(2u32.saturating_pow(exp))
-            .min(self.config.max_backoff);
-        raw.mul_f64(rand::thread_rng().gen_range(0.5..1.0))
+        backoff(self.config.base_backoff, self.config.max_backoff, attempts)
     }
 }
 
+async fn renew(store: &Store, rows: &[Delivery], lease: Duration) {
+    if let Err(e) = store.renew_leases(rows, lease).await {
+        tracing::warn!(error = %e, deliveries = rows.len(), "renewing leases failed");
+    }
+}
+
+/// Runs `work` while renewing the leases of `rows` every third of `lease`
+/// (rows settled meanwhile are no longer renewed: their lease is gone).
+pub(crate) async fn with_heartbeat<F: std::future::Future>(
+    store: &Store,
+    rows: &[Delivery],
+    lease: Duration,
+    work: F,
+) -> F::Output {
+    tokio::pin!(work);
+    tokio::select! {
+        out = &mut work => out,
+        never = beat(store, rows, lease) => match never {},
+    }
+}
+
+async fn beat(store: &Store, rows: &[Delivery], lease: Duration) -> std::convert::Infallible {
+    let every = (lease / 3).max(Duration::from_millis(10));
+    loop {
+        tokio::time::sleep(every).await;
+        renew(store, rows, lease).await;
+    }
+}
+
+/// `base * 2^(attempts-1)`, capped at `max`, times a random factor in [0.5, 1).
+pub(crate) fn backoff(base: Duration, max: Duration, attempts: i64) -> Duration {
+    let exp = u32::try_from(attempts.saturating_sub(1).clamp(0, 30)).unwrap_or(30);
+    let raw = base.saturating_mul(2u32.saturating_pow(exp)).min(max);
+    raw.mul_f64(rand::thread_rng().gen_range(0.5..1.0))
+}
+
+/// Records how a delivery went: the row goes when it succeeded; after a
+/// failure it is retried after `backoff`, or parked as poison (at once for an
+/// error that is not transient, or at the `max_attempts`-th failure), and the
+/// link of a user or group says so.
+pub(crate) async fn record_outcome(
+    store: &Store,
+    d: &Delivery,
+    app_name: &str,
+    result: Result<(), DeliveryError>,
+    max_attempts: i64,
+    backoff: Duration,
+) -> Result<Outcome, store::StoreError> {
+    let e = match result {
+        Ok(()) => {
+            store.complete_delivery(d).await?;
+            return Ok(Outcome::Delivered);
+        }
+        Err(e) => e,
+    };
+    let attempts = d.attempts + 1;
+    let poison = !e.is_transient() || attempts >= max_attempts;
+    let retry_at = (!poison).then(|| OffsetDateTime::now_utc() + backoff);
+    // The message may name the person: it goes to the outbox
+    // (`liaison outbox`), the log has Liaison's ids only.
+    tracing::warn!(
+        app = %app_name, target = d.target.as_str(), resource = %d.resource_id,
+        attempts, poison, error = e.kind(), "delivery failed"
+    );
+    store.fail_delivery(d, &e.to_string(), retry_at).await?;
+    let status = if poison { "failed" } else { "retrying" };
+    if d.target != store::Target::Member {
+        store
+            .record_link(
+                d.app_id,
+                &d.resource_id,
+                None,
+                None,
+                status,
+                Some(&e.to_string()),
+            )
+            .await?;
+    }
+    Ok(if poison {
+        Outcome::Poisoned
+    } else {
+        Outcome::Retry
+    })
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Outcome {
+pub(crate) enum Outcome {
     Delivered,
     Retry,
     Poisoned,

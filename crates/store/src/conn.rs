@@ -53,6 +53,11 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
         include_str!("../migrations/sqlite/0009_footprint.sql"),
     ),
     (
+        11,
+        "outbox_leases",
+        include_str!("../migrations/sqlite/0011_outbox_leases.sql"),
+    ),
+    (
         13,
         "sealed_period_keys",
         include_str!("../migrations/sqlite/0013_sealed_period_keys.sql"),
@@ -83,6 +88,11 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
         9,
         "footprint",
         include_str!("../migrations/postgres/0009_footprint.sql"),
+    ),
+    (
+        11,
+        "outbox_leases",
+        include_str!("../migrations/postgres/0011_outbox_leases.sql"),
     ),
     (
         13,

@@ -59,7 +59,7 @@ pub use conn::{Store, Tx};
 pub use footprint::FootprintRow;
 pub use metering::{ClosedCounts, PeriodCounts, PeriodKeyState, PeriodRow, WebhookContext};
 pub use profiles::{Domain, MaintenanceRecord, OrgProfile};
-pub use provisioning::{AppRecord, Delivery, Link, OutboxStats, PendingDelivery, Target};
+pub use provisioning::{lease_id, AppRecord, Delivery, Link, OutboxStats, PendingDelivery, Target};
 pub use scim::ResourceKind;
 pub use sources::{Source, SourceProgress, SourceRecord, SourceState, MAX_SEEN_EVENTS};
 pub use sync_support::AdvisoryLock;

@@ -5,8 +5,17 @@
 //! causes it ([`Tx::enqueue`]), so a change and its deliveries commit or vanish
 //! together. Workers lease due rows ([`Store::claim_deliveries`]); on PostgreSQL
 //! several processes share the work with `FOR UPDATE SKIP LOCKED`, on SQLite the
-//! single writer connection serialises claims. A lease that expires (the worker
-//! died) makes the row claimable again: a crash delays a delivery, never drops it.
+//! single writer connection serialises claims.
+//!
+//! A lease is short and named (`lease_owner`, see [`lease_id`]): the worker
+//! renews the leases it holds while it works ([`Store::renew_leases`]), and
+//! completions, failures and hand-backs apply only to the lease they name, so a
+//! worker whose lease ran out and was taken over changes nothing. A lease that
+//! is not renewed (the worker died) expires and the row is claimable again; a
+//! restarted process on SQLite takes back its earlier incarnations' rows at once
+//! ([`Store::reclaim_leases`]). A crash delays a delivery, never drops it. Lease
+//! times are read from the database's clock on PostgreSQL (one clock for every
+//! process), from the process's on SQLite (one process owns the file).
 
 use crate::conn::{from_micros, map_unique, to_micros};
 use crate::{Dialect, Result, Store, Tx};
@@ -81,10 +90,43 @@ pub struct Delivery {
     pub seq: i64,
     /// Failed attempts so far.
     pub attempts: i64,
-    /// The lease this worker holds (microseconds): a worker whose lease ran out
+    /// A reconciliation repair: delivered even when the app is recorded as
+    /// holding the directory's state already.
+    pub forced: bool,
+    /// The lease this worker holds ([`lease_id`]): a worker whose lease ran out
     /// and was taken over no longer changes the row.
+    pub lease: String,
+    /// When the lease ends as claimed (microseconds; the database's clock on
+    /// PostgreSQL). Renewals move it in the database only.
     pub lease_until: i64,
 }
+
+/// The name of a lease: `{role}:{incarnation}/{claim}`. `role` says what kind of
+/// process holds it (`serve`, `sync`...), `incarnation` is unique to one run of
+/// one worker, `claim` counts its claims.
+pub fn lease_id(role: &str, incarnation: &str, claim: u64) -> String {
+    format!("{role}:{incarnation}/{claim}")
+}
+
+/// The current time in microseconds as lease statements read it: PostgreSQL's
+/// clock at the start of the statement, or the parameter `param` (the
+/// process's clock) on SQLite.
+fn lease_clock(dialect: Dialect, param: &str) -> String {
+    match dialect {
+        Dialect::Postgres => {
+            "(EXTRACT(EPOCH FROM statement_timestamp()) * 1000000)::BIGINT".to_owned()
+        }
+        Dialect::Sqlite => param.to_owned(),
+    }
+}
+
+fn micros(d: Duration) -> i64 {
+    i64::try_from(d.as_micros()).unwrap_or(i64::MAX / 4)
+}
+
+const DELIVERY_COLUMNS: &str =
+    "id, org_id, app_id, target, resource_id, member_id, seq, attempts, forced, lease_owner, \
+     lease_until";
 
 /// What an app holds for a resource, and how the last attempt went.
 #[derive(Debug, Clone, PartialEq)]
@@ -155,6 +197,8 @@ fn delivery_from_row(row: &AnyRow) -> Result<Delivery> {
         member_id: row.try_get("member_id")?,
         seq: row.try_get("seq")?,
         attempts: row.try_get("attempts")?,
+        forced: row.try_get::<i64, _>("forced")? != 0,
+        lease: row.try_get("lease_owner")?,
         lease_until: row.try_get("lease_until")?,
     })
 }
@@ -185,11 +229,13 @@ const ENQUEUE_CONFLICT: &str = "ON CONFLICT (app_id, target, resource_id, member
 /// Gives a row back for another round after a newer change arrived, unless
 /// another worker has taken it over meanwhile (its lease is then not ours).
 async fn release(tx: &mut Tx, d: &Delivery) -> Result<()> {
-    sqlx::query("UPDATE outbox SET lease_until = 0 WHERE id = $1 AND lease_until = $2")
-        .bind(d.id)
-        .bind(d.lease_until)
-        .execute(&mut *tx.tx)
-        .await?;
+    sqlx::query(
+        "UPDATE outbox SET lease_until = 0, lease_owner = '' WHERE id = $1 AND lease_owner = $2",
+    )
+    .bind(d.id)
+    .bind(&d.lease)
+    .execute(&mut *tx.tx)
+    .await?;
     Ok(())
 }
 
@@ -294,7 +340,7 @@ impl Tx {
         Ok(())
     }
 
-    /// Records a change for one app only (reconciliation repairs, re-delivery).
+    /// Records a change for one app only (re-delivery).
     pub async fn enqueue_for_app(
         &mut self,
         app: &AppRecord,
@@ -302,10 +348,39 @@ impl Tx {
         resource_id: &str,
         member_id: Option<&str>,
     ) -> Result<()> {
+        self.enqueue_one(app, target, resource_id, member_id, false)
+            .await
+    }
+
+    /// Records a reconciliation repair for one app: like
+    /// [`Tx::enqueue_for_app`], and the delivery sends the directory's state
+    /// even when the app is recorded as holding it (the app changed behind
+    /// Liaison's back).
+    pub async fn enqueue_repair(
+        &mut self,
+        app: &AppRecord,
+        target: Target,
+        resource_id: &str,
+        member_id: Option<&str>,
+    ) -> Result<()> {
+        self.enqueue_one(app, target, resource_id, member_id, true)
+            .await
+    }
+
+    async fn enqueue_one(
+        &mut self,
+        app: &AppRecord,
+        target: Target,
+        resource_id: &str,
+        member_id: Option<&str>,
+        forced: bool,
+    ) -> Result<()> {
+        let force = if forced { ", forced = 1" } else { "" };
         let sql = format!(
             "INSERT INTO outbox (org_id, app_id, target, resource_id, member_id, seq, state, \
-             attempts, next_attempt, lease_until, enqueued) \
-             VALUES ($1, $2, $3, $4, $5, 1, 'pending', 0, $6, 0, $6) {ENQUEUE_CONFLICT}"
+             attempts, next_attempt, lease_until, enqueued, forced) \
+             VALUES ($1, $2, $3, $4, $5, 1, 'pending', 0, $6, 0, $6, {}) {ENQUEUE_CONFLICT}{force}",
+            i64::from(forced)
         );
         sqlx::query(&sql)
             .bind(app.org_id)
@@ -417,26 +492,59 @@ impl Store {
         row.as_ref().map(app_from_row).transpose()
     }
 
-    /// Leases up to `limit` due deliveries for `lease`. Rows leased by another
-    /// worker are skipped; rows whose lease expired are taken again.
-    pub async fn claim_deliveries(&self, limit: i64, lease: Duration) -> Result<Vec<Delivery>> {
+    /// Leases up to `limit` due deliveries under the lease named `lease_id`
+    /// ([`lease_id`]) for `lease`. Rows leased by another worker are skipped;
+    /// rows whose lease expired are taken again.
+    pub async fn claim_deliveries(
+        &self,
+        lease_id: &str,
+        limit: i64,
+        lease: Duration,
+    ) -> Result<Vec<Delivery>> {
+        self.claim(lease_id, limit, lease, "").await
+    }
+
+    /// [`Store::claim_deliveries`] for the reconciliation repairs of one app
+    /// ([`Tx::enqueue_repair`]), users and groups (`members` false) or
+    /// memberships (`members` true).
+    pub async fn claim_repairs(
+        &self,
+        lease_id: &str,
+        app_id: i64,
+        members: bool,
+        limit: i64,
+        lease: Duration,
+    ) -> Result<Vec<Delivery>> {
+        let target = if members { "=" } else { "<>" };
+        let filter = format!(" AND app_id = {app_id} AND forced = 1 AND target {target} 'member'");
+        self.claim(lease_id, limit, lease, &filter).await
+    }
+
+    async fn claim(
+        &self,
+        lease_id: &str,
+        limit: i64,
+        lease: Duration,
+        filter: &str,
+    ) -> Result<Vec<Delivery>> {
         let now = now_micros();
-        let until = now + lease.as_micros() as i64;
         let lock = match self.dialect() {
             Dialect::Postgres => " FOR UPDATE SKIP LOCKED",
             Dialect::Sqlite => "",
         };
+        let clock = lease_clock(self.dialect(), "$2");
         let sql = format!(
-            "UPDATE outbox SET lease_until = $1 WHERE id IN (SELECT id FROM outbox \
-             WHERE state = 'pending' AND next_attempt <= $2 AND lease_until <= $2 \
-             ORDER BY next_attempt, id LIMIT $3{lock}) \
-             RETURNING id, org_id, app_id, target, resource_id, member_id, seq, attempts, lease_until"
+            "UPDATE outbox SET lease_until = {clock} + $1, lease_owner = $4 \
+             WHERE id IN (SELECT id FROM outbox \
+             WHERE state = 'pending' AND next_attempt <= $2 AND lease_until <= {clock}{filter} \
+             ORDER BY next_attempt, id LIMIT $3{lock}) RETURNING {DELIVERY_COLUMNS}"
         );
         let mut tx = self.begin().await?;
         let rows = sqlx::query(&sql)
-            .bind(until)
+            .bind(micros(lease))
             .bind(now)
             .bind(limit)
+            .bind(lease_id)
             .fetch_all(&mut *tx.tx)
             .await?;
         tx.commit().await?;
@@ -448,15 +556,98 @@ impl Store {
         Ok(out)
     }
 
+    /// Extends the leases of the rows a worker holds to `lease` from now, in one
+    /// statement (the worker's heartbeat). Rows another worker has taken over,
+    /// and rows settled meanwhile, are left alone. Returns the rows renewed.
+    pub async fn renew_leases(&self, held: &[Delivery], lease: Duration) -> Result<u64> {
+        if held.is_empty() {
+            return Ok(0);
+        }
+        let mut leases: Vec<&str> = held.iter().map(|d| d.lease.as_str()).collect();
+        leases.sort_unstable();
+        leases.dedup();
+        let ids = held
+            .iter()
+            .map(|d| d.id.to_string())
+            .collect::<Vec<_>>()
+            .join(", ");
+        // The process's clock is parameter $2 on SQLite only.
+        let (clock, first) = match self.dialect() {
+            Dialect::Postgres => (lease_clock(Dialect::Postgres, ""), 2),
+            Dialect::Sqlite => ("$2".to_owned(), 3),
+        };
+        let names = (0..leases.len())
+            .map(|i| format!("${}", i + first))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let sql = format!(
+            "UPDATE outbox SET lease_until = {clock} + $1 \
+             WHERE id IN ({ids}) AND lease_owner IN ({names})"
+        );
+        let mut q = sqlx::query(&sql).bind(micros(lease));
+        if first == 3 {
+            q = q.bind(now_micros());
+        }
+        for l in &leases {
+            q = q.bind(*l);
+        }
+        let mut tx = self.begin().await?;
+        let n = q.execute(&mut *tx.tx).await?.rows_affected();
+        tx.commit().await?;
+        Ok(n)
+    }
+
+    /// Takes back at once the rows leased by earlier incarnations of `role`
+    /// (every lease of that role but those of `incarnation`), and rows leased
+    /// before leases were named. For SQLite, where one `serve` process owns the
+    /// file: a restarted process need not wait for its dead predecessor's
+    /// leases to expire. Returns the rows taken back.
+    pub async fn reclaim_leases(&self, role: &str, incarnation: &str) -> Result<u64> {
+        let mut tx = self.begin().await?;
+        let n = sqlx::query(
+            "UPDATE outbox SET lease_until = 0, lease_owner = '' WHERE lease_until > 0 \
+             AND (lease_owner = '' OR (lease_owner LIKE $1 AND lease_owner NOT LIKE $2))",
+        )
+        .bind(format!("{role}:%"))
+        .bind(format!("{role}:{incarnation}/%"))
+        .execute(&mut *tx.tx)
+        .await?
+        .rows_affected();
+        tx.commit().await?;
+        Ok(n)
+    }
+
+    /// Reconciliation repairs of an app that are still to be made for the first
+    /// time (pending, not yet attempted), leased or not: (target, resource,
+    /// member).
+    pub async fn repairs_queued(&self, app_id: i64) -> Result<Vec<(Target, String, String)>> {
+        let rows = sqlx::query(
+            "SELECT target, resource_id, member_id FROM outbox WHERE app_id = $1 \
+             AND forced = 1 AND state = 'pending' AND attempts = 0",
+        )
+        .bind(app_id)
+        .fetch_all(self.reader())
+        .await?;
+        rows.iter()
+            .map(|row| {
+                Ok((
+                    Target::parse(row.try_get("target")?)?,
+                    row.try_get("resource_id")?,
+                    row.try_get("member_id")?,
+                ))
+            })
+            .collect()
+    }
+
     /// A delivery succeeded: the row goes, unless a newer change arrived
     /// meanwhile (then it is released for another round).
     pub async fn complete_delivery(&self, d: &Delivery) -> Result<()> {
         let mut tx = self.begin().await?;
         let done =
-            sqlx::query("DELETE FROM outbox WHERE id = $1 AND seq = $2 AND lease_until = $3")
+            sqlx::query("DELETE FROM outbox WHERE id = $1 AND seq = $2 AND lease_owner = $3")
                 .bind(d.id)
                 .bind(d.seq)
-                .bind(d.lease_until)
+                .bind(&d.lease)
                 .execute(&mut *tx.tx)
                 .await?
                 .rows_affected();
@@ -482,14 +673,15 @@ impl Store {
         };
         let n = sqlx::query(
             "UPDATE outbox SET state = $1, attempts = attempts + 1, next_attempt = $2, \
-             lease_until = 0, last_error = $3 WHERE id = $4 AND seq = $5 AND lease_until = $6",
+             lease_until = 0, lease_owner = '', last_error = $3 \
+             WHERE id = $4 AND seq = $5 AND lease_owner = $6",
         )
         .bind(state)
         .bind(next)
         .bind(error)
         .bind(d.id)
         .bind(d.seq)
-        .bind(d.lease_until)
+        .bind(&d.lease)
         .execute(&mut *tx.tx)
         .await?
         .rows_affected();
