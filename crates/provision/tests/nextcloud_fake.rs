@@ -303,10 +303,11 @@ async fn refused_connections_are_transient_until_the_app_is_back() {
 #[tokio::test]
 async fn a_timeout_after_the_effect_is_transient_and_the_retry_creates_nothing_twice() {
     let (fake, _) = setup().await;
-    let http = reqwest::Client::builder()
-        .timeout(Duration::from_millis(200))
-        .build()
-        .expect("client");
+    let http = outbound::Client::new(outbound::Limits {
+        timeout: Duration::from_millis(200),
+        ..outbound::Limits::default()
+    })
+    .expect("client");
     let nc = NextcloudConnector::with_client(config(&fake, "app-pass"), http).expect("connector");
     fake.set_outage(
         Outage::Delay(Duration::from_millis(600)),

@@ -46,14 +46,13 @@
 //!   (Nextcloud answers 100).
 
 use std::collections::HashSet;
-use std::time::Duration;
 
-use reqwest::{Method, StatusCode, Url};
+use outbound::{Method, StatusCode, Url};
 use serde_json::Value;
 
 use crate::{
-    random_password, status_error, transport_error, AppGroup, AppKind, AppUser, Connector,
-    DeliveryError, GroupSpec, UserSpec,
+    http_client, random_password, AppGroup, AppKind, AppUser, Connector, DeliveryError, GroupSpec,
+    UserSpec,
 };
 
 /// How to reach a Nextcloud instance. Its `Debug` form hides the app password.
@@ -88,7 +87,7 @@ const PAGE: usize = 100;
 pub struct NextcloudConnector {
     config: NextcloudConfig,
     base: Url,
-    http: reqwest::Client,
+    http: outbound::Client,
 }
 
 /// An OCS failure: the HTTP status and the envelope's code and message.
@@ -229,20 +228,16 @@ fn string_list(v: Option<&Value>) -> Vec<String> {
 }
 
 impl NextcloudConnector {
-    /// Checks the base URL and builds an HTTP client with a 30 s timeout.
+    /// Checks the base URL and builds an HTTP client with [`outbound`]'s
+    /// default limits.
     pub fn new(config: NextcloudConfig) -> Result<Self, DeliveryError> {
-        let http = reqwest::Client::builder()
-            .timeout(Duration::from_secs(30))
-            .connect_timeout(Duration::from_secs(10))
-            .build()
-            .map_err(|e| DeliveryError::Permanent(format!("HTTP client: {e}")))?;
-        Self::with_client(config, http)
+        Self::with_client(config, http_client()?)
     }
 
-    /// Uses the given HTTP client (its timeouts, proxies, TLS roots).
+    /// Uses the given HTTP client (its limits).
     pub fn with_client(
         config: NextcloudConfig,
-        http: reqwest::Client,
+        http: outbound::Client,
     ) -> Result<Self, DeliveryError> {
         let base = Url::parse(config.base_url.trim_end_matches('/'))
             .map_err(|e| DeliveryError::Permanent(format!("Nextcloud base URL: {e}")))?;
@@ -285,10 +280,9 @@ impl NextcloudConnector {
         if !form.is_empty() {
             req = req.form(form);
         }
-        let resp = req.send().await.map_err(transport_error)?;
-        let status = resp.status();
-        let text = resp.text().await.map_err(transport_error)?;
-        let parsed: Option<Value> = serde_json::from_str(&text).ok();
+        let resp = self.http.send(req).await?;
+        let status = resp.status;
+        let parsed: Option<Value> = resp.json();
         let Some(meta) = parsed.as_ref().and_then(|v| v.pointer("/ocs/meta")) else {
             // A 404 without an envelope is no OCS endpoint at all (wrong base URL,
             // provisioning app disabled), not a missing user or group.
@@ -300,7 +294,7 @@ impl NextcloudConnector {
                     status.as_u16()
                 )));
             }
-            return Err(status_error(status, &text));
+            return Err(resp.error().into());
         };
         let code = match meta.get("statuscode") {
             Some(Value::Number(n)) => n.as_i64().unwrap_or(0),
@@ -319,11 +313,11 @@ impl NextcloudConnector {
             Ok(Err(OcsFailure {
                 http: status,
                 code,
-                message: meta
-                    .get("message")
-                    .and_then(Value::as_str)
-                    .unwrap_or_default()
-                    .to_string(),
+                message: outbound::excerpt(
+                    meta.get("message")
+                        .and_then(Value::as_str)
+                        .unwrap_or_default(),
+                ),
             }))
         }
     }
@@ -414,6 +408,7 @@ impl NextcloudConnector {
     /// The display name of a group, `None` when the group does not exist.
     async fn group_display_name(&self, gid: &str) -> Result<Option<String>, DeliveryError> {
         let mut offset = 0;
+        let mut pager = self.http.pager();
         loop {
             let data = self
                 .call(
@@ -433,6 +428,7 @@ impl NextcloudConnector {
                 .and_then(Value::as_array)
                 .cloned()
                 .unwrap_or_default();
+            pager.page(groups.len())?;
             if let Some(g) = groups
                 .iter()
                 .find(|g| string_field(g, "id").as_deref() == Some(gid))
@@ -647,6 +643,7 @@ impl Connector for NextcloudConnector {
         let mut out = Vec::new();
         let mut seen = HashSet::new();
         let mut offset = 0;
+        let mut pager = self.http.pager();
         loop {
             let data = self
                 .call(
@@ -665,6 +662,7 @@ impl Connector for NextcloudConnector {
                 _ => Vec::new(),
             };
             let n = entries.len();
+            pager.page(n)?;
             let mut fresh = 0;
             for (key, details) in entries {
                 let acc = parse_account(&details, &key);
@@ -691,6 +689,7 @@ impl Connector for NextcloudConnector {
         let mut groups: Vec<(String, String)> = Vec::new();
         let mut seen = HashSet::new();
         let mut offset = 0;
+        let mut pager = self.http.pager();
         loop {
             let data = self
                 .call(
@@ -707,6 +706,7 @@ impl Connector for NextcloudConnector {
                 .cloned()
                 .unwrap_or_default();
             let n = page.len();
+            pager.page(n)?;
             let mut fresh = 0;
             for g in page {
                 if let Some(id) = string_field(&g, "id") {

@@ -54,14 +54,13 @@
 //!   membership counts as success.
 
 use std::collections::HashSet;
-use std::time::Duration;
 
-use reqwest::{Method, StatusCode, Url};
+use outbound::{Method, StatusCode, Url};
 use serde_json::{json, Value};
 
 use crate::{
-    random_password, status_error, transport_error, AppGroup, AppKind, AppUser, Connector,
-    DeliveryError, GroupSpec, GroupsAs, UserSpec,
+    http_client, random_password, AppGroup, AppKind, AppUser, Connector, DeliveryError, GroupSpec,
+    GroupsAs, UserSpec,
 };
 
 /// The custom field (on users and rooms) that holds the SCIM id of what Liaison
@@ -102,7 +101,7 @@ impl std::fmt::Debug for RocketChatConfig {
 pub struct RocketChatConnector {
     config: RocketChatConfig,
     base: Url,
-    http: reqwest::Client,
+    http: outbound::Client,
 }
 
 /// A `{"success": false}` answer.
@@ -264,20 +263,16 @@ fn parse_group(v: &Value) -> Option<RcGroup> {
 }
 
 impl RocketChatConnector {
-    /// Checks the base URL and builds an HTTP client with a 30 s timeout.
+    /// Checks the base URL and builds an HTTP client with [`outbound`]'s
+    /// default limits.
     pub fn new(config: RocketChatConfig) -> Result<Self, DeliveryError> {
-        let http = reqwest::Client::builder()
-            .timeout(Duration::from_secs(30))
-            .connect_timeout(Duration::from_secs(10))
-            .build()
-            .map_err(|e| DeliveryError::Permanent(format!("HTTP client: {e}")))?;
-        Self::with_client(config, http)
+        Self::with_client(config, http_client()?)
     }
 
-    /// Uses the given HTTP client (its timeouts, proxies, TLS roots).
+    /// Uses the given HTTP client (its limits).
     pub fn with_client(
         config: RocketChatConfig,
-        http: reqwest::Client,
+        http: outbound::Client,
     ) -> Result<Self, DeliveryError> {
         let base = Url::parse(config.base_url.trim_end_matches('/'))
             .map_err(|e| DeliveryError::Permanent(format!("Rocket.Chat base URL: {e}")))?;
@@ -322,16 +317,15 @@ impl RocketChatConnector {
         if let Some(body) = body {
             req = req.json(&body);
         }
-        let resp = req.send().await.map_err(transport_error)?;
-        let status = resp.status();
-        let text = resp.text().await.map_err(transport_error)?;
+        let resp = self.http.send(req).await?;
+        let status = resp.status;
         if status == StatusCode::UNAUTHORIZED || status == StatusCode::FORBIDDEN {
             return Err(DeliveryError::Permanent(format!(
                 "{endpoint}: HTTP {status}: {} (check the user id and personal access token)",
-                text.chars().take(200).collect::<String>()
+                resp.excerpt()
             )));
         }
-        let parsed: Option<Value> = serde_json::from_str(&text).ok();
+        let parsed: Option<Value> = resp.json();
         match parsed
             .as_ref()
             .and_then(|v| v.get("success"))
@@ -342,8 +336,8 @@ impl RocketChatConnector {
                 let v = parsed.unwrap_or(Value::Null);
                 Ok(Err(RcFailure {
                     http: status,
-                    error: str_at(&v, "/error").unwrap_or_default(),
-                    error_type: str_at(&v, "/errorType").unwrap_or_default(),
+                    error: outbound::excerpt(&str_at(&v, "/error").unwrap_or_default()),
+                    error_type: outbound::excerpt(&str_at(&v, "/errorType").unwrap_or_default()),
                 }))
             }
             // A 404 without `success` is an unknown endpoint (wrong base URL, a
@@ -354,7 +348,7 @@ impl RocketChatConnector {
                     status.as_u16()
                 )))
             }
-            _ => Err(status_error(status, &text)),
+            _ => Err(resp.error().into()),
         }
     }
 
@@ -422,6 +416,7 @@ impl RocketChatConnector {
     ) -> Result<Vec<Value>, DeliveryError> {
         let mut out = Vec::new();
         let mut offset = 0usize;
+        let mut pager = self.http.pager();
         loop {
             let mut q: Vec<(&str, String)> = query.to_vec();
             q.push(("count", PAGE.to_string()));
@@ -433,6 +428,7 @@ impl RocketChatConnector {
                 .cloned()
                 .unwrap_or_default();
             let n = page.len();
+            pager.page(n)?;
             out.extend(page);
             offset += n;
             let total = v.get("total").and_then(Value::as_u64).map(|t| t as usize);
