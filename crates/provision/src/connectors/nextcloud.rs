@@ -24,9 +24,19 @@
 //! - **Password**: accounts are created with a random 40-character password that
 //!   is never stored or shown; people sign in through SSO. This needs no mail
 //!   server and sends no "set your password" link that would bypass SSO.
-//! - **Existing account** (OCS 102 "username already exists"): the account with
-//!   that user id is taken to be the person's (it is the id their SSO login uses)
-//!   and is updated; Nextcloud keeps no marker to tell otherwise.
+//! - **Which accounts are Liaison's**: the recorded app id (`known_id`), or
+//!   membership of the group [`MARKER_GROUP`]. Liaison creates that group
+//!   (once, "group exists" is fine) and creates every account in it, in the
+//!   same `POST /cloud/users` (its `groups[]` argument), so an account it
+//!   created after a lost answer, or that another Liaison process created at
+//!   the same moment, is found marked and taken as its own. An existing account
+//!   (OCS 102 "username already exists") without the marker is a
+//!   [`DeliveryError::Collision`]: nothing in it is changed. Only Nextcloud
+//!   admins can change group memberships, so a user cannot mark their own
+//!   account. The group is left out of [`Connector::list_groups`].
+//! - **Service account**: the account Liaison signs in with
+//!   ([`NextcloudConfig::user`]) is never created, updated, disabled or
+//!   deleted, whatever the directory says: a collision.
 //! - **Updates** read the account first and edit only the fields that differ
 //!   (`displayname`, `email`). The quota of [`NextcloudConfig::quota`] is set at
 //!   creation only, so an admin's later change is kept.
@@ -82,12 +92,17 @@ impl std::fmt::Debug for NextcloudConfig {
 /// Users and groups listed per request.
 const PAGE: usize = 100;
 
+/// The group whose members are the accounts Liaison created (its marker).
+pub const MARKER_GROUP: &str = "liaison-managed";
+
 /// The Nextcloud connector. See the module documentation.
 #[derive(Debug, Clone)]
 pub struct NextcloudConnector {
     config: NextcloudConfig,
     base: Url,
     http: outbound::Client,
+    /// Set once [`MARKER_GROUP`] is known to exist.
+    marker_ready: std::sync::Arc<tokio::sync::OnceCell<()>>,
 }
 
 /// An OCS failure: the HTTP status and the envelope's code and message.
@@ -133,6 +148,8 @@ struct NcAccount {
     display_name: String,
     email: String,
     enabled: bool,
+    /// Ids of the groups the account is in.
+    groups: Vec<String>,
 }
 
 /// Checks that a SCIM `userName` is usable as a Nextcloud user id.
@@ -208,6 +225,7 @@ fn parse_account(v: &Value, fallback_id: &str) -> NcAccount {
         display_name,
         email: string_field(v, "email").unwrap_or_default(),
         enabled: bool_field(v, "enabled").unwrap_or(true),
+        groups: string_list(v.get("groups")),
         id,
     }
 }
@@ -247,7 +265,62 @@ impl NextcloudConnector {
                 config.base_url
             )));
         }
-        Ok(NextcloudConnector { config, base, http })
+        Ok(NextcloudConnector {
+            config,
+            base,
+            http,
+            marker_ready: Default::default(),
+        })
+    }
+
+    /// Whether `id` is the account Liaison signs in with (user ids compare
+    /// case-insensitively, as Nextcloud looks them up).
+    fn is_service_account(&self, id: &str) -> bool {
+        id.eq_ignore_ascii_case(&self.config.user)
+    }
+
+    fn refuse_service_account(&self, id: &str) -> Result<(), DeliveryError> {
+        if self.is_service_account(id) {
+            return Err(DeliveryError::Collision(format!(
+                "Nextcloud account {id} is the account Liaison signs in with: never changed"
+            )));
+        }
+        Ok(())
+    }
+
+    /// Creates [`MARKER_GROUP`] unless it exists (once per connector).
+    async fn ensure_marker_group(&self) -> Result<(), DeliveryError> {
+        self.marker_ready
+            .get_or_try_init(|| async {
+                match self
+                    .call(
+                        Method::POST,
+                        &["groups"],
+                        &[],
+                        &[
+                            ("groupid", MARKER_GROUP),
+                            ("displayname", "Liaison: managed accounts"),
+                        ],
+                    )
+                    .await?
+                {
+                    Ok(_) => Ok(()),
+                    Err(f) if f.code == 102 => Ok(()),
+                    Err(f) => Err(f.into_error("create the group liaison-managed")),
+                }
+            })
+            .await
+            .map(|_| ())
+    }
+
+    /// Marks an account Liaison holds (a recorded link) that lacks the marker.
+    async fn mark(&self, account: &NcAccount) -> Result<(), DeliveryError> {
+        if account.groups.iter().any(|g| g == MARKER_GROUP) {
+            return Ok(());
+        }
+        self.ensure_marker_group().await?;
+        self.membership(Method::POST, MARKER_GROUP, &account.id)
+            .await
     }
 
     fn url(&self, segments: &[&str]) -> Url {
@@ -386,6 +459,8 @@ impl NextcloudConnector {
         if let Some(quota) = self.config.quota.as_deref() {
             form.push(("quota", quota));
         }
+        self.ensure_marker_group().await?;
+        form.push(("groups[]", MARKER_GROUP));
         match self.call(Method::POST, &["users"], &[], &form).await? {
             Ok(data) => Ok(Some(
                 string_field(&data, "id").unwrap_or_else(|| uid.to_string()),
@@ -497,13 +572,17 @@ impl Connector for NextcloudConnector {
         known_id: Option<&str>,
     ) -> Result<String, DeliveryError> {
         if let Some(id) = known_id {
+            self.refuse_service_account(id)?;
             if let Some(current) = self.get_user(id).await? {
+                self.refuse_service_account(&current.id)?;
+                self.mark(&current).await?;
                 self.update_user(&current, user).await?;
                 return Ok(current.id);
             }
             // Deleted behind Liaison's back: created again below.
         }
         let uid = user_id_for(&user.user_name)?;
+        self.refuse_service_account(&uid)?;
         match self.create_user(&uid, user).await? {
             Some(id) => {
                 if !user.active {
@@ -517,6 +596,16 @@ impl Connector for NextcloudConnector {
                         "user {uid} is reported as existing but cannot be read"
                     ))
                 })?;
+                self.refuse_service_account(&current.id)?;
+                // Ours only when it carries the marker (a retry after a lost
+                // answer, or another Liaison process creating it at the same
+                // time); anyone else's account is left as it is.
+                if !current.groups.iter().any(|g| g == MARKER_GROUP) {
+                    return Err(DeliveryError::Collision(format!(
+                        "Nextcloud account {} exists and was not created by Liaison",
+                        current.id
+                    )));
+                }
                 self.update_user(&current, user).await?;
                 Ok(current.id)
             }
@@ -524,6 +613,7 @@ impl Connector for NextcloudConnector {
     }
 
     async fn set_user_active(&self, app_id: &str, active: bool) -> Result<(), DeliveryError> {
+        self.refuse_service_account(app_id)?;
         let action = if active { "enable" } else { "disable" };
         match self
             .call(Method::PUT, &["users", app_id, action], &[], &[])
@@ -543,6 +633,7 @@ impl Connector for NextcloudConnector {
     }
 
     async fn delete_user(&self, app_id: &str) -> Result<(), DeliveryError> {
+        self.refuse_service_account(app_id)?;
         match self
             .call(Method::DELETE, &["users", app_id], &[], &[])
             .await?
@@ -709,7 +800,7 @@ impl Connector for NextcloudConnector {
             pager.page(n)?;
             let mut fresh = 0;
             for g in page {
-                if let Some(id) = string_field(&g, "id") {
+                if let Some(id) = string_field(&g, "id").filter(|id| id != MARKER_GROUP) {
                     if seen.insert(id.clone()) {
                         fresh += 1;
                         let name = string_field(&g, "displayname").unwrap_or_else(|| id.clone());

@@ -32,6 +32,9 @@
 //!   it, a retry after a lost answer to `users.create` reports a collision instead
 //!   of adopting the account. An account with the username but without the tag
 //!   (or with another SCIM id) is a [`DeliveryError::Collision`].
+//! - **Service account**: the admin Liaison signs in with and the `rocket.cat`
+//!   bot are never updated, deactivated or deleted, even through a recorded id
+//!   or a tag: a [`DeliveryError::Collision`].
 //! - **Groups**: [`GroupsAs::Rooms`] (and [`GroupsAs::Groups`]) make private groups
 //!   (`groups.*`), [`GroupsAs::Spaces`] private teams (`teams.*`, type 1),
 //!   [`GroupsAs::None`] provisions no group. The room or team name is the SCIM
@@ -400,6 +403,22 @@ impl RocketChatConnector {
         }
     }
 
+    /// The admin Liaison signs in with and the `rocket.cat` bot.
+    fn is_protected(&self, id: &str) -> bool {
+        id == self.config.user_id || id == "rocket.cat"
+    }
+
+    /// Refuses to touch the service account or the workspace's bot.
+    fn refuse_protected(&self, id: &str) -> Result<(), DeliveryError> {
+        if self.is_protected(id) {
+            return Err(DeliveryError::Collision(format!(
+                "Rocket.Chat account {id} is the account Liaison signs in with or the \
+                 workspace's bot: never changed"
+            )));
+        }
+        Ok(())
+    }
+
     fn owns_group(&self, g: &RcGroup, scim_id: &str) -> bool {
         match &g.tag {
             Some(tag) => tag == scim_id,
@@ -474,12 +493,18 @@ impl Connector for RocketChatConnector {
     ) -> Result<String, DeliveryError> {
         let username = username_for(&user.user_name)?;
         let name = user.shown_name();
+        if let Some(id) = known_id {
+            self.refuse_protected(id)?;
+        }
         let mut existing = match known_id {
             Some(id) => self.user_info("userId", id).await?,
             None => None,
         };
         if existing.is_none() {
             existing = match self.user_info("username", &username).await? {
+                Some(acc) if self.is_protected(&acc.id) => {
+                    return Err(self.refuse_protected(&acc.id).unwrap_err())
+                }
                 Some(acc) if acc.tag.as_deref() == Some(user.scim_id.as_str()) => Some(acc),
                 Some(acc) => {
                     return Err(DeliveryError::Collision(format!(
@@ -548,6 +573,7 @@ impl Connector for RocketChatConnector {
     }
 
     async fn set_user_active(&self, app_id: &str, active: bool) -> Result<(), DeliveryError> {
+        self.refuse_protected(app_id)?;
         self.call_ok(
             Method::POST,
             "users.setActiveStatus",
@@ -559,6 +585,7 @@ impl Connector for RocketChatConnector {
     }
 
     async fn delete_user(&self, app_id: &str) -> Result<(), DeliveryError> {
+        self.refuse_protected(app_id)?;
         match self
             .call(
                 Method::POST,

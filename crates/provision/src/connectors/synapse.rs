@@ -11,6 +11,8 @@
 //!   (`oidc-<idp_id>` for an OIDC provider of Synapse, so that SSO logins land on
 //!   the provisioned account). An existing Matrix id that does not carry this
 //!   link is reported as [`DeliveryError::Collision`], never taken over.
+//! * The admin Liaison signs in with (`whoami`) is never updated, deactivated
+//!   or deleted, even through a recorded id: a [`DeliveryError::Collision`].
 //! * Deactivation is `PUT ... {"deactivated": true}`. Synapse then removes the
 //!   threepids, the password and the room memberships; a later
 //!   [`Connector::upsert_user`] restores the e-mail, and memberships must be
@@ -358,6 +360,17 @@ impl SynapseConnector {
         Ok(id)
     }
 
+    /// Refuses to touch the admin Liaison signs in with (asked once through
+    /// `whoami`).
+    async fn refuse_admin(&self, user_id: &str) -> Result<(), DeliveryError> {
+        if self.admin_id().await? == user_id {
+            return Err(DeliveryError::Collision(format!(
+                "{user_id} is the account Liaison signs in with: never changed"
+            )));
+        }
+        Ok(())
+    }
+
     fn external_id_of(user: &UserSpec) -> &str {
         user.external_id.as_deref().unwrap_or(&user.scim_id)
     }
@@ -601,6 +614,7 @@ impl Connector for SynapseConnector {
             Some(id) => id.to_string(),
             None => self.user_id(&user.user_name),
         };
+        self.refuse_admin(&user_id).await?;
         let existing = self.api.get_user(&user_id).await?;
         if known_id.is_none() {
             if let Some(account) = &existing {
@@ -673,6 +687,7 @@ impl Connector for SynapseConnector {
     }
 
     async fn set_user_active(&self, app_id: &str, active: bool) -> Result<(), DeliveryError> {
+        self.refuse_admin(app_id).await?;
         // A PUT on an unknown id would create the account: look first.
         let Some(account) = self.api.get_user(app_id).await? else {
             return Err(DeliveryError::NotFound(format!("no Synapse user {app_id}")));
@@ -689,6 +704,7 @@ impl Connector for SynapseConnector {
     }
 
     async fn delete_user(&self, app_id: &str) -> Result<(), DeliveryError> {
+        self.refuse_admin(app_id).await?;
         let url = self
             .api
             .url(&["_synapse", "admin", "v1", "deactivate", app_id])?;
