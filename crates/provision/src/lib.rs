@@ -49,6 +49,52 @@ impl AppKind {
     }
 }
 
+/// Whether accounts an app already had, which Liaison did not create, may be
+/// adopted (taken as the directory user's), and how they are matched. An
+/// operator's choice per app, stored in its settings (`adopt`); adoption itself
+/// happens only when asked (`liaison sync --adopt`), never during a delivery.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize, utoipa::ToSchema,
+)]
+#[serde(rename_all = "kebab-case")]
+pub enum Adopt {
+    /// Never: an existing account is a collision (the default).
+    #[default]
+    Never,
+    /// The account whose login name is the one the user's `userName` maps to.
+    ByUsername,
+    /// The only account with the user's e-mail address.
+    ByEmail,
+}
+
+impl Adopt {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Adopt::Never => "never",
+            Adopt::ByUsername => "by-username",
+            Adopt::ByEmail => "by-email",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Adopt> {
+        match s {
+            "never" => Some(Adopt::Never),
+            "by-username" => Some(Adopt::ByUsername),
+            "by-email" => Some(Adopt::ByEmail),
+            _ => None,
+        }
+    }
+
+    /// The app's setting (`settings.adopt`); absent or unknown is `Never`.
+    pub fn of_app(app: &store::AppRecord) -> Adopt {
+        app.settings
+            .get("adopt")
+            .and_then(serde_json::Value::as_str)
+            .and_then(Adopt::parse)
+            .unwrap_or_default()
+    }
+}
+
 /// What a group becomes in an app. Each connector documents which it supports.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "kebab-case")]

@@ -15,10 +15,21 @@
 //!   service account is never reported.
 //!
 //! Repairs call [`deliver_user`], [`deliver_group`] and [`deliver_member`] with
-//! `force`, then the app is listed again and what remains is reported.
+//! `force`, then the app is listed again and what remains is reported. A
+//! repair that meets an account Liaison did not create is a *collision*: it is
+//! reported apart ([`AppReport::collisions`]), recorded on the link, and
+//! nothing in the app changes.
+//!
+//! **Adoption.** When the app's [`Adopt`] setting allows it, the directory
+//! users without a recorded account that match an existing account (by login
+//! name or by e-mail, per the setting) are listed in
+//! [`AppReport::adoptable`], the account Liaison signs in with and accounts
+//! already linked to another resource excepted. Only a run with
+//! [`SyncOptions::adopt`] adopts them: the link is recorded, then the user is
+//! delivered, which marks the account as Liaison's.
 
 use crate::deliver::{deliver_group, deliver_member, deliver_user, group_spec, user_spec};
-use crate::{AppGroup, AppUser, Connector, DeliveryError};
+use crate::{Adopt, AppGroup, AppUser, Connector, DeliveryError};
 use serde::Serialize;
 use std::collections::{BTreeSet, HashMap, HashSet};
 use store::{AppRecord, Link, ListQuery, ResourceKind, ResourceRow, Store};
@@ -35,6 +46,31 @@ pub struct SyncOptions {
     /// delete extra groups (under the `delete` policy only) and remove unknown
     /// members from managed groups.
     pub remove_extra: bool,
+    /// Adopt the accounts listed in [`AppReport::adoptable`] (the app's
+    /// [`Adopt`] setting must allow it; with `dry_run`, they are only listed).
+    pub adopt: bool,
+}
+
+/// An existing account a directory user may adopt.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Adoption {
+    /// The user's SCIM id.
+    pub id: String,
+    pub user_name: String,
+    /// The account's app id.
+    pub app_id: String,
+    /// How it was matched: `by-username` or `by-email`.
+    pub by: Adopt,
+}
+
+/// A resource whose delivery met an account (or group) Liaison did not create.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct CollisionItem {
+    pub resource: DriftResource,
+    pub id: String,
+    pub name: String,
+    /// The app's explanation (bounded).
+    pub error: String,
 }
 
 /// What a drift item is about.
@@ -136,6 +172,16 @@ pub struct AppReport {
     /// Repairs that failed, with the app's or store's error.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub errors: Vec<String>,
+    /// Repairs refused because the app holds an account or group Liaison did
+    /// not create: nothing was changed there.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub collisions: Vec<CollisionItem>,
+    /// Existing accounts the app's `adopt` setting allows to adopt (listed
+    /// before anything is done).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub adoptable: Vec<Adoption>,
+    /// Accounts adopted by this run.
+    pub adopted: usize,
 }
 
 /// Progress of a run, for progress bars and logs.
@@ -169,6 +215,9 @@ pub enum SyncError {
     /// The app could not be listed.
     #[error("app {app}: {error}")]
     App { app: String, error: DeliveryError },
+    /// Adoption was asked for an app whose `adopt` setting is `never`.
+    #[error("app {0}: its adopt setting is never; set it to by-username or by-email first")]
+    AdoptionNotAllowed(String),
 }
 
 /// The directory side of an organisation.
@@ -522,6 +571,93 @@ fn compare(app: &AppRecord, conn: &dyn Connector, dir: &Directory, side: &AppSid
     drift
 }
 
+/// The directory users without a recorded account that may adopt an existing
+/// one under `mode` (see the module documentation).
+fn adoption_candidates(
+    mode: Adopt,
+    conn: &dyn Connector,
+    dir: &Directory,
+    side: &AppSide,
+) -> Vec<Adoption> {
+    if mode == Adopt::Never {
+        return Vec::new();
+    }
+    let linked: HashSet<&str> = dir
+        .links
+        .values()
+        .filter_map(|l| l.app_ref.as_deref())
+        .collect();
+    let free: Vec<&AppUser> = side
+        .users
+        .iter()
+        .filter(|u| !side.protected.contains(&u.app_id) && !linked.contains(u.app_id.as_str()))
+        .collect();
+    let mut taken: HashSet<&str> = HashSet::new();
+    let mut out = Vec::new();
+    for row in &dir.users {
+        if dir.links.get(&row.id).is_some_and(|l| l.app_ref.is_some()) {
+            continue;
+        }
+        let spec = user_spec(row);
+        let matches: Vec<&&AppUser> = match mode {
+            Adopt::Never => Vec::new(),
+            Adopt::ByUsername => {
+                let want = conn.app_user_name(&spec.user_name).to_lowercase();
+                free.iter()
+                    .filter(|u| u.user_name.to_lowercase() == want)
+                    .collect()
+            }
+            Adopt::ByEmail => match spec.email.as_deref().map(str::trim) {
+                Some(email) if !email.is_empty() => free
+                    .iter()
+                    .filter(|u| same_text(u.email.as_deref(), Some(email)))
+                    .collect(),
+                _ => Vec::new(),
+            },
+        };
+        // Only an unambiguous match, and each account once.
+        if let [only] = matches.as_slice() {
+            if taken.insert(only.app_id.as_str()) {
+                out.push(Adoption {
+                    id: row.id.clone(),
+                    user_name: spec.user_name.clone(),
+                    app_id: only.app_id.clone(),
+                    by: mode,
+                });
+            }
+        }
+    }
+    out
+}
+
+/// Adopts one account: records the link, then delivers the user (which marks
+/// the account as Liaison's and brings it to the directory's state).
+async fn adopt_one(
+    store: &Store,
+    app: &AppRecord,
+    conn: &dyn Connector,
+    a: &Adoption,
+) -> Result<(), DeliveryError> {
+    if conn.protected_accounts().contains(&a.app_id) {
+        return Err(DeliveryError::Collision(format!(
+            "{} is an account Liaison never changes",
+            a.app_id
+        )));
+    }
+    store
+        .record_link(
+            app.id,
+            &a.id,
+            Some(&a.app_id),
+            None,
+            crate::deliver::STATUS_OK,
+            None,
+        )
+        .await
+        .map_err(store_err)?;
+    deliver_user(store, conn, app, &a.id, true).await.map(drop)
+}
+
 /// Lists, compares and (unless `opts.dry_run`) repairs one app.
 pub async fn reconcile(
     store: &Store,
@@ -536,6 +672,10 @@ pub async fn reconcile(
     let dir = read_directory(store, app).await?;
     let side = read_app(app, conn).await?;
     let drift = compare(app, conn, &dir, &side);
+    let mode = Adopt::of_app(app);
+    if opts.adopt && mode == Adopt::Never {
+        return Err(SyncError::AdoptionNotAllowed(app.name.clone()));
+    }
     let mut report = AppReport {
         app: app.name.clone(),
         kind: app.kind.clone(),
@@ -544,6 +684,9 @@ pub async fn reconcile(
         remaining: 0,
         left: drift,
         errors: Vec::new(),
+        collisions: Vec::new(),
+        adoptable: adoption_candidates(mode, conn, &dir, &side),
+        adopted: 0,
     };
     if opts.dry_run {
         report.remaining = report.left.iter().filter(|d| d.counts(app, opts)).count();
@@ -553,10 +696,40 @@ pub async fn reconcile(
         });
         return Ok(report);
     }
+    let mut adopted: HashSet<String> = HashSet::new();
+    if opts.adopt {
+        for a in report.adoptable.clone() {
+            match adopt_one(store, app, conn, &a).await {
+                Ok(()) => {
+                    report.adopted += 1;
+                    adopted.insert(a.id.clone());
+                }
+                Err(e) => {
+                    let item = CollisionItem {
+                        resource: DriftResource::User,
+                        id: a.id.clone(),
+                        name: a.user_name.clone(),
+                        error: e.report(),
+                    };
+                    if e.is_collision() {
+                        report.collisions.push(item);
+                    } else {
+                        report
+                            .errors
+                            .push(format!("adopt user {}: {}", a.user_name, item.error));
+                    }
+                }
+            }
+        }
+    }
     let todo: Vec<&Drift> = report
         .drift
         .iter()
         .filter(|d| d.counts(app, opts))
+        .filter(|d| {
+            !(d.resource == DriftResource::User
+                && d.id.as_ref().is_some_and(|id| adopted.contains(id)))
+        })
         .collect();
     let total = todo.len();
     let app_user_ids: HashSet<&str> = side.users.iter().map(|u| u.app_id.as_str()).collect();
@@ -569,7 +742,8 @@ pub async fn reconcile(
     };
     let mut sorted = todo;
     sorted.sort_by_key(order);
-    let mut errors = Vec::new();
+    let mut errors = std::mem::take(&mut report.errors);
+    let mut collisions = std::mem::take(&mut report.collisions);
     for (i, d) in sorted.into_iter().enumerate() {
         progress(SyncProgress::Repairing {
             app: app.name.clone(),
@@ -578,7 +752,34 @@ pub async fn reconcile(
         });
         match repair(store, app, conn, d, &dir, &app_user_ids, &app_group_ids).await {
             Ok(()) => report.repaired += 1,
-            Err(e) => errors.push(format!("{} {:?} {}: {e}", resource_name(d), d.kind, d.name)),
+            Err(e) if e.is_collision() => {
+                let item = CollisionItem {
+                    resource: d.resource,
+                    id: d.id.clone().unwrap_or_default(),
+                    name: d.name.clone(),
+                    error: e.report(),
+                };
+                if d.resource != DriftResource::Membership && !item.id.is_empty() {
+                    store
+                        .record_link(
+                            app.id,
+                            &item.id,
+                            None,
+                            None,
+                            crate::deliver::STATUS_COLLISION,
+                            Some(&item.error),
+                        )
+                        .await?;
+                }
+                collisions.push(item);
+            }
+            Err(e) => errors.push(format!(
+                "{} {:?} {}: {}",
+                resource_name(d),
+                d.kind,
+                d.name,
+                e.report()
+            )),
         }
     }
     progress(SyncProgress::Repairing {
@@ -589,7 +790,15 @@ pub async fn reconcile(
     for e in &errors {
         tracing::warn!(app = %app.name, error = %e, "reconciliation repair failed");
     }
+    if !collisions.is_empty() {
+        tracing::warn!(
+            app = %app.name,
+            collisions = collisions.len(),
+            "reconciliation met accounts Liaison did not create: left unchanged"
+        );
+    }
     report.errors = errors;
+    report.collisions = collisions;
     progress(SyncProgress::Verifying {
         app: app.name.clone(),
     });
