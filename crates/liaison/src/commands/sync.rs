@@ -178,12 +178,9 @@ fn print_text(org: &str, outcomes: &[AppOutcome], opts: &SyncOptions) {
                         println!("  {}", line(d));
                     }
                 }
+                let adopting = opts.adopt && !opts.dry_run;
                 for a in &r.adoptable {
-                    let verb = if opts.adopt && !opts.dry_run {
-                        "adoption"
-                    } else {
-                        "adoptable"
-                    };
+                    let verb = if adopting { "adoption" } else { "adoptable" };
                     println!(
                         "  {verb:<10} user        {} -> {} ({})",
                         a.user_name,
@@ -191,7 +188,7 @@ fn print_text(org: &str, outcomes: &[AppOutcome], opts: &SyncOptions) {
                         a.by.as_str()
                     );
                 }
-                if !r.adoptable.is_empty() && !(opts.adopt && !opts.dry_run) {
+                if !r.adoptable.is_empty() && !adopting {
                     println!("  [run with --adopt to adopt these accounts]");
                 }
                 if r.adopted > 0 {
