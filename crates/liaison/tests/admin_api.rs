@@ -1112,3 +1112,84 @@ async fn the_binary_refuses_a_missing_credential_file() {
     assert!(!listed.contains("VerySecretBearer"), "{listed}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[tokio::test]
+async fn adopting_existing_accounts_is_an_operators_choice_per_app() {
+    let file = SecretFile::new("admin:Sup3rSecretAppPassword");
+    for app in common::apps().await {
+        let l = &app.label;
+        let token = app.org("alpha").await;
+        let operator = operator_token(&app.store).await;
+        let base = "/o/alpha/admin/apps";
+        let mut new = nextcloud_app("https://cloud.example.org", &file);
+        new["adopt"] = json!("by-username");
+        // An organisation's token may not allow adoption, nor smuggle it in
+        // the free settings.
+        let refused = app
+            .call(Method::POST, base, Some(&token), Some(new.clone()), &[])
+            .await;
+        assert_eq!(
+            refused.status,
+            StatusCode::FORBIDDEN,
+            "{l}: {}",
+            refused.body
+        );
+        let mut smuggled = nextcloud_app("https://cloud.example.org", &file);
+        smuggled["settings"] = json!({"adopt": "by-username"});
+        let refused = app
+            .call(Method::POST, base, Some(&operator), Some(smuggled), &[])
+            .await;
+        assert_eq!(
+            refused.status,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "{l}: {}",
+            refused.body
+        );
+
+        let created = app
+            .call(Method::POST, base, Some(&operator), Some(new), &[])
+            .await;
+        assert_eq!(created.status, StatusCode::CREATED, "{l}: {}", created.body);
+        assert_eq!(created.body["adopt"], "by-username", "{l}");
+        assert_eq!(created.body["settings"], json!({}), "{l}");
+
+        let path = format!("{base}/nextcloud");
+        let patch = json!({"adopt": "by-email"});
+        let refused = app
+            .call(Method::PATCH, &path, Some(&token), Some(patch.clone()), &[])
+            .await;
+        assert_eq!(
+            refused.status,
+            StatusCode::FORBIDDEN,
+            "{l}: {}",
+            refused.body
+        );
+        let changed = app
+            .call(Method::PATCH, &path, Some(&operator), Some(patch), &[])
+            .await;
+        assert_eq!(changed.status, StatusCode::OK, "{l}: {}", changed.body);
+        assert_eq!(changed.body["adopt"], "by-email", "{l}");
+        let bad = app
+            .call(
+                Method::PATCH,
+                &path,
+                Some(&operator),
+                Some(json!({"adopt": "always"})),
+                &[],
+            )
+            .await;
+        assert!(bad.status.is_client_error(), "{l}: {}", bad.body);
+        let one = app.call(Method::GET, &path, Some(&token), None, &[]).await;
+        assert_eq!(one.body["adopt"], "by-email", "{l}");
+        let reset = app
+            .call(
+                Method::PATCH,
+                &path,
+                Some(&operator),
+                Some(json!({"adopt": "never"})),
+                &[],
+            )
+            .await;
+        assert_eq!(reset.body["adopt"], "never", "{l}");
+    }
+}

@@ -12,6 +12,8 @@ use store::{AppRecord, Delivery, ResourceKind, ResourceRow, Store, Target};
 /// Link statuses recorded in `app_links`.
 pub const STATUS_OK: &str = "ok";
 pub const STATUS_DEPROVISIONED: &str = "deprovisioned";
+/// The app holds an account Liaison did not create under this name.
+pub const STATUS_COLLISION: &str = "collision";
 
 fn store_error(e: store::StoreError) -> DeliveryError {
     DeliveryError::Transient(format!("store: {e}"))

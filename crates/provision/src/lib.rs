@@ -49,6 +49,52 @@ impl AppKind {
     }
 }
 
+/// Whether accounts an app already had, which Liaison did not create, may be
+/// adopted (taken as the directory user's), and how they are matched. An
+/// operator's choice per app, stored in its settings (`adopt`); adoption itself
+/// happens only when asked (`liaison sync --adopt`), never during a delivery.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize, utoipa::ToSchema,
+)]
+#[serde(rename_all = "kebab-case")]
+pub enum Adopt {
+    /// Never: an existing account is a collision (the default).
+    #[default]
+    Never,
+    /// The account whose login name is the one the user's `userName` maps to.
+    ByUsername,
+    /// The only account with the user's e-mail address.
+    ByEmail,
+}
+
+impl Adopt {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Adopt::Never => "never",
+            Adopt::ByUsername => "by-username",
+            Adopt::ByEmail => "by-email",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Adopt> {
+        match s {
+            "never" => Some(Adopt::Never),
+            "by-username" => Some(Adopt::ByUsername),
+            "by-email" => Some(Adopt::ByEmail),
+            _ => None,
+        }
+    }
+
+    /// The app's setting (`settings.adopt`); absent or unknown is `Never`.
+    pub fn of_app(app: &store::AppRecord) -> Adopt {
+        app.settings
+            .get("adopt")
+            .and_then(serde_json::Value::as_str)
+            .and_then(Adopt::parse)
+            .unwrap_or_default()
+    }
+}
+
 /// What a group becomes in an app. Each connector documents which it supports.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "kebab-case")]
@@ -251,27 +297,54 @@ pub trait Connector: Send + Sync {
     }
 }
 
-/// Maps a reqwest error to a delivery error: network trouble is transient.
-pub(crate) fn transport_error(e: reqwest::Error) -> DeliveryError {
-    DeliveryError::Transient(format!("{e}"))
+/// Characters of a delivery error kept where it is recorded (`last_error` of
+/// the outbox and the links) and reported.
+pub const ERROR_CHARS: usize = 500;
+
+impl DeliveryError {
+    /// The error as recorded and shown to the organisation: at most
+    /// [`ERROR_CHARS`] characters, without control characters. What an app
+    /// answered is already only a short excerpt ([`outbound::excerpt`]).
+    pub fn report(&self) -> String {
+        outbound::clip(&self.to_string(), ERROR_CHARS)
+    }
+
+    /// Whether this is a collision.
+    pub fn is_collision(&self) -> bool {
+        matches!(self, DeliveryError::Collision(_))
+    }
 }
 
-/// Maps an HTTP status that is not a success to a delivery error.
-pub(crate) fn status_error(status: reqwest::StatusCode, detail: &str) -> DeliveryError {
-    let msg = format!(
-        "HTTP {status}: {}",
-        detail.chars().take(300).collect::<String>()
-    );
-    if status.is_server_error()
-        || status == reqwest::StatusCode::TOO_MANY_REQUESTS
-        || status == reqwest::StatusCode::REQUEST_TIMEOUT
-    {
-        DeliveryError::Transient(msg)
-    } else if status == reqwest::StatusCode::NOT_FOUND {
-        DeliveryError::NotFound(msg)
-    } else {
-        DeliveryError::Permanent(msg)
+impl From<outbound::HttpError> for DeliveryError {
+    /// Unreachable, 5xx, 408 and 429 are transient; 404 is `NotFound`; a
+    /// redirect, an oversized answer or listing and other statuses are
+    /// permanent; an answer that does not parse is transient (a proxy's page).
+    fn from(e: outbound::HttpError) -> Self {
+        use outbound::HttpError;
+        let msg = e.to_string();
+        match e {
+            HttpError::Status { status: 404, .. } => DeliveryError::NotFound(msg),
+            HttpError::Decode(_) => DeliveryError::Transient(msg),
+            e if e.is_transient() => DeliveryError::Transient(msg),
+            _ => DeliveryError::Permanent(msg),
+        }
     }
+}
+
+/// The HTTP client of the connectors ([`outbound`]'s rules, default limits).
+pub(crate) fn http_client() -> Result<outbound::Client, DeliveryError> {
+    outbound::Client::new(outbound::Limits::default())
+        .map_err(|e| DeliveryError::Permanent(format!("HTTP client: {e}")))
+}
+
+/// Maps an HTTP status that is not a success, and a detail already cut short,
+/// to a delivery error.
+pub(crate) fn status_error(status: outbound::StatusCode, detail: &str) -> DeliveryError {
+    outbound::HttpError::Status {
+        status: status.as_u16(),
+        excerpt: outbound::excerpt(detail),
+    }
+    .into()
 }
 
 #[cfg(test)]

@@ -22,10 +22,21 @@
 //! to [`REPAIR_WAIT`]), then lists the app again and reports what remains.
 //! Removing extras (accounts, groups and members the directory does not know,
 //! with nothing to queue) calls the app directly.
+//! A repair that meets an account Liaison did not create is a *collision*: it
+//! is reported apart ([`AppReport::collisions`]), recorded on the link, and
+//! nothing in the app changes.
+//!
+//! **Adoption.** When the app's [`Adopt`] setting allows it, the directory
+//! users without a recorded account that match an existing account (by login
+//! name or by e-mail, per the setting) are listed in
+//! [`AppReport::adoptable`], the account Liaison signs in with and accounts
+//! already linked to another resource excepted. Only a run with
+//! [`SyncOptions::adopt`] adopts them: the link is recorded, then the user is
+//! delivered, which marks the account as Liaison's.
 
-use crate::deliver::{deliver, group_spec, user_spec};
+use crate::deliver::{deliver, deliver_user, group_spec, user_spec};
 use crate::worker::{backoff, record_outcome, with_heartbeat, Outcome, WorkerConfig};
-use crate::{AppGroup, AppUser, Connector, DeliveryError};
+use crate::{Adopt, AppGroup, AppUser, Connector, DeliveryError};
 use rand::Rng;
 use serde::Serialize;
 use std::collections::{BTreeSet, HashMap, HashSet};
@@ -56,6 +67,31 @@ pub struct SyncOptions {
     /// delete extra groups (under the `delete` policy only) and remove unknown
     /// members from managed groups.
     pub remove_extra: bool,
+    /// Adopt the accounts listed in [`AppReport::adoptable`] (the app's
+    /// [`Adopt`] setting must allow it; with `dry_run`, they are only listed).
+    pub adopt: bool,
+}
+
+/// An existing account a directory user may adopt.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Adoption {
+    /// The user's SCIM id.
+    pub id: String,
+    pub user_name: String,
+    /// The account's app id.
+    pub app_id: String,
+    /// How it was matched: `by-username` or `by-email`.
+    pub by: Adopt,
+}
+
+/// A resource whose delivery met an account (or group) Liaison did not create.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct CollisionItem {
+    pub resource: DriftResource,
+    pub id: String,
+    pub name: String,
+    /// The app's explanation (bounded).
+    pub error: String,
 }
 
 /// What a drift item is about.
@@ -157,6 +193,16 @@ pub struct AppReport {
     /// Repairs that failed, with the app's or store's error.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub errors: Vec<String>,
+    /// Repairs refused because the app holds an account or group Liaison did
+    /// not create: nothing was changed there.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub collisions: Vec<CollisionItem>,
+    /// Existing accounts the app's `adopt` setting allows to adopt (listed
+    /// before anything is done).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub adoptable: Vec<Adoption>,
+    /// Accounts adopted by this run.
+    pub adopted: usize,
 }
 
 /// Progress of a run, for progress bars and logs.
@@ -190,6 +236,9 @@ pub enum SyncError {
     /// The app could not be listed.
     #[error("app {app}: {error}")]
     App { app: String, error: DeliveryError },
+    /// Adoption was asked for an app whose `adopt` setting is `never`.
+    #[error("app {0}: its adopt setting is never; set it to by-username or by-email first")]
+    AdoptionNotAllowed(String),
 }
 
 /// The directory side of an organisation.
@@ -543,6 +592,93 @@ fn compare(app: &AppRecord, conn: &dyn Connector, dir: &Directory, side: &AppSid
     drift
 }
 
+/// The directory users without a recorded account that may adopt an existing
+/// one under `mode` (see the module documentation).
+fn adoption_candidates(
+    mode: Adopt,
+    conn: &dyn Connector,
+    dir: &Directory,
+    side: &AppSide,
+) -> Vec<Adoption> {
+    if mode == Adopt::Never {
+        return Vec::new();
+    }
+    let linked: HashSet<&str> = dir
+        .links
+        .values()
+        .filter_map(|l| l.app_ref.as_deref())
+        .collect();
+    let free: Vec<&AppUser> = side
+        .users
+        .iter()
+        .filter(|u| !side.protected.contains(&u.app_id) && !linked.contains(u.app_id.as_str()))
+        .collect();
+    let mut taken: HashSet<&str> = HashSet::new();
+    let mut out = Vec::new();
+    for row in &dir.users {
+        if dir.links.get(&row.id).is_some_and(|l| l.app_ref.is_some()) {
+            continue;
+        }
+        let spec = user_spec(row);
+        let matches: Vec<&&AppUser> = match mode {
+            Adopt::Never => Vec::new(),
+            Adopt::ByUsername => {
+                let want = conn.app_user_name(&spec.user_name).to_lowercase();
+                free.iter()
+                    .filter(|u| u.user_name.to_lowercase() == want)
+                    .collect()
+            }
+            Adopt::ByEmail => match spec.email.as_deref().map(str::trim) {
+                Some(email) if !email.is_empty() => free
+                    .iter()
+                    .filter(|u| same_text(u.email.as_deref(), Some(email)))
+                    .collect(),
+                _ => Vec::new(),
+            },
+        };
+        // Only an unambiguous match, and each account once.
+        if let [only] = matches.as_slice() {
+            if taken.insert(only.app_id.as_str()) {
+                out.push(Adoption {
+                    id: row.id.clone(),
+                    user_name: spec.user_name.clone(),
+                    app_id: only.app_id.clone(),
+                    by: mode,
+                });
+            }
+        }
+    }
+    out
+}
+
+/// Adopts one account: records the link, then delivers the user (which marks
+/// the account as Liaison's and brings it to the directory's state).
+async fn adopt_one(
+    store: &Store,
+    app: &AppRecord,
+    conn: &dyn Connector,
+    a: &Adoption,
+) -> Result<(), DeliveryError> {
+    if conn.protected_accounts().contains(&a.app_id) {
+        return Err(DeliveryError::Collision(format!(
+            "{} is an account Liaison never changes",
+            a.app_id
+        )));
+    }
+    store
+        .record_link(
+            app.id,
+            &a.id,
+            Some(&a.app_id),
+            None,
+            crate::deliver::STATUS_OK,
+            None,
+        )
+        .await
+        .map_err(store_err)?;
+    deliver_user(store, conn, app, &a.id, true).await.map(drop)
+}
+
 /// Lists, compares and (unless `opts.dry_run`) repairs one app.
 pub async fn reconcile(
     store: &Store,
@@ -557,6 +693,10 @@ pub async fn reconcile(
     let dir = read_directory(store, app).await?;
     let side = read_app(app, conn).await?;
     let drift = compare(app, conn, &dir, &side);
+    let mode = Adopt::of_app(app);
+    if opts.adopt && mode == Adopt::Never {
+        return Err(SyncError::AdoptionNotAllowed(app.name.clone()));
+    }
     let mut report = AppReport {
         app: app.name.clone(),
         kind: app.kind.clone(),
@@ -565,6 +705,9 @@ pub async fn reconcile(
         remaining: 0,
         left: drift,
         errors: Vec::new(),
+        collisions: Vec::new(),
+        adoptable: adoption_candidates(mode, conn, &dir, &side),
+        adopted: 0,
     };
     if opts.dry_run {
         report.remaining = report.left.iter().filter(|d| d.counts(app, opts)).count();
@@ -574,10 +717,40 @@ pub async fn reconcile(
         });
         return Ok(report);
     }
+    let mut adopted: HashSet<String> = HashSet::new();
+    if opts.adopt {
+        for a in report.adoptable.clone() {
+            match adopt_one(store, app, conn, &a).await {
+                Ok(()) => {
+                    report.adopted += 1;
+                    adopted.insert(a.id.clone());
+                }
+                Err(e) => {
+                    let item = CollisionItem {
+                        resource: DriftResource::User,
+                        id: a.id.clone(),
+                        name: a.user_name.clone(),
+                        error: e.report(),
+                    };
+                    if e.is_collision() {
+                        report.collisions.push(item);
+                    } else {
+                        report
+                            .errors
+                            .push(format!("adopt user {}: {}", a.user_name, item.error));
+                    }
+                }
+            }
+        }
+    }
     let todo: Vec<&Drift> = report
         .drift
         .iter()
         .filter(|d| d.counts(app, opts))
+        .filter(|d| {
+            !(d.resource == DriftResource::User
+                && d.id.as_ref().is_some_and(|id| adopted.contains(id)))
+        })
         .collect();
     let total = todo.len();
     let app_user_ids: HashSet<&str> = side.users.iter().map(|u| u.app_id.as_str()).collect();
@@ -590,7 +763,8 @@ pub async fn reconcile(
     };
     let mut sorted = todo;
     sorted.sort_by_key(order);
-    let mut errors = Vec::new();
+    let mut errors = std::mem::take(&mut report.errors);
+    let mut collisions = std::mem::take(&mut report.collisions);
     // Stale app ids first (store only), then every repair of a directory
     // resource queued in one transaction.
     let mut queued: Vec<(&Drift, Key)> = Vec::new();
@@ -620,11 +794,17 @@ pub async fn reconcile(
         tx.enqueue_repair(app, *target, resource, member).await?;
     }
     tx.commit().await?;
-    let failed = deliver_repairs(store, app, conn, total, progress).await?;
+    let mut failed = deliver_repairs(store, app, conn, total, progress).await?;
     let mut done = queued.len();
     for (d, key) in &queued {
-        match failed.get(key) {
-            Some(e) => errors.push(repair_error(d, e)),
+        match failed.remove(key) {
+            Some(RepairFailure::Collision(error)) => collisions.push(CollisionItem {
+                resource: d.resource,
+                id: d.id.clone().unwrap_or_default(),
+                name: d.name.clone(),
+                error,
+            }),
+            Some(RepairFailure::Error(e)) => errors.push(repair_error(d, &e)),
             None => report.repaired += 1,
         }
     }
@@ -647,7 +827,7 @@ pub async fn reconcile(
                     member = d.member_id.as_deref().unwrap_or_default(),
                     drift = ?d.kind, error = e.kind(), "reconciliation repair failed"
                 );
-                errors.push(repair_error(d, &e.to_string()));
+                errors.push(repair_error(d, &e.report()));
             }
         }
     }
@@ -656,7 +836,15 @@ pub async fn reconcile(
         done: total,
         total,
     });
+    if !collisions.is_empty() {
+        tracing::warn!(
+            app = %app.name,
+            collisions = collisions.len(),
+            "reconciliation met accounts Liaison did not create: left unchanged"
+        );
+    }
     report.errors = errors;
+    report.collisions = collisions;
     progress(SyncProgress::Verifying {
         app: app.name.clone(),
     });
@@ -734,7 +922,7 @@ async fn deliver_repairs(
     conn: &dyn Connector,
     total: usize,
     progress: &(dyn Fn(SyncProgress) + Sync),
-) -> Result<HashMap<Key, String>, SyncError> {
+) -> Result<HashMap<Key, RepairFailure>, SyncError> {
     let config = WorkerConfig::default();
     let incarnation = format!("{:016x}", rand::thread_rng().gen::<u64>());
     let deadline = tokio::time::Instant::now() + REPAIR_WAIT;
@@ -760,7 +948,12 @@ async fn deliver_repairs(
                 }
                 if tokio::time::Instant::now() >= deadline {
                     for key in waiting {
-                        failed.insert(key, "still being delivered by another worker".to_owned());
+                        failed.insert(
+                            key,
+                            RepairFailure::Error(
+                                "still being delivered by another worker".to_owned(),
+                            ),
+                        );
                     }
                     break;
                 }
@@ -791,22 +984,31 @@ fn key_of(d: &Delivery) -> Key {
     (d.target, d.resource_id.clone(), d.member_id.clone())
 }
 
+/// Why a queued repair was not done.
+enum RepairFailure {
+    /// The app holds an account Liaison did not create (left unchanged).
+    Collision(String),
+    /// Any other failure (the repair stays in the outbox or is parked).
+    Error(String),
+}
+
 /// Delivers one repair and records how it went, as the worker does; returns
-/// the error when it failed.
+/// the failure when it failed.
 async fn repair_one(
     store: &Store,
     app: &AppRecord,
     conn: &dyn Connector,
     d: &Delivery,
     config: &WorkerConfig,
-) -> Result<Option<String>, SyncError> {
+) -> Result<Option<RepairFailure>, SyncError> {
     let result = deliver(store, conn, app, d).await;
-    let error = result.as_ref().err().map(ToString::to_string);
+    let error = result.as_ref().err().map(DeliveryError::report);
     let wait = backoff(config.base_backoff, config.max_backoff, d.attempts + 1);
     let outcome = record_outcome(store, d, &app.name, result, config.max_attempts, wait).await?;
     Ok(match outcome {
         Outcome::Delivered => None,
-        Outcome::Retry | Outcome::Poisoned => error,
+        Outcome::Collision => error.map(RepairFailure::Collision),
+        Outcome::Retry | Outcome::Poisoned => error.map(RepairFailure::Error),
     })
 }
 

@@ -1,7 +1,9 @@
 //! The outbox worker: leases due deliveries, runs them against the apps, and
 //! records the outcome: done, retry later (exponential backoff with jitter), or
 //! poison (after `max_attempts` transient failures, or at once for a permanent
-//! error or a collision), with the error kept for operators.
+//! error or a collision), with the error kept for operators (bounded, see
+//! [`DeliveryError::report`]). A collision is recorded as such on the link
+//! (status `collision`) and counted apart in the metrics.
 //!
 //! Several workers, in one process or many, can run on one PostgreSQL database:
 //! leases are taken with `FOR UPDATE SKIP LOCKED`. Leases are short
@@ -83,7 +85,7 @@ impl Default for WorkerConfig {
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct DeliveryLabels {
     pub app: String,
-    /// `ok`, `retry`, `poison`.
+    /// `ok`, `retry`, `poison`, `collision`.
     pub result: String,
 }
 
@@ -244,7 +246,7 @@ impl Worker {
                 match o? {
                     Outcome::Delivered => round.delivered += 1,
                     Outcome::Retry => round.retried += 1,
-                    Outcome::Poisoned => round.poisoned += 1,
+                    Outcome::Poisoned | Outcome::Collision => round.poisoned += 1,
                 }
             }
         }
@@ -402,6 +404,7 @@ impl Worker {
             Outcome::Delivered => "ok",
             Outcome::Retry => "retry",
             Outcome::Poisoned => "poison",
+            Outcome::Collision => "collision",
         };
         self.metrics
             .deliveries
@@ -482,8 +485,15 @@ pub(crate) async fn record_outcome(
         app = %app_name, target = d.target.as_str(), resource = %d.resource_id,
         attempts, poison, error = e.kind(), "delivery failed"
     );
-    store.fail_delivery(d, &e.to_string(), retry_at).await?;
-    let status = if poison { "failed" } else { "retrying" };
+    let recorded = e.report();
+    store.fail_delivery(d, &recorded, retry_at).await?;
+    let status = if e.is_collision() {
+        crate::deliver::STATUS_COLLISION
+    } else if poison {
+        "failed"
+    } else {
+        "retrying"
+    };
     if d.target != store::Target::Member {
         store
             .record_link(
@@ -492,11 +502,13 @@ pub(crate) async fn record_outcome(
                 None,
                 None,
                 status,
-                Some(&e.to_string()),
+                Some(&recorded),
             )
             .await?;
     }
-    Ok(if poison {
+    Ok(if e.is_collision() {
+        Outcome::Collision
+    } else if poison {
         Outcome::Poisoned
     } else {
         Outcome::Retry
@@ -508,4 +520,6 @@ pub(crate) enum Outcome {
     Delivered,
     Retry,
     Poisoned,
+    /// The app holds an account Liaison did not create (parked like poison).
+    Collision,
 }

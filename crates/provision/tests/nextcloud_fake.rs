@@ -97,20 +97,75 @@ async fn updates_only_the_fields_that_differ() {
 }
 
 #[tokio::test]
-async fn an_existing_account_ocs_102_is_updated_not_duplicated() {
+async fn an_existing_account_liaison_did_not_create_is_a_collision_left_unchanged() {
     let (fake, nc) = setup().await;
     fake.with_state(|s| {
         let mut bob = NcUser::new("Bob");
         bob.email = "old@example.org".into();
+        bob.display_name = "Robert".into();
         s.users.insert("Bob".into(), bob);
     });
+    let before = fake.state().users["Bob"].clone();
     // User ids are case-insensitive in Nextcloud: "bob" is the existing "Bob".
-    let id = nc.upsert_user(&user("bob"), None).await.expect("adopted");
-    assert_eq!(id, "Bob");
-    let state = fake.state();
-    assert_eq!(state.users.len(), 2);
-    assert_eq!(state.users["Bob"].email, "bob@example.org");
-    assert_eq!(state.users["Bob"].display_name, "bob Display");
+    let r = nc.upsert_user(&user("bob"), None).await;
+    assert!(matches!(r, Err(DeliveryError::Collision(_))), "{r:?}");
+    assert_eq!(fake.state().users["Bob"], before);
+    assert_eq!(fake.count("PUT", "/ocs/v2.php/cloud/users/Bob"), 0);
+}
+
+#[tokio::test]
+async fn scim_user_named_like_the_admin_is_a_collision_and_the_admin_is_untouched() {
+    let (fake, nc) = setup().await;
+    fake.with_state(|s| {
+        let admin = s.users.get_mut("admin").unwrap();
+        admin.email = "hoster@example.net".into();
+        admin.display_name = "Hoster".into();
+    });
+    let before = fake.state().users["admin"].clone();
+    fake.clear_requests();
+    for name in ["admin", "Admin"] {
+        let mut spec = user(name);
+        spec.active = false;
+        let r = nc.upsert_user(&spec, None).await;
+        assert!(matches!(r, Err(DeliveryError::Collision(_))), "{r:?}");
+        // Even through a recorded id, a disable or a deletion.
+        let r = nc.upsert_user(&spec, Some("admin")).await;
+        assert!(matches!(r, Err(DeliveryError::Collision(_))), "{r:?}");
+    }
+    assert!(nc.set_user_active("admin", false).await.is_err());
+    assert!(nc.delete_user("ADMIN").await.is_err());
+    let after = fake.state().users["admin"].clone();
+    assert_eq!(after, before);
+    assert!(after.enabled && after.email == "hoster@example.net");
+    assert_eq!(fake.count("PUT", "/ocs/v2.php/cloud/users/admin"), 0);
+    assert_eq!(
+        fake.count("PUT", "/ocs/v2.php/cloud/users/admin/disable"),
+        0
+    );
+}
+
+#[tokio::test]
+async fn an_account_carrying_the_marker_is_taken_as_liaisons_own() {
+    // Another Liaison process created it (or the answer to the creation was
+    // lost): it is in the marker group, so it is adopted, not a collision.
+    let (fake, nc) = setup().await;
+    let other = NextcloudConnector::new(config(&fake, "app-pass")).expect("connector");
+    let id = other
+        .upsert_user(&user("carol"), None)
+        .await
+        .expect("created");
+    assert!(fake.state().users["carol"]
+        .groups
+        .contains(provision::connectors::nextcloud::MARKER_GROUP));
+    let mut renamed = user("carol");
+    renamed.display_name = Some("Carol C.".into());
+    assert_eq!(nc.upsert_user(&renamed, None).await.expect("ours"), id);
+    assert_eq!(fake.state().users["carol"].display_name, "Carol C.");
+    // The marker group is no directory group: never listed.
+    let groups = nc.list_groups().await.expect("groups");
+    assert!(groups
+        .iter()
+        .all(|g| g.app_id != provision::connectors::nextcloud::MARKER_GROUP));
 }
 
 #[tokio::test]
@@ -303,11 +358,14 @@ async fn refused_connections_are_transient_until_the_app_is_back() {
 #[tokio::test]
 async fn a_timeout_after_the_effect_is_transient_and_the_retry_creates_nothing_twice() {
     let (fake, _) = setup().await;
-    let http = reqwest::Client::builder()
-        .timeout(Duration::from_millis(200))
-        .build()
-        .expect("client");
+    let http = outbound::Client::new(outbound::Limits {
+        timeout: Duration::from_millis(200),
+        ..outbound::Limits::default()
+    })
+    .expect("client");
     let nc = NextcloudConnector::with_client(config(&fake, "app-pass"), http).expect("connector");
+    // The marker group exists already.
+    nc.upsert_user(&user("bob"), None).await.expect("bob");
     fake.set_outage(
         Outage::Delay(Duration::from_millis(600)),
         OutageFor::Requests(1),
@@ -324,8 +382,8 @@ async fn a_timeout_after_the_effect_is_transient_and_the_retry_creates_nothing_t
         nc.upsert_user(&user("alice"), None).await.expect("retry"),
         "alice"
     );
-    assert_eq!(fake.state().users.len(), 2);
-    assert_eq!(fake.count("POST", USERS), 2);
+    assert_eq!(fake.state().users.len(), 3);
+    assert_eq!(fake.count("POST", USERS), 3);
 }
 
 /// The fake itself: the documented envelopes of v1 and v2.

@@ -455,3 +455,35 @@ async fn list_users_reports_the_last_login() {
         "{reqs:?}"
     );
 }
+
+#[tokio::test]
+async fn the_service_account_and_the_bot_are_never_changed() {
+    let (fake, rc) = setup(GroupsAs::Rooms).await;
+    let before = fake.state();
+    let mut admin = user("liaison");
+    admin.email = Some("taken-over@example.org".into());
+    admin.active = false;
+    // By name (the admin carries no tag), through a recorded id, or through a
+    // tag forged onto it.
+    let r = rc.upsert_user(&admin, None).await;
+    assert!(matches!(r, Err(DeliveryError::Collision(_))), "{r:?}");
+    let r = rc.upsert_user(&admin, Some(ADMIN)).await;
+    assert!(matches!(r, Err(DeliveryError::Collision(_))), "{r:?}");
+    fake.with_state(|s| {
+        let a = s.users.get_mut(ADMIN).unwrap();
+        a.custom_fields
+            .insert(LIAISON_FIELD.into(), serde_json::json!("scim-liaison"));
+    });
+    let tagged = fake.state();
+    let r = rc.upsert_user(&admin, None).await;
+    assert!(matches!(r, Err(DeliveryError::Collision(_))), "{r:?}");
+    for id in [ADMIN, "rocket.cat"] {
+        assert!(rc.set_user_active(id, false).await.is_err());
+        assert!(rc.delete_user(id).await.is_err());
+    }
+    assert_eq!(fake.state().users, tagged.users);
+    assert_eq!(fake.state().users["rocket.cat"], before.users["rocket.cat"]);
+    assert_eq!(fake.count("POST", "/api/v1/users.update"), 0);
+    assert_eq!(fake.count("POST", "/api/v1/users.setActiveStatus"), 0);
+    assert_eq!(fake.count("POST", "/api/v1/users.delete"), 0);
+}

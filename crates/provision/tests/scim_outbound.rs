@@ -249,6 +249,22 @@ async fn collisions(p: &Peer, c: &ScimConnector) {
     let v = fetch(p, "Users", &taken).await;
     assert!(v.get("externalId").is_none(), "left untouched: {v}");
 
+    // Adopted (as `liaison sync --adopt` does: through the recorded id), the
+    // account gets Liaison's externalId, keeps what Liaison does not manage,
+    // and is found as Liaison's own from then on.
+    assert_eq!(
+        c.upsert_user(&spec, Some(&taken)).await.expect("adopted"),
+        taken
+    );
+    let v = fetch(p, "Users", &taken).await;
+    assert_eq!(
+        v["externalId"],
+        json!(spec.external_id.clone().unwrap_or(spec.scim_id.clone())),
+        "{v}"
+    );
+    assert_eq!(v["title"], "kept", "{v}");
+    assert_eq!(c.upsert_user(&spec, None).await.expect("ours"), taken);
+
     let (status, _) = raw(
         p,
         reqwest::Method::POST,

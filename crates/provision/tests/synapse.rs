@@ -505,3 +505,59 @@ async fn last_activity_is_reported() {
     let listed = c.list_users().await.expect("list");
     assert_eq!(last(&listed, &active), Some(seen));
 }
+
+/// A fresh admin of the test server and its own access token, so that the
+/// server's shared admin is never at stake.
+async fn fresh_admin(env: &Env) -> (String, String) {
+    let id = format!("@liaison-adm-{}:{}", unique(), env.server);
+    let (status, v) = raw(
+        env,
+        reqwest::Method::PUT,
+        &format!("/_synapse/admin/v2/users/{id}"),
+        Some(json!({ "admin": true, "displayname": "Hoster admin", "password": format!("Pw-{}-x", unique()) })),
+    )
+    .await;
+    assert!(status == 200 || status == 201, "{v}");
+    let (status, v) = raw(
+        env,
+        reqwest::Method::POST,
+        &format!("/_synapse/admin/v1/users/{id}/login"),
+        Some(json!({})),
+    )
+    .await;
+    assert_eq!(status, 200, "{v}");
+    (id, v["access_token"].as_str().expect("token").to_owned())
+}
+
+#[tokio::test]
+async fn the_account_liaison_signs_in_with_is_never_changed() {
+    let Some(env) = env() else { return };
+    let (admin_id, token) = fresh_admin(&env).await;
+    let admin_env = Env {
+        url: env.url.clone(),
+        token,
+        server: env.server.clone(),
+    };
+    let conn = connector(&admin_env, GroupsAs::Rooms);
+    let localpart = admin_id
+        .trim_start_matches('@')
+        .split(':')
+        .next()
+        .unwrap()
+        .to_owned();
+    let mut s = spec(&localpart, &format!("scim-{}", unique()));
+    s.active = false;
+    // By name, and through a recorded id (an earlier adoption, a forged link).
+    let r = conn.upsert_user(&s, None).await;
+    assert!(matches!(r, Err(DeliveryError::Collision(_))), "{r:?}");
+    let r = conn.upsert_user(&s, Some(&admin_id)).await;
+    assert!(matches!(r, Err(DeliveryError::Collision(_))), "{r:?}");
+    let r = conn.set_user_active(&admin_id, false).await;
+    assert!(matches!(r, Err(DeliveryError::Collision(_))), "{r:?}");
+    let r = conn.delete_user(&admin_id).await;
+    assert!(matches!(r, Err(DeliveryError::Collision(_))), "{r:?}");
+    let after = synapse_user(&env, &admin_id).await;
+    assert_eq!(after["displayname"], "Hoster admin", "{after}");
+    assert_eq!(after["deactivated"], false, "{after}");
+    assert_eq!(after["external_ids"], json!([]), "{after}");
+}

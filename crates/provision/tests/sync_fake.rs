@@ -168,6 +168,7 @@ async fn run(
     let opts = SyncOptions {
         dry_run,
         remove_extra,
+        adopt: false,
     };
     let report = reconcile(store, app, conn, &opts, &progress).await.unwrap();
     let seen = seen.into_inner().unwrap();

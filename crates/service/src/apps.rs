@@ -7,7 +7,7 @@
 use crate::types::{AppName, EnvVar, FilePath, HttpUrl};
 use crate::{rfc3339, Caller, ServiceError};
 use http::Uri;
-use provision::AppKind;
+use provision::{Adopt, AppKind};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use std::collections::HashMap;
@@ -55,6 +55,20 @@ pub struct NewApp {
     #[serde(default)]
     #[schema(value_type = Object)]
     pub settings: Map<String, Value>,
+    /// Whether accounts the app already has, which Liaison did not create, may
+    /// be adopted by `liaison sync --adopt`, matched by login name or e-mail
+    /// (default `never`: they are collisions). Operator tokens only.
+    #[serde(default)]
+    pub adopt: Option<Adopt>,
+}
+
+/// A change to an app, as the admin API receives it and the CLI builds it.
+#[derive(Debug, Clone, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AppChange {
+    /// See [`NewApp::adopt`]. Operator tokens only.
+    #[serde(default)]
+    pub adopt: Option<Adopt>,
 }
 
 /// An app that was added.
@@ -182,6 +196,11 @@ fn check_settings(kind: AppKind, settings: &Map<String, Value>) -> Result<(), Se
         AppKind::Scim => &[("use_patch", false)],
     };
     for (key, value) in settings {
+        if key == "adopt" {
+            return Err(ServiceError::Invalid(
+                "adopt is its own field, not a setting".into(),
+            ));
+        }
         let Some((_, is_string)) = allowed.iter().find(|(k, _)| k == key) else {
             return Err(ServiceError::Invalid(format!(
                 "setting {key:?} does not apply to a {} app",
@@ -246,6 +265,10 @@ pub fn validate(org: &Org, new: &NewApp) -> Result<(AppRecord, Vec<String>), Ser
         )));
     }
     check_settings(kind, &new.settings)?;
+    let mut settings = new.settings.clone();
+    if let Some(adopt) = new.adopt.filter(|a| *a != Adopt::Never) {
+        settings.insert("adopt".into(), Value::String(adopt.as_str().into()));
+    }
     let mut warnings = Vec::new();
     let credential = check_credential(kind, new, &mut warnings)?;
     Ok((
@@ -258,7 +281,7 @@ pub fn validate(org: &Org, new: &NewApp) -> Result<(AppRecord, Vec<String>), Ser
             credential,
             groups_as: groups_as.to_owned(),
             deprovision: deprovision.to_owned(),
-            settings: Value::Object(new.settings.clone()),
+            settings: Value::Object(settings),
             created: OffsetDateTime::now_utc(),
         },
         warnings,
@@ -326,6 +349,9 @@ pub async fn add(
         new.credential_file.as_ref(),
         new.credential_env.as_ref(),
     )?;
+    if new.adopt.is_some_and(|a| a != Adopt::Never) {
+        caller.require_operator("adopting existing accounts")?;
+    }
     let (record, warnings) = validate(org, new)?;
     let mut tx = store.begin().await?;
     let app = match tx.create_app(&record).await {
@@ -345,6 +371,34 @@ pub async fn add(
         enqueued,
         warnings,
     })
+}
+
+/// Changes an app (its `adopt` setting); operators only. `NotFound` when the
+/// organisation has no app of that name.
+pub async fn change(
+    store: &Store,
+    org: &Org,
+    name: &str,
+    change: &AppChange,
+    caller: Caller,
+) -> Result<AppView, ServiceError> {
+    if let Some(adopt) = change.adopt {
+        caller.require_operator("adopting existing accounts")?;
+        let app = store
+            .app_by_name(org.id, name)
+            .await?
+            .ok_or_else(|| ServiceError::NotFound(format!("no app named {name}")))?;
+        let mut tx = store.begin().await?;
+        let mut settings = app.settings.as_object().cloned().unwrap_or_default();
+        match adopt {
+            Adopt::Never => settings.remove("adopt"),
+            a => settings.insert("adopt".into(), Value::String(a.as_str().into())),
+        };
+        tx.set_app_settings(org.id, name, &Value::Object(settings))
+            .await?;
+        tx.commit().await?;
+    }
+    get(store, org, name).await
 }
 
 /// Removes an app; `NotFound` when the organisation has none of that name.
@@ -368,6 +422,8 @@ pub struct AppView {
     pub credential: String,
     pub groups_as: String,
     pub deprovision: String,
+    /// Whether existing accounts may be adopted (see [`NewApp::adopt`]).
+    pub adopt: Adopt,
     #[schema(value_type = Object)]
     pub settings: Value,
     /// RFC 3339.
@@ -399,14 +455,20 @@ pub async fn list(store: &Store, org: &Org) -> Result<Vec<AppView>, ServiceError
         .into_iter()
         .map(|a| {
             let c = counts.get(&a.id).copied().unwrap_or_default();
+            let adopt = Adopt::of_app(&a);
+            let mut settings = a.settings;
+            if let Some(m) = settings.as_object_mut() {
+                m.remove("adopt");
+            }
             AppView {
+                adopt,
+                settings,
                 name: a.name,
                 kind: a.kind,
                 url: a.base_url,
                 credential: a.credential,
                 groups_as: a.groups_as,
                 deprovision: a.deprovision,
-                settings: a.settings,
                 created: rfc3339(a.created),
                 pending: c.pending,
                 poisoned: c.poisoned,
@@ -522,7 +584,10 @@ pub async fn provisioning(
     for app in store.apps(org.id).await? {
         let link = links.iter().find(|l| l.app_id == app.id);
         let rows: Vec<_> = pending.iter().filter(|p| p.app_id == app.id).collect();
-        let status = if rows.iter().any(|r| r.poisoned) {
+        let collision = link.is_some_and(|l| l.status == provision::deliver::STATUS_COLLISION);
+        let status = if collision && rows.iter().all(|r| r.poisoned) {
+            LinkStatus::Collision
+        } else if rows.iter().any(|r| r.poisoned) {
             LinkStatus::Failed
         } else if rows.iter().any(|r| r.attempts > 0) {
             LinkStatus::Retrying

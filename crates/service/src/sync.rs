@@ -24,7 +24,9 @@ impl AppOutcome {
     /// Whether the app matches the directory (after repairs, when made).
     pub fn clean(&self) -> bool {
         match self {
-            AppOutcome::Report(r) => r.remaining == 0 && r.errors.is_empty(),
+            AppOutcome::Report(r) => {
+                r.remaining == 0 && r.errors.is_empty() && r.collisions.is_empty()
+            }
             AppOutcome::Failed { .. } => false,
         }
     }
@@ -60,6 +62,18 @@ pub async fn run(
             return Err(ServiceError::NotFound(format!(
                 "organisation {} has no app {name}",
                 org.slug
+            )));
+        }
+    }
+    if opts.adopt {
+        if let Some(app) = apps
+            .iter()
+            .find(|a| provision::Adopt::of_app(a) == provision::Adopt::Never)
+        {
+            return Err(ServiceError::Invalid(format!(
+                "app {} does not allow adoption (its adopt setting is never): \
+                 set it with `liaison app set {} {} --adopt by-username|by-email` first",
+                app.name, org.slug, app.name
             )));
         }
     }

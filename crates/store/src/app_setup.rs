@@ -89,6 +89,28 @@ impl Tx {
     }
 }
 
+impl Tx {
+    /// Replaces the settings of an app of an organisation; `false` when the
+    /// organisation has no app of that name.
+    pub async fn set_app_settings(
+        &mut self,
+        org_id: i64,
+        name: &str,
+        settings: &serde_json::Value,
+    ) -> Result<bool> {
+        Ok(
+            sqlx::query("UPDATE apps SET settings = $1 WHERE org_id = $2 AND name = $3")
+                .bind(settings.to_string())
+                .bind(org_id)
+                .bind(name)
+                .execute(&mut *self.tx)
+                .await?
+                .rows_affected()
+                > 0,
+        )
+    }
+}
+
 impl Store {
     /// The app of an organisation with this name.
     pub async fn app_by_name(&self, org_id: i64, name: &str) -> Result<Option<AppRecord>> {

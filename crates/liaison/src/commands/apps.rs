@@ -1,8 +1,8 @@
-//! `liaison app add|list|remove`: the apps an organisation is provisioned into.
+//! `liaison app add|list|set|remove`: the apps an organisation is provisioned into.
 //! The rules are [`service::apps`]'; this module maps arguments and prints.
 
 use clap::{Args, Subcommand, ValueEnum};
-use provision::AppKind;
+use provision::{Adopt, AppKind};
 use serde_json::{Map, Value};
 use service::apps::{self, NewApp};
 use service::types::{AppName, EnvVar, FilePath, HttpUrl};
@@ -18,6 +18,17 @@ pub enum AppCommand {
     List {
         /// The organisation's slug.
         org: String,
+    },
+    /// Changes an app: whether existing accounts may be adopted.
+    Set {
+        /// The organisation's slug.
+        org: String,
+        /// The app's name.
+        name: String,
+        /// Whether accounts the app already has, which Liaison did not create,
+        /// may be adopted by `liaison sync --adopt`, and how they are matched.
+        #[arg(long, value_enum)]
+        adopt: AdoptArg,
     },
     /// Removes an app, with its pending deliveries and what Liaison knows it holds.
     /// Nothing is removed from the app itself.
@@ -43,6 +54,23 @@ pub enum GroupsAsArg {
     Rooms,
     Spaces,
     None,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+pub enum AdoptArg {
+    Never,
+    ByUsername,
+    ByEmail,
+}
+
+impl From<AdoptArg> for Adopt {
+    fn from(a: AdoptArg) -> Adopt {
+        match a {
+            AdoptArg::Never => Adopt::Never,
+            AdoptArg::ByUsername => Adopt::ByUsername,
+            AdoptArg::ByEmail => Adopt::ByEmail,
+        }
+    }
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -91,6 +119,11 @@ pub struct AddArgs {
     /// SCIM: replace resources with PUT instead of PATCH.
     #[arg(long)]
     pub no_patch: bool,
+    /// Whether accounts the app already has, which Liaison did not create, may
+    /// be adopted by `liaison sync --adopt` (default: never, they are
+    /// collisions).
+    #[arg(long, value_enum)]
+    pub adopt: Option<AdoptArg>,
 }
 
 impl AddArgs {
@@ -143,6 +176,7 @@ impl AddArgs {
                 .to_owned(),
             ),
             settings,
+            adopt: self.adopt.map(Adopt::from),
         })
     }
 }
@@ -172,7 +206,7 @@ pub async fn run(store: &Store, cmd: AppCommand) -> anyhow::Result<()> {
                 println!("no apps in {}", org.slug);
                 return Ok(());
             }
-            let rows: Vec<[String; 8]> = apps
+            let rows: Vec<[String; 9]> = apps
                 .into_iter()
                 .map(|a| {
                     [
@@ -181,6 +215,7 @@ pub async fn run(store: &Store, cmd: AppCommand) -> anyhow::Result<()> {
                         a.url,
                         a.groups_as,
                         a.deprovision,
+                        a.adopt.as_str().to_owned(),
                         a.credential,
                         a.pending.to_string(),
                         a.poisoned.to_string(),
@@ -194,11 +229,29 @@ pub async fn run(store: &Store, cmd: AppCommand) -> anyhow::Result<()> {
                     "URL",
                     "GROUPS-AS",
                     "DEPROVISION",
+                    "ADOPT",
                     "CREDENTIAL",
                     "PENDING",
                     "POISONED",
                 ],
                 &rows,
+            );
+        }
+        AppCommand::Set {
+            org: slug,
+            name,
+            adopt,
+        } => {
+            let org = service::orgs::find(store, &slug).await?;
+            let change = apps::AppChange {
+                adopt: Some(adopt.into()),
+            };
+            let app = apps::change(store, &org, &name, &change, Caller::Operator).await?;
+            println!(
+                "app {} of {}: adopt {}",
+                app.name,
+                org.slug,
+                app.adopt.as_str()
             );
         }
         AppCommand::Remove { org: slug, name } => {

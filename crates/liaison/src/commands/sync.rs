@@ -4,7 +4,10 @@
 //! directory and, unless `--dry-run`, repairs the drift
 //! ([`provision::sync::reconcile`]). Extra accounts and groups are reported and
 //! left alone unless `--remove-extra` is given; left alone, they do not count as
-//! remaining drift. The exit code is 0 when no drift remains (and every app
+//! remaining drift. Existing accounts the app's `adopt` setting allows to adopt
+//! are listed; `--adopt` adopts them. A repair that meets an account Liaison
+//! did not create is reported as a collision and changes nothing. The exit
+//! code is 0 when no drift remains (and every app
 //! could be listed), 1 otherwise.
 
 use clap::{Args, ValueEnum};
@@ -36,6 +39,11 @@ pub struct SyncArgs {
     /// unknown members from managed groups.
     #[arg(long)]
     remove_extra: bool,
+    /// Adopt the existing accounts the app's `adopt` setting allows (listed by
+    /// a run without it, `--dry-run` for instance): each is linked to its
+    /// directory user, then brought to the directory's state.
+    #[arg(long)]
+    adopt: bool,
     /// Report format on stdout.
     #[arg(long, value_enum, default_value_t = Format::Text)]
     format: Format,
@@ -47,6 +55,7 @@ pub async fn run(store: &Store, args: SyncArgs) -> anyhow::Result<std::process::
     let opts = SyncOptions {
         dry_run: args.dry_run,
         remove_extra: args.remove_extra,
+        adopt: args.adopt,
     };
     let bar = ProgressBar::new(0);
     if args.format == Format::Json || !std::io::stderr().is_terminal() {
@@ -114,6 +123,13 @@ fn kind_word(k: DriftKind) -> &'static str {
     }
 }
 
+fn resource_word(r: provision::sync::DriftResource) -> String {
+    serde_json::to_value(r)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_owned))
+        .unwrap_or_default()
+}
+
 fn line(d: &Drift) -> String {
     let resource = serde_json::to_value(d.resource)
         .ok()
@@ -161,6 +177,30 @@ fn print_text(org: &str, outcomes: &[AppOutcome], opts: &SyncOptions) {
                     {
                         println!("  {}", line(d));
                     }
+                }
+                let adopting = opts.adopt && !opts.dry_run;
+                for a in &r.adoptable {
+                    let verb = if adopting { "adoption" } else { "adoptable" };
+                    println!(
+                        "  {verb:<10} user        {} -> {} ({})",
+                        a.user_name,
+                        a.app_id,
+                        a.by.as_str()
+                    );
+                }
+                if !r.adoptable.is_empty() && !adopting {
+                    println!("  [run with --adopt to adopt these accounts]");
+                }
+                if r.adopted > 0 {
+                    println!("  {} account(s) adopted", r.adopted);
+                }
+                for c in &r.collisions {
+                    println!(
+                        "  collision  {:<11} {}: {} (left unchanged)",
+                        resource_word(c.resource),
+                        c.name,
+                        c.error
+                    );
                 }
                 for e in &r.errors {
                     println!("  repair failed: {e}");

@@ -14,7 +14,7 @@ use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 use serde::{Deserialize, Serialize};
-use service::apps::{AddedView, AppView, NewApp, ProvisioningView};
+use service::apps::{AddedView, AppChange, AppView, NewApp, ProvisioningView};
 use service::site::{NewWindow, ProfilePatch, ProfileView, WindowView};
 use service::types::HostName;
 use service::{apps, outbox, site, Caller};
@@ -73,7 +73,7 @@ impl Modify for BearerAuth {
 pub fn routes() -> OpenApiRouter<SharedState> {
     OpenApiRouter::with_openapi(ApiDoc::openapi())
         .routes(routes!(list_apps, create_app))
-        .routes(routes!(get_app, delete_app))
+        .routes(routes!(get_app, patch_app, delete_app))
         .routes(routes!(user_provisioning))
         .routes(routes!(group_provisioning))
         .routes(routes!(list_outbox))
@@ -201,6 +201,24 @@ async fn get_app(
     Path(AppPath { name, .. }): Path<AppPath>,
 ) -> ApiResult {
     Ok(Json(apps::get(&st.store, &ctx.org, &name).await?).into_response())
+}
+
+/// Changes an app: whether accounts it already has, which Liaison did not
+/// create, may be adopted (`adopt`; operator tokens only).
+#[utoipa::path(patch, path = "/o/{org}/admin/apps/{name}", tag = "apps", params(AppPath),
+    request_body = AppChange,
+    responses((status = 200, body = AppView), (status = 400, response = Problem),
+              (status = 401, response = Problem), (status = 403, response = Problem),
+              (status = 404, response = Problem), (status = 422, response = Problem)))]
+async fn patch_app(
+    State(st): State<SharedState>,
+    Extension(ctx): Extension<OrgCtx>,
+    Path(AppPath { name, .. }): Path<AppPath>,
+    body: Bytes,
+) -> ApiResult {
+    let change: AppChange = parse_body(&body)?;
+    let view = apps::change(&st.store, &ctx.org, &name, &change, caller(&ctx)).await?;
+    Ok(Json(view).into_response())
 }
 
 /// Forgets an app, its pending deliveries and what Liaison knows it holds.

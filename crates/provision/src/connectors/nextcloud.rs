@@ -24,9 +24,19 @@
 //! - **Password**: accounts are created with a random 40-character password that
 //!   is never stored or shown; people sign in through SSO. This needs no mail
 //!   server and sends no "set your password" link that would bypass SSO.
-//! - **Existing account** (OCS 102 "username already exists"): the account with
-//!   that user id is taken to be the person's (it is the id their SSO login uses)
-//!   and is updated; Nextcloud keeps no marker to tell otherwise.
+//! - **Which accounts are Liaison's**: the recorded app id (`known_id`), or
+//!   membership of the group [`MARKER_GROUP`]. Liaison creates that group
+//!   (once, "group exists" is fine) and creates every account in it, in the
+//!   same `POST /cloud/users` (its `groups[]` argument), so an account it
+//!   created after a lost answer, or that another Liaison process created at
+//!   the same moment, is found marked and taken as its own. An existing account
+//!   (OCS 102 "username already exists") without the marker is a
+//!   [`DeliveryError::Collision`]: nothing in it is changed. Only Nextcloud
+//!   admins can change group memberships, so a user cannot mark their own
+//!   account. The group is left out of [`Connector::list_groups`].
+//! - **Service account**: the account Liaison signs in with
+//!   ([`NextcloudConfig::user`]) is never created, updated, disabled or
+//!   deleted, whatever the directory says: a collision.
 //! - **Updates** read the account first and edit only the fields that differ
 //!   (`displayname`, `email`). The quota of [`NextcloudConfig::quota`] is set at
 //!   creation only, so an admin's later change is kept.
@@ -46,14 +56,13 @@
 //!   (Nextcloud answers 100).
 
 use std::collections::HashSet;
-use std::time::Duration;
 
-use reqwest::{Method, StatusCode, Url};
+use outbound::{Method, StatusCode, Url};
 use serde_json::Value;
 
 use crate::{
-    random_password, status_error, transport_error, AppGroup, AppKind, AppUser, Connector,
-    DeliveryError, GroupSpec, UserSpec,
+    http_client, random_password, AppGroup, AppKind, AppUser, Connector, DeliveryError, GroupSpec,
+    UserSpec,
 };
 
 /// How to reach a Nextcloud instance. Its `Debug` form hides the app password.
@@ -83,12 +92,17 @@ impl std::fmt::Debug for NextcloudConfig {
 /// Users and groups listed per request.
 const PAGE: usize = 100;
 
+/// The group whose members are the accounts Liaison created (its marker).
+pub const MARKER_GROUP: &str = "liaison-managed";
+
 /// The Nextcloud connector. See the module documentation.
 #[derive(Debug, Clone)]
 pub struct NextcloudConnector {
     config: NextcloudConfig,
     base: Url,
-    http: reqwest::Client,
+    http: outbound::Client,
+    /// Set once [`MARKER_GROUP`] is known to exist.
+    marker_ready: std::sync::Arc<tokio::sync::OnceCell<()>>,
 }
 
 /// An OCS failure: the HTTP status and the envelope's code and message.
@@ -134,6 +148,8 @@ struct NcAccount {
     display_name: String,
     email: String,
     enabled: bool,
+    /// Ids of the groups the account is in.
+    groups: Vec<String>,
 }
 
 /// Checks that a SCIM `userName` is usable as a Nextcloud user id.
@@ -209,6 +225,7 @@ fn parse_account(v: &Value, fallback_id: &str) -> NcAccount {
         display_name,
         email: string_field(v, "email").unwrap_or_default(),
         enabled: bool_field(v, "enabled").unwrap_or(true),
+        groups: string_list(v.get("groups")),
         id,
     }
 }
@@ -229,20 +246,16 @@ fn string_list(v: Option<&Value>) -> Vec<String> {
 }
 
 impl NextcloudConnector {
-    /// Checks the base URL and builds an HTTP client with a 30 s timeout.
+    /// Checks the base URL and builds an HTTP client with [`outbound`]'s
+    /// default limits.
     pub fn new(config: NextcloudConfig) -> Result<Self, DeliveryError> {
-        let http = reqwest::Client::builder()
-            .timeout(Duration::from_secs(30))
-            .connect_timeout(Duration::from_secs(10))
-            .build()
-            .map_err(|e| DeliveryError::Permanent(format!("HTTP client: {e}")))?;
-        Self::with_client(config, http)
+        Self::with_client(config, http_client()?)
     }
 
-    /// Uses the given HTTP client (its timeouts, proxies, TLS roots).
+    /// Uses the given HTTP client (its limits).
     pub fn with_client(
         config: NextcloudConfig,
-        http: reqwest::Client,
+        http: outbound::Client,
     ) -> Result<Self, DeliveryError> {
         let base = Url::parse(config.base_url.trim_end_matches('/'))
             .map_err(|e| DeliveryError::Permanent(format!("Nextcloud base URL: {e}")))?;
@@ -252,7 +265,62 @@ impl NextcloudConnector {
                 config.base_url
             )));
         }
-        Ok(NextcloudConnector { config, base, http })
+        Ok(NextcloudConnector {
+            config,
+            base,
+            http,
+            marker_ready: Default::default(),
+        })
+    }
+
+    /// Whether `id` is the account Liaison signs in with (user ids compare
+    /// case-insensitively, as Nextcloud looks them up).
+    fn is_service_account(&self, id: &str) -> bool {
+        id.eq_ignore_ascii_case(&self.config.user)
+    }
+
+    fn refuse_service_account(&self, id: &str) -> Result<(), DeliveryError> {
+        if self.is_service_account(id) {
+            return Err(DeliveryError::Collision(format!(
+                "Nextcloud account {id} is the account Liaison signs in with: never changed"
+            )));
+        }
+        Ok(())
+    }
+
+    /// Creates [`MARKER_GROUP`] unless it exists (once per connector).
+    async fn ensure_marker_group(&self) -> Result<(), DeliveryError> {
+        self.marker_ready
+            .get_or_try_init(|| async {
+                match self
+                    .call(
+                        Method::POST,
+                        &["groups"],
+                        &[],
+                        &[
+                            ("groupid", MARKER_GROUP),
+                            ("displayname", "Liaison: managed accounts"),
+                        ],
+                    )
+                    .await?
+                {
+                    Ok(_) => Ok(()),
+                    Err(f) if f.code == 102 => Ok(()),
+                    Err(f) => Err(f.into_error("create the group liaison-managed")),
+                }
+            })
+            .await
+            .map(|_| ())
+    }
+
+    /// Marks an account Liaison holds (a recorded link) that lacks the marker.
+    async fn mark(&self, account: &NcAccount) -> Result<(), DeliveryError> {
+        if account.groups.iter().any(|g| g == MARKER_GROUP) {
+            return Ok(());
+        }
+        self.ensure_marker_group().await?;
+        self.membership(Method::POST, MARKER_GROUP, &account.id)
+            .await
     }
 
     fn url(&self, segments: &[&str]) -> Url {
@@ -285,10 +353,9 @@ impl NextcloudConnector {
         if !form.is_empty() {
             req = req.form(form);
         }
-        let resp = req.send().await.map_err(transport_error)?;
-        let status = resp.status();
-        let text = resp.text().await.map_err(transport_error)?;
-        let parsed: Option<Value> = serde_json::from_str(&text).ok();
+        let resp = self.http.send(req).await?;
+        let status = resp.status;
+        let parsed: Option<Value> = resp.json();
         let Some(meta) = parsed.as_ref().and_then(|v| v.pointer("/ocs/meta")) else {
             // A 404 without an envelope is no OCS endpoint at all (wrong base URL,
             // provisioning app disabled), not a missing user or group.
@@ -300,7 +367,7 @@ impl NextcloudConnector {
                     status.as_u16()
                 )));
             }
-            return Err(status_error(status, &text));
+            return Err(resp.error().into());
         };
         let code = match meta.get("statuscode") {
             Some(Value::Number(n)) => n.as_i64().unwrap_or(0),
@@ -319,11 +386,11 @@ impl NextcloudConnector {
             Ok(Err(OcsFailure {
                 http: status,
                 code,
-                message: meta
-                    .get("message")
-                    .and_then(Value::as_str)
-                    .unwrap_or_default()
-                    .to_string(),
+                message: outbound::excerpt(
+                    meta.get("message")
+                        .and_then(Value::as_str)
+                        .unwrap_or_default(),
+                ),
             }))
         }
     }
@@ -392,6 +459,8 @@ impl NextcloudConnector {
         if let Some(quota) = self.config.quota.as_deref() {
             form.push(("quota", quota));
         }
+        self.ensure_marker_group().await?;
+        form.push(("groups[]", MARKER_GROUP));
         match self.call(Method::POST, &["users"], &[], &form).await? {
             Ok(data) => Ok(Some(
                 string_field(&data, "id").unwrap_or_else(|| uid.to_string()),
@@ -414,6 +483,7 @@ impl NextcloudConnector {
     /// The display name of a group, `None` when the group does not exist.
     async fn group_display_name(&self, gid: &str) -> Result<Option<String>, DeliveryError> {
         let mut offset = 0;
+        let mut pager = self.http.pager();
         loop {
             let data = self
                 .call(
@@ -433,6 +503,7 @@ impl NextcloudConnector {
                 .and_then(Value::as_array)
                 .cloned()
                 .unwrap_or_default();
+            pager.page(groups.len())?;
             if let Some(g) = groups
                 .iter()
                 .find(|g| string_field(g, "id").as_deref() == Some(gid))
@@ -501,13 +572,17 @@ impl Connector for NextcloudConnector {
         known_id: Option<&str>,
     ) -> Result<String, DeliveryError> {
         if let Some(id) = known_id {
+            self.refuse_service_account(id)?;
             if let Some(current) = self.get_user(id).await? {
+                self.refuse_service_account(&current.id)?;
+                self.mark(&current).await?;
                 self.update_user(&current, user).await?;
                 return Ok(current.id);
             }
             // Deleted behind Liaison's back: created again below.
         }
         let uid = user_id_for(&user.user_name)?;
+        self.refuse_service_account(&uid)?;
         match self.create_user(&uid, user).await? {
             Some(id) => {
                 if !user.active {
@@ -521,6 +596,16 @@ impl Connector for NextcloudConnector {
                         "user {uid} is reported as existing but cannot be read"
                     ))
                 })?;
+                self.refuse_service_account(&current.id)?;
+                // Ours only when it carries the marker (a retry after a lost
+                // answer, or another Liaison process creating it at the same
+                // time); anyone else's account is left as it is.
+                if !current.groups.iter().any(|g| g == MARKER_GROUP) {
+                    return Err(DeliveryError::Collision(format!(
+                        "Nextcloud account {} exists and was not created by Liaison",
+                        current.id
+                    )));
+                }
                 self.update_user(&current, user).await?;
                 Ok(current.id)
             }
@@ -528,6 +613,7 @@ impl Connector for NextcloudConnector {
     }
 
     async fn set_user_active(&self, app_id: &str, active: bool) -> Result<(), DeliveryError> {
+        self.refuse_service_account(app_id)?;
         let action = if active { "enable" } else { "disable" };
         match self
             .call(Method::PUT, &["users", app_id, action], &[], &[])
@@ -547,6 +633,7 @@ impl Connector for NextcloudConnector {
     }
 
     async fn delete_user(&self, app_id: &str) -> Result<(), DeliveryError> {
+        self.refuse_service_account(app_id)?;
         match self
             .call(Method::DELETE, &["users", app_id], &[], &[])
             .await?
@@ -647,6 +734,7 @@ impl Connector for NextcloudConnector {
         let mut out = Vec::new();
         let mut seen = HashSet::new();
         let mut offset = 0;
+        let mut pager = self.http.pager();
         loop {
             let data = self
                 .call(
@@ -665,6 +753,7 @@ impl Connector for NextcloudConnector {
                 _ => Vec::new(),
             };
             let n = entries.len();
+            pager.page(n)?;
             let mut fresh = 0;
             for (key, details) in entries {
                 let acc = parse_account(&details, &key);
@@ -691,6 +780,7 @@ impl Connector for NextcloudConnector {
         let mut groups: Vec<(String, String)> = Vec::new();
         let mut seen = HashSet::new();
         let mut offset = 0;
+        let mut pager = self.http.pager();
         loop {
             let data = self
                 .call(
@@ -707,9 +797,10 @@ impl Connector for NextcloudConnector {
                 .cloned()
                 .unwrap_or_default();
             let n = page.len();
+            pager.page(n)?;
             let mut fresh = 0;
             for g in page {
-                if let Some(id) = string_field(&g, "id") {
+                if let Some(id) = string_field(&g, "id").filter(|id| id != MARKER_GROUP) {
                     if seen.insert(id.clone()) {
                         fresh += 1;
                         let name = string_field(&g, "displayname").unwrap_or_else(|| id.clone());

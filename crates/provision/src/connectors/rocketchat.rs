@@ -32,6 +32,9 @@
 //!   it, a retry after a lost answer to `users.create` reports a collision instead
 //!   of adopting the account. An account with the username but without the tag
 //!   (or with another SCIM id) is a [`DeliveryError::Collision`].
+//! - **Service account**: the admin Liaison signs in with and the `rocket.cat`
+//!   bot are never updated, deactivated or deleted, even through a recorded id
+//!   or a tag: a [`DeliveryError::Collision`].
 //! - **Groups**: [`GroupsAs::Rooms`] (and [`GroupsAs::Groups`]) make private groups
 //!   (`groups.*`), [`GroupsAs::Spaces`] private teams (`teams.*`, type 1),
 //!   [`GroupsAs::None`] provisions no group. The room or team name is the SCIM
@@ -54,14 +57,13 @@
 //!   membership counts as success.
 
 use std::collections::HashSet;
-use std::time::Duration;
 
-use reqwest::{Method, StatusCode, Url};
+use outbound::{Method, StatusCode, Url};
 use serde_json::{json, Value};
 
 use crate::{
-    random_password, status_error, transport_error, AppGroup, AppKind, AppUser, Connector,
-    DeliveryError, GroupSpec, GroupsAs, UserSpec,
+    http_client, random_password, AppGroup, AppKind, AppUser, Connector, DeliveryError, GroupSpec,
+    GroupsAs, UserSpec,
 };
 
 /// The custom field (on users and rooms) that holds the SCIM id of what Liaison
@@ -102,7 +104,7 @@ impl std::fmt::Debug for RocketChatConfig {
 pub struct RocketChatConnector {
     config: RocketChatConfig,
     base: Url,
-    http: reqwest::Client,
+    http: outbound::Client,
 }
 
 /// A `{"success": false}` answer.
@@ -264,20 +266,16 @@ fn parse_group(v: &Value) -> Option<RcGroup> {
 }
 
 impl RocketChatConnector {
-    /// Checks the base URL and builds an HTTP client with a 30 s timeout.
+    /// Checks the base URL and builds an HTTP client with [`outbound`]'s
+    /// default limits.
     pub fn new(config: RocketChatConfig) -> Result<Self, DeliveryError> {
-        let http = reqwest::Client::builder()
-            .timeout(Duration::from_secs(30))
-            .connect_timeout(Duration::from_secs(10))
-            .build()
-            .map_err(|e| DeliveryError::Permanent(format!("HTTP client: {e}")))?;
-        Self::with_client(config, http)
+        Self::with_client(config, http_client()?)
     }
 
-    /// Uses the given HTTP client (its timeouts, proxies, TLS roots).
+    /// Uses the given HTTP client (its limits).
     pub fn with_client(
         config: RocketChatConfig,
-        http: reqwest::Client,
+        http: outbound::Client,
     ) -> Result<Self, DeliveryError> {
         let base = Url::parse(config.base_url.trim_end_matches('/'))
             .map_err(|e| DeliveryError::Permanent(format!("Rocket.Chat base URL: {e}")))?;
@@ -322,16 +320,15 @@ impl RocketChatConnector {
         if let Some(body) = body {
             req = req.json(&body);
         }
-        let resp = req.send().await.map_err(transport_error)?;
-        let status = resp.status();
-        let text = resp.text().await.map_err(transport_error)?;
+        let resp = self.http.send(req).await?;
+        let status = resp.status;
         if status == StatusCode::UNAUTHORIZED || status == StatusCode::FORBIDDEN {
             return Err(DeliveryError::Permanent(format!(
                 "{endpoint}: HTTP {status}: {} (check the user id and personal access token)",
-                text.chars().take(200).collect::<String>()
+                resp.excerpt()
             )));
         }
-        let parsed: Option<Value> = serde_json::from_str(&text).ok();
+        let parsed: Option<Value> = resp.json();
         match parsed
             .as_ref()
             .and_then(|v| v.get("success"))
@@ -342,8 +339,8 @@ impl RocketChatConnector {
                 let v = parsed.unwrap_or(Value::Null);
                 Ok(Err(RcFailure {
                     http: status,
-                    error: str_at(&v, "/error").unwrap_or_default(),
-                    error_type: str_at(&v, "/errorType").unwrap_or_default(),
+                    error: outbound::excerpt(&str_at(&v, "/error").unwrap_or_default()),
+                    error_type: outbound::excerpt(&str_at(&v, "/errorType").unwrap_or_default()),
                 }))
             }
             // A 404 without `success` is an unknown endpoint (wrong base URL, a
@@ -354,7 +351,7 @@ impl RocketChatConnector {
                     status.as_u16()
                 )))
             }
-            _ => Err(status_error(status, &text)),
+            _ => Err(resp.error().into()),
         }
     }
 
@@ -406,6 +403,22 @@ impl RocketChatConnector {
         }
     }
 
+    /// The admin Liaison signs in with and the `rocket.cat` bot.
+    fn is_protected(&self, id: &str) -> bool {
+        id == self.config.user_id || id == "rocket.cat"
+    }
+
+    /// Refuses to touch the service account or the workspace's bot.
+    fn refuse_protected(&self, id: &str) -> Result<(), DeliveryError> {
+        if self.is_protected(id) {
+            return Err(DeliveryError::Collision(format!(
+                "Rocket.Chat account {id} is the account Liaison signs in with or the \
+                 workspace's bot: never changed"
+            )));
+        }
+        Ok(())
+    }
+
     fn owns_group(&self, g: &RcGroup, scim_id: &str) -> bool {
         match &g.tag {
             Some(tag) => tag == scim_id,
@@ -422,6 +435,7 @@ impl RocketChatConnector {
     ) -> Result<Vec<Value>, DeliveryError> {
         let mut out = Vec::new();
         let mut offset = 0usize;
+        let mut pager = self.http.pager();
         loop {
             let mut q: Vec<(&str, String)> = query.to_vec();
             q.push(("count", PAGE.to_string()));
@@ -433,6 +447,7 @@ impl RocketChatConnector {
                 .cloned()
                 .unwrap_or_default();
             let n = page.len();
+            pager.page(n)?;
             out.extend(page);
             offset += n;
             let total = v.get("total").and_then(Value::as_u64).map(|t| t as usize);
@@ -478,12 +493,18 @@ impl Connector for RocketChatConnector {
     ) -> Result<String, DeliveryError> {
         let username = username_for(&user.user_name)?;
         let name = user.shown_name();
+        if let Some(id) = known_id {
+            self.refuse_protected(id)?;
+        }
         let mut existing = match known_id {
             Some(id) => self.user_info("userId", id).await?,
             None => None,
         };
         if existing.is_none() {
             existing = match self.user_info("username", &username).await? {
+                Some(acc) if self.is_protected(&acc.id) => {
+                    return Err(self.refuse_protected(&acc.id).unwrap_err())
+                }
                 Some(acc) if acc.tag.as_deref() == Some(user.scim_id.as_str()) => Some(acc),
                 Some(acc) => {
                     return Err(DeliveryError::Collision(format!(
@@ -552,6 +573,7 @@ impl Connector for RocketChatConnector {
     }
 
     async fn set_user_active(&self, app_id: &str, active: bool) -> Result<(), DeliveryError> {
+        self.refuse_protected(app_id)?;
         self.call_ok(
             Method::POST,
             "users.setActiveStatus",
@@ -563,6 +585,7 @@ impl Connector for RocketChatConnector {
     }
 
     async fn delete_user(&self, app_id: &str) -> Result<(), DeliveryError> {
+        self.refuse_protected(app_id)?;
         match self
             .call(
                 Method::POST,

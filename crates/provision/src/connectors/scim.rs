@@ -15,12 +15,12 @@
 //!   `GET` + `PUT` of the whole member list.
 //! * Deleting something already gone (404) succeeds.
 
-use reqwest::{Method, StatusCode, Url};
+use outbound::{Method, StatusCode, Url};
 use serde_json::{json, Map, Value};
 use tokio::sync::OnceCell;
 
 use crate::{
-    status_error, transport_error, AppGroup, AppKind, AppUser, Connector, DeliveryError, GroupSpec,
+    http_client, status_error, AppGroup, AppKind, AppUser, Connector, DeliveryError, GroupSpec,
     UserSpec,
 };
 
@@ -111,7 +111,7 @@ impl std::fmt::Debug for ScimConfig {
 
 /// Provisions a SCIM service provider. See the module documentation.
 pub struct ScimConnector {
-    http: reqwest::Client,
+    http: outbound::Client,
     base: Url,
     token: Option<String>,
     use_patch: Option<bool>,
@@ -132,6 +132,41 @@ fn quote(s: &str) -> String {
     Value::String(s.to_string()).to_string()
 }
 
+/// A failed call: the HTTP status and `scimType` of the answer (when there
+/// was one), and what it means for the delivery.
+#[derive(Debug)]
+struct ScimFailure {
+    status: Option<u16>,
+    scim_type: String,
+    error: DeliveryError,
+}
+
+impl From<outbound::HttpError> for ScimFailure {
+    fn from(e: outbound::HttpError) -> Self {
+        ScimFailure {
+            status: None,
+            scim_type: String::new(),
+            error: e.into(),
+        }
+    }
+}
+
+/// Maps a SCIM error answer to a failure.
+fn scim_failure(status: StatusCode, body: &str) -> ScimFailure {
+    let parsed: Option<Value> = serde_json::from_str(body).ok();
+    let scim_type = parsed
+        .as_ref()
+        .and_then(|v| v.get("scimType"))
+        .and_then(Value::as_str)
+        .map(outbound::excerpt)
+        .unwrap_or_default();
+    ScimFailure {
+        status: Some(status.as_u16()),
+        error: scim_error(status, body),
+        scim_type,
+    }
+}
+
 /// Maps a SCIM error answer to a delivery error.
 fn scim_error(status: StatusCode, body: &str) -> DeliveryError {
     let parsed: Option<Value> = serde_json::from_str(body).ok();
@@ -143,22 +178,12 @@ fn scim_error(status: StatusCode, body: &str) -> DeliveryError {
             format!("{scim_type} {detail}").trim().to_string()
         })
         .filter(|d| !d.is_empty())
-        .unwrap_or_else(|| body.chars().take(300).collect());
+        .unwrap_or_else(|| body.to_string());
     if status == StatusCode::NOT_IMPLEMENTED {
         // The peer lacks the feature (e.g. PATCH): retrying will not help.
-        return DeliveryError::Permanent(format!("HTTP {status}: {detail}"));
+        return DeliveryError::Permanent(format!("HTTP {status}: {}", outbound::excerpt(&detail)));
     }
     status_error(status, &detail)
-}
-
-fn is_status(e: &DeliveryError, code: u16) -> bool {
-    let prefix = format!("HTTP {code}");
-    match e {
-        DeliveryError::Permanent(m) | DeliveryError::NotFound(m) | DeliveryError::Transient(m) => {
-            m.starts_with(&prefix)
-        }
-        DeliveryError::Collision(_) => false,
-    }
 }
 
 fn id_of(resource: &Value) -> Result<String, DeliveryError> {
@@ -249,15 +274,16 @@ fn for_put(mut resource: Value) -> Value {
 impl ScimConnector {
     /// Builds the connector; fails on an invalid base URL.
     pub fn new(config: ScimConfig) -> Result<Self, DeliveryError> {
+        Self::with_client(config, http_client()?)
+    }
+
+    /// Uses the given HTTP client (its limits).
+    pub fn with_client(config: ScimConfig, http: outbound::Client) -> Result<Self, DeliveryError> {
         let base = Url::parse(&config.base_url)
             .map_err(|e| DeliveryError::Permanent(format!("invalid SCIM base URL: {e}")))?;
         if base.cannot_be_a_base() {
             return Err(DeliveryError::Permanent("invalid SCIM base URL".into()));
         }
-        let http = reqwest::Client::builder()
-            .timeout(std::time::Duration::from_secs(30))
-            .build()
-            .map_err(|e| DeliveryError::Permanent(format!("HTTP client: {e}")))?;
         Ok(ScimConnector {
             http,
             base,
@@ -282,6 +308,16 @@ impl ScimConnector {
         url: Url,
         body: Option<&Value>,
     ) -> Result<Value, DeliveryError> {
+        self.call(method, url, body).await.map_err(|f| f.error)
+    }
+
+    /// Like [`ScimConnector::send`], with the status of a failure.
+    async fn call(
+        &self,
+        method: Method,
+        url: Url,
+        body: Option<&Value>,
+    ) -> Result<Value, ScimFailure> {
         let mut req = self.http.request(method, url).header(
             reqwest::header::ACCEPT,
             "application/scim+json, application/json",
@@ -290,23 +326,28 @@ impl ScimConnector {
             req = req.bearer_auth(token);
         }
         if let Some(body) = body {
-            let bytes = serde_json::to_vec(body)
-                .map_err(|e| DeliveryError::Permanent(format!("JSON: {e}")))?;
+            let bytes = serde_json::to_vec(body).map_err(|e| ScimFailure {
+                status: None,
+                scim_type: String::new(),
+                error: DeliveryError::Permanent(format!("JSON: {e}")),
+            })?;
             req = req
                 .header(reqwest::header::CONTENT_TYPE, SCIM_JSON)
                 .body(bytes);
         }
-        let resp = req.send().await.map_err(transport_error)?;
-        let status = resp.status();
-        let text = resp.text().await.map_err(transport_error)?;
+        let resp = self.http.send(req).await?;
+        let status = resp.status;
         if !status.is_success() {
-            return Err(scim_error(status, &text));
+            return Err(scim_failure(status, &resp.text()));
         }
-        if text.trim().is_empty() {
+        if resp.body.iter().all(u8::is_ascii_whitespace) {
             return Ok(Value::Null);
         }
-        serde_json::from_str(&text)
-            .map_err(|e| DeliveryError::Transient(format!("the SCIM peer sent invalid JSON: {e}")))
+        serde_json::from_slice(&resp.body).map_err(|e| ScimFailure {
+            status: Some(status.as_u16()),
+            scim_type: String::new(),
+            error: DeliveryError::Transient(format!("the SCIM peer sent invalid JSON: {e}")),
+        })
     }
 
     async fn get(&self, kind: &str, id: &str) -> Result<Option<Value>, DeliveryError> {
@@ -336,6 +377,7 @@ impl ScimConnector {
     async fn list_all(&self, kind: &str) -> Result<Vec<Value>, DeliveryError> {
         let mut all = Vec::new();
         let mut start = 1usize;
+        let mut pager = self.http.pager();
         loop {
             let mut url = self.url(&[kind]);
             url.query_pairs_mut()
@@ -355,6 +397,7 @@ impl ScimConnector {
             if resources.is_empty() {
                 break;
             }
+            pager.page(resources.len())?;
             start += resources.len();
             all.extend(resources);
             if start > total {
@@ -365,8 +408,12 @@ impl ScimConnector {
     }
 
     async fn patch(&self, kind: &str, id: &str, ops: Vec<Value>) -> Result<(), DeliveryError> {
+        self.patch_raw(kind, id, ops).await.map_err(|f| f.error)
+    }
+
+    async fn patch_raw(&self, kind: &str, id: &str, ops: Vec<Value>) -> Result<(), ScimFailure> {
         let body = json!({ "schemas": [PATCH_SCHEMA], "Operations": ops });
-        self.send(Method::PATCH, self.url(&[kind, id]), Some(&body))
+        self.call(Method::PATCH, self.url(&[kind, id]), Some(&body))
             .await
             .map(|_| ())
     }
@@ -529,7 +576,7 @@ impl Connector for ScimConnector {
         body.insert("schemas".into(), json!([USER_SCHEMA]));
         body.insert("active".into(), json!(user.active));
         match self
-            .send(
+            .call(
                 Method::POST,
                 self.url(&["Users"]),
                 Some(&Value::Object(body)),
@@ -538,14 +585,14 @@ impl Connector for ScimConnector {
         {
             Ok(created) => id_of(&created),
             // Created meanwhile (a retried delivery), or someone else's user.
-            Err(e) if is_status(&e, 409) => match self.find_user(user, None, ext).await? {
+            Err(f) if f.status == Some(409) => match self.find_user(user, None, ext).await? {
                 Some(existing) => self.update_user(existing, want).await,
                 None => Err(DeliveryError::Collision(format!(
                     "the SCIM peer refused user {:?} as not unique",
                     user.user_name
                 ))),
             },
-            Err(e) => Err(e),
+            Err(f) => Err(f.error),
         }
     }
 
@@ -611,15 +658,15 @@ impl Connector for ScimConnector {
             "externalId": group.scim_id,
         });
         match self
-            .send(Method::POST, self.url(&["Groups"]), Some(&body))
+            .call(Method::POST, self.url(&["Groups"]), Some(&body))
             .await
         {
             Ok(created) => id_of(&created),
-            Err(e) if is_status(&e, 409) => Err(DeliveryError::Collision(format!(
+            Err(f) if f.status == Some(409) => Err(DeliveryError::Collision(format!(
                 "the SCIM peer refused group {:?} as not unique",
                 group.display_name
             ))),
-            Err(e) => Err(e),
+            Err(f) => Err(f.error),
         }
     }
 
@@ -637,10 +684,10 @@ impl Connector for ScimConnector {
         if self.uses_patch().await? {
             let ops =
                 vec![json!({ "op": "add", "path": "members", "value": [{ "value": user_id }] })];
-            return match self.patch("Groups", group_id, ops).await {
+            return match self.patch_raw("Groups", group_id, ops).await {
                 // Some peers refuse adding a member twice: it is there.
-                Err(e) if is_status(&e, 409) => Ok(()),
-                other => other,
+                Err(f) if f.status == Some(409) => Ok(()),
+                other => other.map_err(|f| f.error),
             };
         }
         let mut group = self.get_group(group_id).await?;
@@ -663,14 +710,10 @@ impl Connector for ScimConnector {
         if self.uses_patch().await? {
             let path = format!("members[value eq {}]", quote(user_id));
             let ops = vec![json!({ "op": "remove", "path": path })];
-            return match self.patch("Groups", group_id, ops).await {
+            return match self.patch_raw("Groups", group_id, ops).await {
                 // RFC 7644 3.5.2.2: no member matched; it is not there.
-                Err(DeliveryError::Permanent(m))
-                    if m.starts_with("HTTP 400") && m.contains("noTarget") =>
-                {
-                    Ok(())
-                }
-                other => other,
+                Err(f) if f.status == Some(400) && f.scim_type == "noTarget" => Ok(()),
+                other => other.map_err(|f| f.error),
             };
         }
         let mut group = self.get_group(group_id).await?;
@@ -787,12 +830,12 @@ mod tests {
 
     #[test]
     fn scim_errors_are_classified() {
-        let e = scim_error(
+        let f = scim_failure(
             StatusCode::CONFLICT,
             r#"{"status":"409","scimType":"uniqueness","detail":"taken"}"#,
         );
-        assert!(is_status(&e, 409));
-        assert!(matches!(e, DeliveryError::Permanent(m) if m.contains("uniqueness")));
+        assert_eq!((f.status, f.scim_type.as_str()), (Some(409), "uniqueness"));
+        assert!(matches!(f.error, DeliveryError::Permanent(m) if m.contains("uniqueness")));
         assert!(scim_error(StatusCode::SERVICE_UNAVAILABLE, "").is_transient());
         assert!(matches!(
             scim_error(

@@ -11,6 +11,8 @@
 //!   (`oidc-<idp_id>` for an OIDC provider of Synapse, so that SSO logins land on
 //!   the provisioned account). An existing Matrix id that does not carry this
 //!   link is reported as [`DeliveryError::Collision`], never taken over.
+//! * The admin Liaison signs in with (`whoami`) is never updated, deactivated
+//!   or deleted, even through a recorded id: a [`DeliveryError::Collision`].
 //! * Deactivation is `PUT ... {"deactivated": true}`. Synapse then removes the
 //!   threepids, the password and the room memberships; a later
 //!   [`Connector::upsert_user`] restores the e-mail, and memberships must be
@@ -35,12 +37,12 @@
 
 use std::sync::Arc;
 
-use reqwest::{Method, StatusCode, Url};
+use outbound::{Method, StatusCode, Url};
 use serde_json::{json, Value};
 use tokio::sync::OnceCell;
 
 use crate::{
-    random_password, status_error, transport_error, AppGroup, AppKind, AppUser, Connector,
+    http_client, random_password, status_error, AppGroup, AppKind, AppUser, Connector,
     DeliveryError, GroupSpec, GroupsAs, UserSpec,
 };
 
@@ -135,7 +137,7 @@ pub fn alias_localpart(scim_id: &str) -> String {
 
 /// The HTTP side, shared with the tasks of `list_users`.
 struct Api {
-    http: reqwest::Client,
+    http: outbound::Client,
     base: Url,
     token: String,
 }
@@ -159,21 +161,37 @@ impl Api {
         url: Url,
         body: Option<&Value>,
     ) -> Result<Value, DeliveryError> {
+        self.call(method, url, body).await.map_err(|f| f.error)
+    }
+
+    /// Like [`Api::send`], with the status and Matrix error of a failure.
+    async fn call(
+        &self,
+        method: Method,
+        url: Url,
+        body: Option<&Value>,
+    ) -> Result<Value, MatrixFailure> {
         let mut req = self.http.request(method, url).bearer_auth(&self.token);
         if let Some(body) = body {
             req = req.json(body);
         }
-        let resp = req.send().await.map_err(transport_error)?;
-        let status = resp.status();
-        let text = resp.text().await.map_err(transport_error)?;
+        let resp = self.http.send(req).await.map_err(|e| MatrixFailure {
+            status: None,
+            message: String::new(),
+            error: e.into(),
+        })?;
+        let status = resp.status;
         if !status.is_success() {
-            return Err(matrix_error(status, &text));
+            return Err(matrix_failure(status, &resp.text()));
         }
-        if text.trim().is_empty() {
+        if resp.body.iter().all(u8::is_ascii_whitespace) {
             return Ok(Value::Null);
         }
-        serde_json::from_str(&text)
-            .map_err(|e| DeliveryError::Transient(format!("Synapse sent invalid JSON: {e}")))
+        serde_json::from_slice(&resp.body).map_err(|e| MatrixFailure {
+            status: Some(status.as_u16()),
+            message: String::new(),
+            error: DeliveryError::Transient(format!("Synapse sent invalid JSON: {e}")),
+        })
     }
 
     async fn get(&self, segments: &[&str]) -> Result<Value, DeliveryError> {
@@ -192,6 +210,32 @@ impl Api {
     }
 }
 
+/// A failed call: the HTTP status (when there was an answer), the Matrix
+/// `error` (excerpt), and what it means for the delivery.
+#[derive(Debug)]
+struct MatrixFailure {
+    status: Option<u16>,
+    message: String,
+    error: DeliveryError,
+}
+
+fn matrix_failure(status: StatusCode, body: &str) -> MatrixFailure {
+    let parsed: Option<Value> = serde_json::from_str(body).ok();
+    let field = |k: &str| {
+        parsed
+            .as_ref()
+            .and_then(|v| v.get(k))
+            .and_then(Value::as_str)
+            .map(outbound::excerpt)
+            .unwrap_or_default()
+    };
+    MatrixFailure {
+        status: Some(status.as_u16()),
+        message: field("error"),
+        error: matrix_error(status, body),
+    }
+}
+
 /// Maps a Matrix error answer (`{"errcode", "error"}`) to a delivery error.
 fn matrix_error(status: StatusCode, body: &str) -> DeliveryError {
     let parsed: Option<Value> = serde_json::from_str(body).ok();
@@ -200,11 +244,15 @@ fn matrix_error(status: StatusCode, body: &str) -> DeliveryError {
         .and_then(|v| v.get("errcode"))
         .and_then(Value::as_str)
         .unwrap_or("");
-    let error = parsed
-        .as_ref()
-        .and_then(|v| v.get("error"))
-        .and_then(Value::as_str)
-        .unwrap_or(body);
+    let error = outbound::excerpt(
+        parsed
+            .as_ref()
+            .and_then(|v| v.get("error"))
+            .and_then(Value::as_str)
+            .unwrap_or(body),
+    );
+    let errcode = outbound::excerpt(errcode);
+    let errcode = errcode.as_str();
     let detail = if errcode.is_empty() {
         error.to_string()
     } else {
@@ -250,10 +298,7 @@ impl SynapseConnector {
                 "the Synapse server name and admin token must be set".into(),
             ));
         }
-        let http = reqwest::Client::builder()
-            .timeout(std::time::Duration::from_secs(30))
-            .build()
-            .map_err(|e| DeliveryError::Permanent(format!("HTTP client: {e}")))?;
+        let http = http_client()?;
         Ok(SynapseConnector {
             api: Arc::new(Api {
                 http,
@@ -315,6 +360,17 @@ impl SynapseConnector {
         Ok(id)
     }
 
+    /// Refuses to touch the admin Liaison signs in with (asked once through
+    /// `whoami`).
+    async fn refuse_admin(&self, user_id: &str) -> Result<(), DeliveryError> {
+        if self.admin_id().await? == user_id {
+            return Err(DeliveryError::Collision(format!(
+                "{user_id} is the account Liaison signs in with: never changed"
+            )));
+        }
+        Ok(())
+    }
+
     fn external_id_of(user: &UserSpec) -> &str {
         user.external_id.as_deref().unwrap_or(&user.scim_id)
     }
@@ -366,16 +422,27 @@ impl SynapseConnector {
     }
 
     async fn put_user(&self, user_id: &str, body: &Value) -> Result<(), DeliveryError> {
+        self.put_user_raw(user_id, body).await.map_err(|f| f.error)
+    }
+
+    /// `PUT` of a user, with the status of a failure.
+    async fn put_user_raw(&self, user_id: &str, body: &Value) -> Result<(), MatrixFailure> {
         let url = self
             .api
-            .url(&["_synapse", "admin", "v2", "users", user_id])?;
-        match self.api.send(Method::PUT, url, Some(body)).await {
+            .url(&["_synapse", "admin", "v2", "users", user_id])
+            .map_err(|error| MatrixFailure {
+                status: None,
+                message: String::new(),
+                error,
+            })?;
+        match self.api.call(Method::PUT, url, Some(body)).await {
             Ok(_) => Ok(()),
             // 409: the external id is already linked to another account.
-            Err(DeliveryError::Permanent(msg)) if msg.starts_with("HTTP 409") => {
-                Err(DeliveryError::Collision(format!("{user_id}: {msg}")))
-            }
-            Err(e) => Err(e),
+            Err(f) if f.status == Some(409) => Err(MatrixFailure {
+                error: DeliveryError::Collision(format!("{user_id}: {}", f.error)),
+                ..f
+            }),
+            Err(f) => Err(f),
         }
     }
 
@@ -480,10 +547,11 @@ impl SynapseConnector {
 
     async fn reactivate(&self, app_id: &str) -> Result<(), DeliveryError> {
         match self
-            .put_user(app_id, &json!({ "deactivated": false }))
+            .put_user_raw(app_id, &json!({ "deactivated": false }))
             .await
         {
-            Err(DeliveryError::Permanent(msg)) if msg.contains("password") => {
+            // "Must provide a password to re-activate an account".
+            Err(f) if f.status == Some(400) && f.message.contains("password") => {
                 // Synapse releases that insist on a password when password login
                 // is enabled: a random one, known to nobody.
                 let body = json!({
@@ -493,7 +561,7 @@ impl SynapseConnector {
                 });
                 self.put_user(app_id, &body).await
             }
-            other => other,
+            other => other.map_err(|f| f.error),
         }
     }
 }
@@ -546,6 +614,7 @@ impl Connector for SynapseConnector {
             Some(id) => id.to_string(),
             None => self.user_id(&user.user_name),
         };
+        self.refuse_admin(&user_id).await?;
         let existing = self.api.get_user(&user_id).await?;
         if known_id.is_none() {
             if let Some(account) = &existing {
@@ -618,6 +687,7 @@ impl Connector for SynapseConnector {
     }
 
     async fn set_user_active(&self, app_id: &str, active: bool) -> Result<(), DeliveryError> {
+        self.refuse_admin(app_id).await?;
         // A PUT on an unknown id would create the account: look first.
         let Some(account) = self.api.get_user(app_id).await? else {
             return Err(DeliveryError::NotFound(format!("no Synapse user {app_id}")));
@@ -634,6 +704,7 @@ impl Connector for SynapseConnector {
     }
 
     async fn delete_user(&self, app_id: &str) -> Result<(), DeliveryError> {
+        self.refuse_admin(app_id).await?;
         let url = self
             .api
             .url(&["_synapse", "admin", "v1", "deactivate", app_id])?;
@@ -768,6 +839,7 @@ impl Connector for SynapseConnector {
         // detail call.
         let mut users = Vec::new();
         let mut from = 0u64;
+        let mut pager = self.api.http.pager();
         loop {
             let mut url = self.api.url(&["_synapse", "admin", "v2", "users"])?;
             url.query_pairs_mut()
@@ -776,6 +848,11 @@ impl Connector for SynapseConnector {
                 .append_pair("guests", "false")
                 .append_pair("deactivated", "true");
             let page = self.api.send(Method::GET, url, None).await?;
+            pager.page(
+                page.get("users")
+                    .and_then(Value::as_array)
+                    .map_or(0, Vec::len),
+            )?;
             for u in page
                 .get("users")
                 .and_then(Value::as_array)
@@ -838,6 +915,7 @@ impl Connector for SynapseConnector {
         let alias_end = format!(":{}", self.server_name);
         let mut rooms = Vec::new();
         let mut from = 0u64;
+        let mut pager = self.api.http.pager();
         loop {
             let mut url = self.api.url(&["_synapse", "admin", "v1", "rooms"])?;
             url.query_pairs_mut()
@@ -845,6 +923,11 @@ impl Connector for SynapseConnector {
                 .append_pair("limit", &PAGE.to_string())
                 .append_pair("search_term", ALIAS_PREFIX);
             let page = self.api.send(Method::GET, url, None).await?;
+            pager.page(
+                page.get("rooms")
+                    .and_then(Value::as_array)
+                    .map_or(0, Vec::len),
+            )?;
             for r in page
                 .get("rooms")
                 .and_then(Value::as_array)
