@@ -668,9 +668,9 @@ impl Connector for SynapseConnector {
             // this one: leave it with its owner instead.
             match self.owner_of_email(&email).await? {
                 Some(owner) if owner != user_id => {
+                    // Liaison's id only: Matrix ids name people.
                     tracing::warn!(
-                        user = %user_id,
-                        owner = %owner,
+                        resource = %user.scim_id,
                         "the e-mail address belongs to another Synapse account; not set"
                     );
                 }
