@@ -7,9 +7,16 @@
 //! Where an attribute lives:
 //! * hot columns: `id`, `externalId`, `userName` (the Rust-lower-cased `name_lc`
 //!   column, so case-insensitive matching is fully Unicode-correct), Group
-//!   `displayName` (also `name_lc`), User `displayName`, `active`, `meta.created`,
-//!   `meta.lastModified` (compared as timestamps), `meta.resourceType`,
-//!   `meta.version`;
+//!   `displayName` (also `name_lc`), User `displayName` (`display_name_lc`, also
+//!   lower-cased in Rust), `active`, `meta.created`, `meta.lastModified`
+//!   (compared as timestamps), `meta.resourceType`, `meta.version`;
+//! * User `emails` and `phoneNumbers` ([`INDEXED_MULTI`]): their elements'
+//!   `value`, `type` (both lower-cased in Rust) and `primary` are rows of the
+//!   `attr_values` table; a filter on them is `res.id IN (SELECT resource_id FROM
+//!   attr_values WHERE org_id = ... AND attr = ... AND ...)`, an index lookup for
+//!   `eq` and `sw` (a range on `value_lc`), a scan of that narrow table for `co`,
+//!   `ew` and orderings. A value filter naming another sub-attribute
+//!   (`emails[display eq "x"]`) reads the document, as does sorting;
 //! * `members` (Group) and `groups` (User, direct memberships only): `EXISTS` on
 //!   the members table;
 //! * everything else: the JSON document (SQLite `json_extract`/`json_each`,
@@ -32,8 +39,9 @@
 //!   `not (title eq "x")` matches resources without a title.
 //!
 //! Case-insensitive (`caseExact: false`) comparisons lower-case both sides. The
-//! value is lower-cased in Rust (full Unicode); the stored side is `name_lc` for
-//! `userName`/Group `displayName` and SQL `lower()` otherwise. SQLite's `lower()`
+//! value is lower-cased in Rust (full Unicode); the stored side is a column
+//! lower-cased in Rust where there is one (`name_lc`, `display_name_lc`,
+//! `attr_values`) and SQL `lower()` otherwise. SQLite's `lower()`
 //! only folds ASCII, so on SQLite a JSON attribute holding non-ASCII capitals
 //! (e.g. `name.familyName` "ÅSE") does not match case-insensitively ("åse");
 //! PostgreSQL folds per its locale.
@@ -115,21 +123,37 @@ impl Sql {
     }
 }
 
-/// Translates `filter` into a boolean SQL expression over the row `res`, adding
-/// its parameters to `q` (the expression is returned, not appended).
+/// The multi-valued User attributes whose elements are also kept in the
+/// `attr_values` table (their `type`, `value` and `primary`), so that filters on
+/// them are index lookups.
+pub const INDEXED_MULTI: [&str; 2] = ["emails", "phoneNumbers"];
+
+/// Translates `filter` into a boolean SQL expression over the row `res` of the
+/// organisation `org_id`, adding its parameters to `q` (the expression is
+/// returned, not appended). Filters on [`INDEXED_MULTI`] read `attr_values`.
 pub fn filter_sql(
     q: &mut Sql,
     dialect: Dialect,
     kind: ResourceKind,
+    org_id: i64,
     filter: &Filter,
 ) -> Result<String> {
-    Tr {
-        d: dialect,
-        kind,
-        q,
-        aliases: 0,
-    }
-    .filter(&Scope::Resource, filter)
+    Tr::new(q, dialect, kind, org_id, true).filter(&Scope::Resource, filter)
+}
+
+/// [`filter_sql`] reading every attribute from the JSON documents, without
+/// `attr_values`: the reference the indexed translation is tested against, and
+/// the baseline of the benchmark. Same results, except that case-insensitive
+/// comparisons of [`INDEXED_MULTI`] values fold per SQL `lower()` here (ASCII
+/// only on SQLite) rather than per Rust.
+pub fn filter_sql_json_scan(
+    q: &mut Sql,
+    dialect: Dialect,
+    kind: ResourceKind,
+    org_id: i64,
+    filter: &Filter,
+) -> Result<String> {
+    Tr::new(q, dialect, kind, org_id, false).filter(&Scope::Resource, filter)
 }
 
 /// The `ORDER BY` terms (without the keywords) for a list: by `sort_by`, missing
@@ -145,12 +169,7 @@ pub fn order_by(
         return Ok("res.created ASC, res.id ASC".to_owned());
     };
     let mut scratch = Sql::default();
-    let mut tr = Tr {
-        d: dialect,
-        kind,
-        q: &mut scratch,
-        aliases: 0,
-    };
+    let mut tr = Tr::new(&mut scratch, dialect, kind, 0, false);
     let target = tr.resource_target(path).map_err(|e| {
         crate::StoreError::Scim(ScimError::invalid_value(format!(
             "cannot sort by {}: {}",
@@ -308,7 +327,7 @@ enum Operand {
     Text { expr: String, lowered: bool },
     /// A timestamp column in microseconds.
     Micros(&'static str),
-    /// A boolean column (`active`).
+    /// A boolean column (`active`, `attr_values.is_primary`).
     Bool(&'static str),
     /// A JSON value.
     Json(JsonRef),
@@ -329,11 +348,13 @@ enum Target {
     Scalar(Operand, &'static AttrDef),
     /// A single-valued complex attribute (`name`, enterprise `manager`).
     Complex(JsonRef),
-    /// A multi-valued attribute in the document, optionally one sub-attribute.
+    /// A multi-valued attribute in the document, optionally one sub-attribute;
+    /// `indexed` when its elements are also in `attr_values`.
     Multi {
         array: JsonRef,
         attr: &'static AttrDef,
         sub: Option<&'static AttrDef>,
+        indexed: bool,
     },
     /// Group `members` or User `groups`, optionally one sub-attribute.
     Membership {
@@ -352,6 +373,11 @@ enum Scope<'p> {
     Element {
         outer: &'p AttrPath,
         alias: String,
+    },
+    /// Inside `attr[...]` of an attribute kept in `attr_values` (alias `av`),
+    /// every sub-attribute named being one of its columns.
+    Indexed {
+        outer: &'p AttrPath,
     },
     /// Inside `attr[...]` of a single-valued complex attribute.
     Complex {
@@ -444,9 +470,99 @@ struct Tr<'q> {
     kind: ResourceKind,
     q: &'q mut Sql,
     aliases: usize,
+    org_id: i64,
+    /// The placeholder of `org_id`, once added.
+    org_param: Option<String>,
+    /// Whether to read [`INDEXED_MULTI`] from `attr_values`.
+    use_index: bool,
 }
 
-impl Tr<'_> {
+/// The `attr_values` column holding a sub-attribute of an indexed attribute,
+/// if it is kept there.
+fn indexed_operand(sub: &'static AttrDef) -> Option<Operand> {
+    let lowered = |expr: &str| Operand::Text {
+        expr: expr.to_owned(),
+        lowered: true,
+    };
+    match sub.name {
+        "value" if !sub.case_exact => Some(lowered("av.value_lc")),
+        "type" if !sub.case_exact => Some(lowered("av.type_lc")),
+        "primary" => Some(Operand::Bool("av.is_primary")),
+        _ => None,
+    }
+}
+
+/// The smallest string greater than every string starting with `prefix` (by
+/// code point), or `None` when there is none: `s` starts with `prefix` exactly
+/// when `prefix <= s < successor`.
+fn prefix_successor(prefix: &str) -> Option<String> {
+    let mut chars: Vec<char> = prefix.chars().collect();
+    while let Some(last) = chars.pop() {
+        let next = match last {
+            '\u{D7FF}' => Some('\u{E000}'),
+            c => char::from_u32(u32::from(c) + 1),
+        };
+        if let Some(n) = next {
+            chars.push(n);
+            return Some(chars.into_iter().collect());
+        }
+    }
+    None
+}
+
+impl<'q> Tr<'q> {
+    fn new(q: &'q mut Sql, d: Dialect, kind: ResourceKind, org_id: i64, use_index: bool) -> Self {
+        Tr {
+            d,
+            kind,
+            q,
+            aliases: 0,
+            org_id,
+            org_param: None,
+            use_index,
+        }
+    }
+
+    /// The placeholder of the organisation id.
+    fn org(&mut self) -> String {
+        if let Some(p) = &self.org_param {
+            return p.clone();
+        }
+        let p = self.q.param(Arg::Int(Some(self.org_id)));
+        self.org_param = Some(p.clone());
+        p
+    }
+
+    /// `res.id` among the resources with an element of the indexed attribute
+    /// `attr` satisfying `cond` (over `attr_values av`): a lookup on the
+    /// `(org_id, attr, value_lc)` index, then on the resources' primary key.
+    fn in_values(&mut self, attr: &'static AttrDef, cond: Option<&str>) -> Result<String> {
+        let org = self.org();
+        let name = key(attr.name)?;
+        let extra = cond.map(|c| format!(" AND {c}")).unwrap_or_default();
+        Ok(format!(
+            "res.id IN (SELECT av.resource_id FROM attr_values av \
+             WHERE av.org_id = {org} AND av.attr = '{name}'{extra})"
+        ))
+    }
+
+    /// Whether every attribute `f` names (inside `outer[...]`) is an
+    /// `attr_values` column.
+    fn indexable(&self, outer: &AttrPath, f: &Filter) -> bool {
+        match f {
+            Filter::And(a, b) | Filter::Or(a, b) => {
+                self.indexable(outer, a) && self.indexable(outer, b)
+            }
+            Filter::Not(a) => self.indexable(outer, a),
+            Filter::Present(p) | Filter::Compare(p, ..) => self
+                .sub_target(outer, p)
+                .ok()
+                .and_then(indexed_operand)
+                .is_some(),
+            Filter::ValuePath(..) => false,
+        }
+    }
+
     fn alias(&mut self, prefix: &str) -> String {
         self.aliases += 1;
         format!("{prefix}{}", self.aliases)
@@ -483,6 +599,15 @@ impl Tr<'_> {
                     ));
                 }
                 match self.resource_target(p)? {
+                    Target::Multi {
+                        attr,
+                        indexed: true,
+                        ..
+                    } if self.indexable(p, inner) => {
+                        let scope = Scope::Indexed { outer: p };
+                        let cond = self.filter(&scope, inner)?;
+                        self.in_values(attr, Some(&cond))?
+                    }
                     Target::Multi { array, .. } => {
                         let alias = self.alias("e");
                         let scope = Scope::Element {
@@ -604,7 +729,11 @@ impl Tr<'_> {
                     });
                 }
                 (ResourceKind::User, "displayName") => {
-                    return Ok(column("res.display_name", false))
+                    return Ok(if attr.case_exact {
+                        column("res.display_name", false)
+                    } else {
+                        column("res.display_name_lc", true)
+                    });
                 }
                 (ResourceKind::User, "active") => {
                     return Ok(Target::Scalar(Operand::Bool("res.active"), attr))
@@ -637,6 +766,10 @@ impl Tr<'_> {
         }
         jpath.push(key(attr.name)?);
         if attr.multi_valued {
+            let indexed = self.use_index
+                && core
+                && self.kind == ResourceKind::User
+                && INDEXED_MULTI.contains(&attr.name);
             return Ok(Target::Multi {
                 array: JsonRef {
                     base: JBase::Doc,
@@ -644,6 +777,7 @@ impl Tr<'_> {
                 },
                 attr,
                 sub,
+                indexed,
             });
         }
         match sub {
@@ -708,6 +842,12 @@ impl Tr<'_> {
                     sub,
                 ))
             }
+            Scope::Indexed { outer } => {
+                let sub = self.sub_target(outer, path)?;
+                let o = indexed_operand(sub)
+                    .ok_or_else(|| invalid(format!("{} is not indexed", sub.name)))?;
+                Ok(Target::Scalar(o, sub))
+            }
             Scope::Complex { outer, prefix } => {
                 let sub = self.sub_target(outer, path)?;
                 let mut p = prefix.clone();
@@ -754,6 +894,22 @@ impl Tr<'_> {
                     format!("(jsonb_typeof({j}) = 'object' AND {j} <> '{{}}'::jsonb)")
                 }
             },
+            Target::Multi {
+                attr,
+                sub: None,
+                indexed: true,
+                ..
+            } => self.in_values(attr, None)?,
+            Target::Multi {
+                attr,
+                sub: Some(s),
+                indexed: true,
+                ..
+            } if indexed_operand(s).is_some() => {
+                let o = indexed_operand(s).ok_or_else(|| invalid("not indexed"))?;
+                let cond = self.present(&Target::Scalar(o, s))?;
+                self.in_values(attr, Some(&cond))?
+            }
             Target::Multi {
                 array, sub: None, ..
             } => match d {
@@ -807,7 +963,12 @@ impl Tr<'_> {
         }
         match t {
             Target::Scalar(o, def) => self.compare_scalar(o, def, op, v),
-            Target::Multi { array, attr, sub } => {
+            Target::Multi {
+                array,
+                attr,
+                sub,
+                indexed,
+            } => {
                 let sub = match sub {
                     Some(s) => Some(*s),
                     None if attr.ty == AttrType::Complex => {
@@ -820,6 +981,13 @@ impl Tr<'_> {
                     }
                     None => None,
                 };
+                if let Some((s, o)) = sub
+                    .filter(|_| *indexed)
+                    .and_then(|s| indexed_operand(s).map(|o| (s, o)))
+                {
+                    let cond = self.compare_scalar(&o, s, op, v)?;
+                    return self.in_values(attr, Some(&cond));
+                }
                 let alias = self.alias("e");
                 let elem = Operand::Json(elem_ref(&alias, sub)?);
                 let cond = self.compare_scalar(&elem, sub.unwrap_or(attr), op, v)?;
@@ -996,6 +1164,18 @@ impl Tr<'_> {
                 let p = self.q.param(Arg::Text(Some(val)));
                 format!("{lhs} = {p}")
             }
+            CompOp::Sw if lowered && !case_exact => {
+                // A range on the Rust-lower-cased column (binary order on both
+                // engines): exact, and an index range scan.
+                let from = self.q.param(Arg::Text(Some(val.clone())));
+                match prefix_successor(&val) {
+                    Some(to) => {
+                        let to = self.q.param(Arg::Text(Some(to)));
+                        format!("({lhs} >= {from} AND {lhs} < {to})")
+                    }
+                    None => format!("{lhs} >= {from}"),
+                }
+            }
             CompOp::Co | CompOp::Sw | CompOp::Ew => {
                 if self.d == Dialect::Sqlite && case_exact {
                     // SQLite's LIKE ignores ASCII case; GLOB does not.
@@ -1047,7 +1227,9 @@ impl Tr<'_> {
                 }
                 Operand::Json(j) => (json_sort_key(d, j, def), true),
             }),
-            Target::Multi { array, attr, sub } => {
+            Target::Multi {
+                array, attr, sub, ..
+            } => {
                 let sub = match sub {
                     Some(s) => Some(*s),
                     None if attr.ty == AttrType::Complex => {
@@ -1155,6 +1337,22 @@ mod tests {
     }
 
     #[test]
+    fn prefix_successor_bounds_exactly_the_strings_with_the_prefix() {
+        assert_eq!(prefix_successor("abc").as_deref(), Some("abd"));
+        assert_eq!(prefix_successor("a\u{D7FF}").as_deref(), Some("a\u{E000}"));
+        assert_eq!(prefix_successor("a\u{10FFFF}").as_deref(), Some("b"));
+        assert_eq!(prefix_successor("\u{10FFFF}"), None);
+        assert_eq!(prefix_successor(""), None);
+        let (from, to) = ("élo", prefix_successor("élo").unwrap());
+        for s in ["élo", "élodie", "élo\u{10FFFF}x"] {
+            assert!(from <= s && s < to.as_str(), "{s}");
+        }
+        for s in ["él", "élp", "elodie", " émo"] {
+            assert!(!(from <= s && s < to.as_str()), "{s}");
+        }
+    }
+
+    #[test]
     fn glob_escapes_wildcards() {
         assert_eq!(glob_pattern(CompOp::Co, "a*b?c[d]"), "*a[*]b[?]c[[]d]*");
         assert_eq!(glob_pattern(CompOp::Sw, "x"), "x*");
@@ -1223,6 +1421,7 @@ mod typed_json_tests {
             },
             attr: &TAGS,
             sub: None,
+            indexed: false,
         }
     }
 
@@ -1233,12 +1432,13 @@ mod typed_json_tests {
     ) -> Vec<String> {
         let mut q = Sql::default();
         let o = q.param(Arg::Int(Some(org)));
-        let (cond, order) = build(&mut Tr {
-            d: store.dialect(),
-            kind: ResourceKind::User,
-            q: &mut q,
-            aliases: 0,
-        });
+        let (cond, order) = build(&mut Tr::new(
+            &mut q,
+            store.dialect(),
+            ResourceKind::User,
+            org,
+            true,
+        ));
         q.text = format!(
             "SELECT res.id FROM resources res WHERE res.org_id = {o} AND {cond} ORDER BY {order}"
         );
@@ -1420,12 +1620,7 @@ mod typed_json_tests {
 
             // Wrong value types and operators are refused.
             let mut q = Sql::default();
-            let mut tr = Tr {
-                d: store.dialect(),
-                kind: ResourceKind::User,
-                q: &mut q,
-                aliases: 0,
-            };
+            let mut tr = Tr::new(&mut q, store.dialect(), ResourceKind::User, org, true);
             assert!(tr.compare(&scalar(&SCORE), CompOp::Co, &i(1)).is_err());
             assert!(tr.compare(&scalar(&SCORE), CompOp::Eq, &t("1")).is_err());
             assert!(tr.compare(&scalar(&WHEN), CompOp::Sw, &t("2020")).is_err());
