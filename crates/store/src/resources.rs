@@ -16,24 +16,38 @@ use sqlx::any::AnyRow;
 use sqlx::Row;
 
 /// The columns a [`ResourceRow`] is read from, for a table aliased `res`.
-fn columns(d: Dialect) -> &'static str {
-    match d {
-        Dialect::Sqlite => {
-            "res.id, res.kind, res.doc, res.password_hash, res.version, res.created, \
-             res.last_modified"
-        }
-        Dialect::Postgres => {
-            "res.id, res.kind, res.doc::text AS doc, res.password_hash, res.version, \
-             res.created, res.last_modified"
-        }
-    }
+fn columns(d: Dialect) -> String {
+    format!(
+        "res.id, res.kind, {} AS doc, res.password_hash, res.version, res.created, \
+         res.last_modified",
+        d.json_as_text("res.doc")
+    )
 }
 
-/// `$n` for a document parameter: PostgreSQL casts the text to `jsonb`.
-fn doc_param(d: Dialect, p: &str) -> String {
-    match d {
-        Dialect::Sqlite => p.to_owned(),
-        Dialect::Postgres => format!("{p}::jsonb"),
+impl Dialect {
+    /// A JSON column read as text (PostgreSQL's `jsonb` is cast).
+    pub(crate) fn json_as_text(self, column: &str) -> String {
+        match self {
+            Dialect::Sqlite => column.to_owned(),
+            Dialect::Postgres => format!("{column}::text"),
+        }
+    }
+
+    /// The placeholder `p` of a JSON text parameter as the engine's JSON type.
+    pub(crate) fn json_param(self, p: &str) -> String {
+        match self {
+            Dialect::Sqlite => p.to_owned(),
+            Dialect::Postgres => format!("{p}::jsonb"),
+        }
+    }
+
+    /// What ends a `SELECT` that locks its rows until the end of the
+    /// transaction (nothing on SQLite, whose single writer serialises them).
+    pub(crate) fn row_lock(self) -> &'static str {
+        match self {
+            Dialect::Sqlite => "",
+            Dialect::Postgres => " FOR UPDATE",
+        }
     }
 }
 
@@ -252,10 +266,7 @@ impl Tx {
         kind: ResourceKind,
         id: &str,
     ) -> Result<Option<ResourceRow>> {
-        let lock = match self.dialect {
-            Dialect::Sqlite => "",
-            Dialect::Postgres => " FOR UPDATE",
-        };
+        let lock = self.dialect.row_lock();
         let q = format!(
             "SELECT {} FROM resources res WHERE res.org_id = $1 AND res.kind = $2 AND res.id = $3{lock}",
             columns(self.dialect)
@@ -281,7 +292,7 @@ impl Tx {
              external_id, active, doc, password_hash, version, created, last_modified, \
              display_name_lc) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, {}, $10, $11, $12, $13, $14)",
-            doc_param(self.dialect, "$9")
+            self.dialect.json_param("$9")
         );
         sqlx::query(&q)
             .bind(org_id)
@@ -317,7 +328,7 @@ impl Tx {
              external_id = $4, active = $5, doc = {}, password_hash = $7, version = $8, \
              last_modified = $9, display_name_lc = $13 \
              WHERE org_id = $10 AND kind = $11 AND id = $12",
-            doc_param(self.dialect, "$6")
+            self.dialect.json_param("$6")
         );
         let done = sqlx::query(&q)
             .bind(&hot.name_lc)

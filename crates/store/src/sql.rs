@@ -465,6 +465,131 @@ fn parse_time(s: &str) -> Result<OffsetDateTime> {
         .map_err(|_| invalid(format!("{s:?} is not an RFC 3339 date-time")))
 }
 
+/// What the translator writes differently per engine.
+impl Dialect {
+    /// `expr` compared and sorted by code point (PostgreSQL: `COLLATE "C"`;
+    /// SQLite's `BINARY` already is).
+    pub(crate) fn code_point_order(self, expr: &str) -> String {
+        match self {
+            Dialect::Sqlite => expr.to_owned(),
+            Dialect::Postgres => format!("({expr}) COLLATE \"C\""),
+        }
+    }
+
+    /// Whether `LIKE` tells letter case apart (SQLite's ignores ASCII case: a
+    /// case-exact pattern match uses `GLOB` there).
+    pub(crate) fn like_is_case_sensitive(self) -> bool {
+        match self {
+            Dialect::Sqlite => false,
+            Dialect::Postgres => true,
+        }
+    }
+
+    /// An RFC 3339 text expression as an instant, for comparing and sorting.
+    pub(crate) fn instant(self, text: &str) -> String {
+        match self {
+            Dialect::Sqlite => format!("unixepoch({text}, 'subsec')"),
+            Dialect::Postgres => format!("{text}::timestamptz"),
+        }
+    }
+
+    /// The parameter a JSON boolean compares equal to (SQLite's `json_extract`
+    /// gives 0/1, PostgreSQL's `->>` gives text).
+    pub(crate) fn json_bool_arg(self, b: bool) -> Arg {
+        match self {
+            Dialect::Sqlite => Arg::Int(Some(i64::from(b))),
+            Dialect::Postgres => Arg::Text(Some(b.to_string())),
+        }
+    }
+
+    /// The parameter a JSON number compares with.
+    pub(crate) fn number_arg(self, n: &serde_json::Number) -> Arg {
+        match (self, n.as_i64()) {
+            (Dialect::Sqlite, Some(i)) => Arg::Int(Some(i)),
+            (Dialect::Sqlite, None) => Arg::Float(n.as_f64().unwrap_or(f64::NAN)),
+            (Dialect::Postgres, _) => Arg::Text(Some(n.to_string())),
+        }
+    }
+
+    /// The placeholder `p` of a [`Dialect::number_arg`] as a number.
+    pub(crate) fn number_param(self, p: &str) -> String {
+        match self {
+            Dialect::Sqlite => p.to_owned(),
+            Dialect::Postgres => format!("{p}::numeric"),
+        }
+    }
+
+    /// A JSON value as a number, NULL when it is not one (for comparisons).
+    fn json_number(self, j: &JsonRef) -> String {
+        let text = j.text(self);
+        match self {
+            Dialect::Sqlite => {
+                format!("(CASE WHEN typeof({text}) IN ('integer', 'real') THEN {text} END)")
+            }
+            Dialect::Postgres => self.json_number_key(j),
+        }
+    }
+
+    /// A JSON value as a sort key for numbers.
+    fn json_number_key(self, j: &JsonRef) -> String {
+        let text = j.text(self);
+        match self {
+            Dialect::Sqlite => text,
+            Dialect::Postgres => format!(
+                "(CASE WHEN jsonb_typeof({}) = 'number' THEN {text}::numeric END)",
+                j.pg_json()
+            ),
+        }
+    }
+
+    /// Whether the JSON value is a non-empty object.
+    fn json_nonempty_object(self, j: &JsonRef) -> String {
+        match self {
+            Dialect::Sqlite => {
+                let (b, p) = (j.sqlite_base(), j.sqlite_path());
+                format!("(json_type({b}, {p}) = 'object' AND json_extract({b}, {p}) <> '{{}}')")
+            }
+            Dialect::Postgres => {
+                let j = j.pg_json();
+                format!("(jsonb_typeof({j}) = 'object' AND {j} <> '{{}}'::jsonb)")
+            }
+        }
+    }
+
+    /// Whether the JSON value is a non-empty array.
+    fn json_nonempty_array(self, j: &JsonRef) -> String {
+        match self {
+            Dialect::Sqlite => format!(
+                "(json_array_length({}, {}) > 0)",
+                j.sqlite_base(),
+                j.sqlite_path()
+            ),
+            Dialect::Postgres => {
+                let j = j.pg_json();
+                format!(
+                    "(CASE WHEN jsonb_typeof({j}) = 'array' THEN jsonb_array_length({j}) > 0 \
+                     ELSE FALSE END)"
+                )
+            }
+        }
+    }
+
+    /// The order of the elements of [`JsonRef::elements`] aliased `alias`: the
+    /// primary one first when `has_primary`, then by position.
+    fn elements_order(self, alias: &str, has_primary: bool) -> String {
+        match (self, has_primary) {
+            (Dialect::Sqlite, true) => format!(
+                "COALESCE(json_extract({alias}.value, '$.\"primary\"'), 0) DESC, {alias}.key"
+            ),
+            (Dialect::Sqlite, false) => format!("{alias}.key"),
+            (Dialect::Postgres, true) => {
+                format!("(COALESCE({alias}.v->>'primary', '') = 'true') DESC, {alias}.n")
+            }
+            (Dialect::Postgres, false) => format!("{alias}.n"),
+        }
+    }
+}
+
 struct Tr<'q> {
     d: Dialect,
     kind: ResourceKind,
@@ -884,16 +1009,7 @@ impl<'q> Tr<'q> {
                     }
                 }
             },
-            Target::Complex(j) => match d {
-                Dialect::Sqlite => {
-                    let (b, p) = (j.sqlite_base(), j.sqlite_path());
-                    format!("(json_type({b}, {p}) = 'object' AND json_extract({b}, {p}) <> '{{}}')")
-                }
-                Dialect::Postgres => {
-                    let j = j.pg_json();
-                    format!("(jsonb_typeof({j}) = 'object' AND {j} <> '{{}}'::jsonb)")
-                }
-            },
+            Target::Complex(j) => d.json_nonempty_object(j),
             Target::Multi {
                 attr,
                 sub: None,
@@ -912,20 +1028,7 @@ impl<'q> Tr<'q> {
             }
             Target::Multi {
                 array, sub: None, ..
-            } => match d {
-                Dialect::Sqlite => format!(
-                    "(json_array_length({}, {}) > 0)",
-                    array.sqlite_base(),
-                    array.sqlite_path()
-                ),
-                Dialect::Postgres => {
-                    let j = array.pg_json();
-                    format!(
-                        "(CASE WHEN jsonb_typeof({j}) = 'array' THEN jsonb_array_length({j}) > 0 \
-                         ELSE FALSE END)"
-                    )
-                }
-            },
+            } => d.json_nonempty_array(array),
             Target::Multi {
                 array,
                 sub: Some(s),
@@ -1085,10 +1188,7 @@ impl<'q> Tr<'q> {
                                 op_name(op)
                             )));
                         }
-                        let p = match self.d {
-                            Dialect::Sqlite => self.q.param(Arg::Int(Some(i64::from(*b)))),
-                            Dialect::Postgres => self.q.param(Arg::Text(Some(b.to_string()))),
-                        };
+                        let p = self.q.param(self.d.json_bool_arg(*b));
                         Ok(format!("{text} = {p}"))
                     }
                     AttrType::Integer | AttrType::Decimal => {
@@ -1096,27 +1196,12 @@ impl<'q> Tr<'q> {
                             return Err(wrong_type());
                         };
                         let s = ordering()?;
-                        Ok(match self.d {
-                            Dialect::Sqlite => {
-                                let p = match n.as_i64() {
-                                    Some(i) => self.q.param(Arg::Int(Some(i))),
-                                    None => {
-                                        self.q.param(Arg::Float(n.as_f64().unwrap_or(f64::NAN)))
-                                    }
-                                };
-                                format!(
-                                    "(typeof({text}) IN ('integer', 'real') AND {text} {s} {p})"
-                                )
-                            }
-                            Dialect::Postgres => {
-                                let p = self.q.param(Arg::Text(Some(n.to_string())));
-                                format!(
-                                    "(CASE WHEN jsonb_typeof({}) = 'number' THEN {text}::numeric END) \
-                                     {s} {p}::numeric",
-                                    j.pg_json()
-                                )
-                            }
-                        })
+                        let p = self.q.param(self.d.number_arg(n));
+                        Ok(format!(
+                            "{} {s} {}",
+                            self.d.json_number(j),
+                            self.d.number_param(&p)
+                        ))
                     }
                     AttrType::DateTime => {
                         let s = ordering()?;
@@ -1126,14 +1211,11 @@ impl<'q> Tr<'q> {
                             .format(&Rfc3339)
                             .map_err(|_| invalid("date-time out of range"))?;
                         let p = self.q.param(Arg::Text(Some(iso)));
-                        Ok(match self.d {
-                            Dialect::Sqlite => {
-                                format!("unixepoch({text}, 'subsec') {s} unixepoch({p}, 'subsec')")
-                            }
-                            Dialect::Postgres => {
-                                format!("{text}::timestamptz {s} {p}::timestamptz")
-                            }
-                        })
+                        Ok(format!(
+                            "{} {s} {}",
+                            self.d.instant(&text),
+                            self.d.instant(&p)
+                        ))
                     }
                     AttrType::Complex => Err(invalid(format!(
                         "{} is complex: compare one of its sub-attributes",
@@ -1177,8 +1259,7 @@ impl<'q> Tr<'q> {
                 }
             }
             CompOp::Co | CompOp::Sw | CompOp::Ew => {
-                if self.d == Dialect::Sqlite && case_exact {
-                    // SQLite's LIKE ignores ASCII case; GLOB does not.
+                if case_exact && !self.d.like_is_case_sensitive() {
                     let p = self.q.param(Arg::Text(Some(glob_pattern(op, &val))));
                     format!("{lhs} GLOB {p}")
                 } else {
@@ -1189,10 +1270,7 @@ impl<'q> Tr<'q> {
             CompOp::Gt | CompOp::Ge | CompOp::Lt | CompOp::Le => {
                 let s = sym(op).unwrap_or("=");
                 let p = self.q.param(Arg::Text(Some(val)));
-                match self.d {
-                    Dialect::Sqlite => format!("{lhs} {s} {p}"),
-                    Dialect::Postgres => format!("({lhs}) COLLATE \"C\" {s} {p}"),
-                }
+                format!("{} {s} {p}", self.d.code_point_order(&lhs))
             }
             CompOp::Ne => not(&self.text_compare(expr, lowered, case_exact, CompOp::Eq, s)?),
         })
@@ -1241,16 +1319,7 @@ impl<'q> Tr<'q> {
                 let elem = elem_ref(&alias, sub)?;
                 let key = json_sort_key(d, &elem, sub.unwrap_or(attr));
                 let has_primary = attr.sub_attributes.iter().any(|s| s.name == "primary");
-                let order = match (d, has_primary) {
-                    (Dialect::Sqlite, true) => format!(
-                        "COALESCE(json_extract({alias}.value, '$.\"primary\"'), 0) DESC, {alias}.key"
-                    ),
-                    (Dialect::Sqlite, false) => format!("{alias}.key"),
-                    (Dialect::Postgres, true) => format!(
-                        "(COALESCE({alias}.v->>'primary', '') = 'true') DESC, {alias}.n"
-                    ),
-                    (Dialect::Postgres, false) => format!("{alias}.n"),
-                };
+                let order = d.elements_order(&alias, has_primary);
                 Ok((
                     format!(
                         "(SELECT {key} FROM {} ORDER BY {order} LIMIT 1)",
@@ -1303,24 +1372,17 @@ fn member_operand(side: Side, sub: &'static AttrDef, m: &str, r: &str) -> Result
 /// A sort key for a JSON value of type `def.ty`.
 fn json_sort_key(d: Dialect, j: &JsonRef, def: &AttrDef) -> String {
     let text = j.text(d);
-    match (d, def.ty) {
-        (_, t) if is_stringy(t) => {
+    match def.ty {
+        t if is_stringy(t) => {
             let key = if def.case_exact {
                 text
             } else {
                 format!("lower({text})")
             };
-            match d {
-                Dialect::Sqlite => key,
-                Dialect::Postgres => format!("({key}) COLLATE \"C\""),
-            }
+            d.code_point_order(&key)
         }
-        (Dialect::Sqlite, AttrType::DateTime) => format!("unixepoch({text}, 'subsec')"),
-        (Dialect::Postgres, AttrType::DateTime) => format!("{text}::timestamptz"),
-        (Dialect::Postgres, AttrType::Integer | AttrType::Decimal) => format!(
-            "(CASE WHEN jsonb_typeof({}) = 'number' THEN {text}::numeric END)",
-            j.pg_json()
-        ),
+        AttrType::DateTime => d.instant(&text),
+        AttrType::Integer | AttrType::Decimal => d.json_number_key(j),
         _ => text,
     }
 }
