@@ -87,9 +87,12 @@ fi
 want peer && ensure_venv
 
 echo "==== building (release) ===="
-cargo build --release --quiet -p bench --bin liaison-bench
+# One build of both binaries (building them apart would resolve the shared
+# dependencies' features twice and compile them twice).
 if want sqlite || want postgres; then
-	cargo build --release --quiet -p liaison --bin liaison
+	cargo build --release --quiet -p bench --bin liaison-bench -p liaison --bin liaison
+else
+	cargo build --release --quiet -p bench --bin liaison-bench
 fi
 TARGET="${CARGO_TARGET_DIR:-$REPO_ROOT/target}/release"
 BENCH="$TARGET/liaison-bench"

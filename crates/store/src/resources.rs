@@ -218,11 +218,13 @@ impl Store {
         let org = sql.param(Arg::Int(Some(org_id)));
         let k = sql.param(Arg::Text(Some(kind.name().to_owned())));
         let mut where_ = format!("res.org_id = {org} AND res.kind = {k}");
+        let mut lookup = false;
         if let Some(f) = &q.filter {
-            let cond = sql::filter_sql(&mut sql, d, kind, org_id, f)?;
+            let (cond, l) = sql::filter_sql_lookup(&mut sql, d, kind, org_id, f)?;
             where_.push_str(&format!(" AND {cond}"));
+            lookup = l;
         }
-        let order = sql::order_by(d, kind, q.sort_by.as_ref(), q.descending)?;
+        let order = sql::order_by(d, kind, q.sort_by.as_ref(), q.descending, lookup)?;
 
         // The page first: when it is not full, it tells the total without a
         // COUNT (a lookup by userName or e-mail is one query, not two).

@@ -138,7 +138,21 @@ pub fn filter_sql(
     org_id: i64,
     filter: &Filter,
 ) -> Result<String> {
-    Tr::new(q, dialect, kind, org_id, true).filter(&Scope::Resource, filter)
+    Ok(filter_sql_lookup(q, dialect, kind, org_id, filter)?.0)
+}
+
+/// [`filter_sql`], and whether the expression looks values up in
+/// `attr_values` (see [`order_by`]).
+pub fn filter_sql_lookup(
+    q: &mut Sql,
+    dialect: Dialect,
+    kind: ResourceKind,
+    org_id: i64,
+    filter: &Filter,
+) -> Result<(String, bool)> {
+    let mut tr = Tr::new(q, dialect, kind, org_id, true);
+    let cond = tr.filter(&Scope::Resource, filter)?;
+    Ok((cond, tr.value_lookups > 0))
 }
 
 /// [`filter_sql`] reading every attribute from the JSON documents, without
@@ -159,14 +173,28 @@ pub fn filter_sql_json_scan(
 /// The `ORDER BY` terms (without the keywords) for a list: by `sort_by`, missing
 /// values last when ascending and first when descending (RFC 7644 §3.4.2.3), then
 /// by id; by creation then id without `sort_by`.
+///
+/// With `after_lookup` (the filter looks values up in `attr_values`), the first
+/// key is kept from the query planner's index choice
+/// ([`Dialect::not_from_index`]): the few matching resources are found through
+/// the lookup and then sorted, rather than every resource read in index order
+/// and tested.
 pub fn order_by(
     dialect: Dialect,
     kind: ResourceKind,
     sort_by: Option<&AttrPath>,
     descending: bool,
+    after_lookup: bool,
 ) -> Result<String> {
+    let first = |key: &str| {
+        if after_lookup {
+            dialect.not_from_index(key)
+        } else {
+            key.to_owned()
+        }
+    };
     let Some(path) = sort_by else {
-        return Ok("res.created ASC, res.id ASC".to_owned());
+        return Ok(format!("{} ASC, res.id ASC", first("res.created")));
     };
     let mut scratch = Sql::default();
     let mut tr = Tr::new(&mut scratch, dialect, kind, 0, false);
@@ -186,9 +214,9 @@ pub fn order_by(
     if matches!(key.as_str(), "res.name_lc" | "res.id") {
         // Unique within an organisation's resources of one kind: no tie to break,
         // and the index alone can deliver the order.
-        return Ok(format!("{key} {dir}"));
+        return Ok(format!("{} {dir}", first(&key)));
     }
-    Ok(format!("{key} {dir}, res.id ASC"))
+    Ok(format!("{} {dir}, res.id ASC", first(&key)))
 }
 
 fn invalid(msg: impl Into<String>) -> crate::StoreError {
@@ -476,6 +504,15 @@ impl Dialect {
         }
     }
 
+    /// `key` as an `ORDER BY` term no index can deliver (SQLite: unary `+`, a
+    /// no-op on its value; PostgreSQL's planner weighs the row estimates itself).
+    pub(crate) fn not_from_index(self, key: &str) -> String {
+        match self {
+            Dialect::Sqlite => format!("+{key}"),
+            Dialect::Postgres => key.to_owned(),
+        }
+    }
+
     /// Whether `LIKE` tells letter case apart (SQLite's ignores ASCII case: a
     /// case-exact pattern match uses `GLOB` there).
     pub(crate) fn like_is_case_sensitive(self) -> bool {
@@ -600,6 +637,8 @@ struct Tr<'q> {
     org_param: Option<String>,
     /// Whether to read [`INDEXED_MULTI`] from `attr_values`.
     use_index: bool,
+    /// How many `attr_values` lookups the expression holds.
+    value_lookups: usize,
 }
 
 /// The `attr_values` column holding a sub-attribute of an indexed attribute,
@@ -645,6 +684,7 @@ impl<'q> Tr<'q> {
             org_id,
             org_param: None,
             use_index,
+            value_lookups: 0,
         }
     }
 
@@ -664,6 +704,7 @@ impl<'q> Tr<'q> {
     fn in_values(&mut self, attr: &'static AttrDef, cond: Option<&str>) -> Result<String> {
         let org = self.org();
         let name = key(attr.name)?;
+        self.value_lookups += 1;
         let extra = cond.map(|c| format!(" AND {c}")).unwrap_or_default();
         Ok(format!(
             "res.id IN (SELECT av.resource_id FROM attr_values av \

@@ -245,13 +245,16 @@ pub async fn ids_matching(
 ) -> Vec<String> {
     use sqlx::Row;
     let q = filter_query(store, org_id, kind, filter, json_scan);
-    q.query()
+    let mut ids: Vec<String> = q
+        .query()
         .fetch_all(store.reader())
         .await
         .expect("run the filter")
         .iter()
         .map(|r| r.get::<String, _>(0))
-        .collect()
+        .collect();
+    ids.sort();
+    ids
 }
 
 /// The engine's query plan (SQLite `EXPLAIN QUERY PLAN`, PostgreSQL `EXPLAIN`)
@@ -268,6 +271,8 @@ pub async fn filter_plan(
 ) -> String {
     use sqlx::Row;
     let mut conn = store.writer().acquire().await.expect("a connection");
+    // What autovacuum (PostgreSQL) and `Store::optimize` (SQLite) do on a live
+    // server.
     conn.execute("ANALYZE").await.expect("analyze");
     let mut q = filter_query(store, org_id, kind, filter, false);
     let explain = match store.dialect() {
@@ -296,16 +301,18 @@ fn filter_query(
     let mut q = Sql::default();
     let o = q.param(Arg::Int(Some(org_id)));
     let k = q.param(Arg::Text(Some(kind.name().to_owned())));
-    let translate = if json_scan {
-        sql::filter_sql_json_scan
+    let (cond, lookup) = if json_scan {
+        let c = sql::filter_sql_json_scan(&mut q, store.dialect(), kind, org_id, filter);
+        (c.expect("translate the filter"), false)
     } else {
-        sql::filter_sql
+        sql::filter_sql_lookup(&mut q, store.dialect(), kind, org_id, filter)
+            .expect("translate the filter")
     };
-    let cond =
-        translate(&mut q, store.dialect(), kind, org_id, filter).expect("translate the filter");
+    // The order of a list without sortBy (as `Store::list_resources`).
+    let order = sql::order_by(store.dialect(), kind, None, false, lookup).expect("order");
     q.text = format!(
         "SELECT res.id FROM resources res WHERE res.org_id = {o} AND res.kind = {k} AND {cond} \
-         ORDER BY res.id"
+         ORDER BY {order}"
     );
     q
 }
