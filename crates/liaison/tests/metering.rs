@@ -9,7 +9,7 @@ use axum::http::{Method, Request, StatusCode};
 use common::{apps, Answer, App};
 use hmac::{Hmac, Mac};
 use liaison::config::MeteringConfig;
-use liaison::metering::{Metering, Signal};
+use liaison::metering::{Metering, Signal, KEYCLOAK};
 use meter::keyed::{person_hash, PeriodKey};
 use serde_json::{json, Value};
 use sha2::Sha256;
@@ -141,7 +141,7 @@ async fn people_count_once_across_duplicates_formats_sources_and_restarts() {
         let got = m
             .ingest(
                 org_id,
-                "keycloak",
+                KEYCLOAK,
                 &[Signal {
                     subject: "kc-a".into(),
                     username: None,
@@ -176,7 +176,7 @@ async fn people_count_once_across_duplicates_formats_sources_and_restarts() {
             "{}: alice, bob and the unknown subject",
             app.label
         );
-        assert_eq!(counts.per_source.get("keycloak"), Some(&3), "{}", app.label);
+        assert_eq!(counts.per_source.get(KEYCLOAK), Some(&3), "{}", app.label);
         assert_eq!(
             counts.per_source.get("nextcloud"),
             Some(&2),
@@ -203,6 +203,48 @@ async fn people_count_once_across_duplicates_formats_sources_and_restarts() {
         assert_eq!(a.status, StatusCode::OK, "{}: {}", app.label, a.body);
         assert_eq!(a.body["active_accounts"], 3);
         assert_eq!(a.body["per_app"]["nextcloud"], 2);
+    }
+}
+
+#[tokio::test]
+async fn an_app_named_keycloak_is_counted_apart_from_the_identity_provider() {
+    for app in apps().await {
+        let (token, org_id) = org_with_secret(&app, "acme").await;
+        scim_user(&app, "acme", &token, "alice", "kc-a").await;
+        let a = signed(&app, "acme", &p2_event("LOGIN", "kc-a")).await;
+        assert_eq!(a.body["recorded"], 1, "{}: {}", app.label, a.body);
+        // The same person, active in an app the organisation named "keycloak".
+        let got = metering(&app.store)
+            .ingest(
+                org_id,
+                "keycloak",
+                &[Signal {
+                    subject: "kc-a".into(),
+                    username: None,
+                    at_ms: None,
+                    resolved: false,
+                }],
+                OffsetDateTime::now_utc(),
+            )
+            .await
+            .unwrap();
+        assert_eq!(got.recorded, 1, "{}: a source of its own", app.label);
+        let counts = app.store.period_counts(org_id, &label_now()).await.unwrap();
+        assert_eq!(counts.total, 1, "{}", app.label);
+        assert_eq!(
+            counts.per_source.get(KEYCLOAK),
+            Some(&1),
+            "{}: {:?}",
+            app.label,
+            counts.per_source
+        );
+        assert_eq!(
+            counts.per_source.get("keycloak"),
+            Some(&1),
+            "{}: {:?}",
+            app.label,
+            counts.per_source
+        );
     }
 }
 
@@ -360,7 +402,7 @@ async fn after_close_nothing_about_the_person_remains_in_metering_data() {
         // What remains: the counts.
         let counts = app.store.period_counts(org_id, &label).await.unwrap();
         assert_eq!(counts.total, 1);
-        assert_eq!(counts.per_source.get("keycloak"), Some(&1));
+        assert_eq!(counts.per_source.get(KEYCLOAK), Some(&1));
         assert_eq!(counts.per_source.get("matrix"), Some(&1));
 
         // A late event for the closed period is accepted (the sender must not
@@ -490,7 +532,7 @@ async fn polled_last_logins_count_with_webhook_activity() {
             app.label
         );
         assert_eq!(counts.per_source.get("cloud"), Some(&1));
-        assert_eq!(counts.per_source.get("keycloak"), Some(&2));
+        assert_eq!(counts.per_source.get(KEYCLOAK), Some(&2));
     }
 }
 
@@ -513,7 +555,7 @@ async fn periods_past_end_and_grace_close_automatically() {
             .await
             .unwrap();
         app.store
-            .record_seen(org_id, "2020-01", "keycloak", &[[9; 32], [8; 32]])
+            .record_seen(org_id, "2020-01", KEYCLOAK, &[[9; 32], [8; 32]])
             .await
             .unwrap();
         signed(&app, "acme", &p2_event("LOGIN", "kc-a")).await;

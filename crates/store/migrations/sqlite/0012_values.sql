@@ -33,3 +33,9 @@ CREATE TABLE store_backfills (
     name TEXT PRIMARY KEY
 );
 INSERT INTO store_backfills (name) VALUES ('derived_values');
+
+-- Metering: the identity provider's source is `idp:keycloak`, a name no app can
+-- take (app names have no ':'); it was `keycloak`, which an app could also be
+-- called.
+UPDATE meter_seen SET source = 'idp:keycloak' WHERE source = 'keycloak';
+UPDATE meter_counts SET source = 'idp:keycloak' WHERE source = 'keycloak';
