@@ -13,6 +13,9 @@
 #   -d, --lookup-seconds D  seconds of filtered lookups (default 30)
 #   --group-members M     members of the large group (default: the number of users)
 #   --only LIST           comma-separated subset of sqlite,postgres,peer
+#   --pg-url URL          run Liaison on this PostgreSQL server (a database
+#                         liaison_bench_PID created on it, dropped at the end)
+#                         rather than on a private cluster started for the run
 #   --no-doc              print the table only; leave docs/PERFORMANCE.md alone
 set -euo pipefail
 # The whole script is one block, read before it runs: editing the file while it
@@ -30,6 +33,7 @@ LOOKUP_SECONDS=30
 GROUP_MEMBERS=""
 ONLY="sqlite,postgres,peer"
 WRITE_DOC=1
+PG_SERVER_URL=""
 while (($#)); do
 	case "$1" in
 	--peer-n) PEER_N="${2:?}" && shift ;;
@@ -37,6 +41,7 @@ while (($#)); do
 	-d | --lookup-seconds) LOOKUP_SECONDS="${2:?}" && shift ;;
 	--group-members) GROUP_MEMBERS="${2:?}" && shift ;;
 	--only) ONLY="${2:?}" && shift ;;
+	--pg-url) PG_SERVER_URL="${2:?}" && shift ;;
 	--no-doc) WRITE_DOC=0 ;;
 	-h | --help)
 		usage "$0"
@@ -59,24 +64,35 @@ LOAD_BEFORE="$(cut -d" " -f1-3 /proc/loadavg)"
 WORK="$(mktemp -d "${TMPDIR:-/tmp}/liaison-bench.XXXXXX")"
 chmod 755 "$WORK"
 SERVER_PID=""
+PG_BENCH_DB="liaison_bench_$$"
 # shellcheck disable=SC2317 # called by the EXIT trap
 cleanup() {
 	stop_pid "$SERVER_PID"
 	pg_stop
+	if [[ -n "$PG_SERVER_URL" ]] && want postgres; then
+		psql "$PG_SERVER_URL" -q -c "DROP DATABASE IF EXISTS \"$PG_BENCH_DB\" WITH (FORCE)" >/dev/null 2>&1 || true
+	fi
 	rm -rf "$WORK"
 }
 trap cleanup EXIT
 
 ensure_debs curl:curl
 if want postgres; then
-	ensure_debs "/usr/lib/postgresql/*/bin/initdb:postgresql" psql:postgresql-client
+	if [[ -n "$PG_SERVER_URL" ]]; then
+		ensure_debs psql:postgresql-client
+	else
+		ensure_debs "/usr/lib/postgresql/*/bin/initdb:postgresql" psql:postgresql-client
+	fi
 fi
 want peer && ensure_venv
 
 echo "==== building (release) ===="
-cargo build --release --quiet -p bench --bin liaison-bench
+# One build of both binaries (building them apart would resolve the shared
+# dependencies' features twice and compile them twice).
 if want sqlite || want postgres; then
-	cargo build --release --quiet -p liaison --bin liaison
+	cargo build --release --quiet -p bench --bin liaison-bench -p liaison --bin liaison
+else
+	cargo build --release --quiet -p bench --bin liaison-bench
 fi
 TARGET="${CARGO_TARGET_DIR:-$REPO_ROOT/target}/release"
 BENCH="$TARGET/liaison-bench"
@@ -139,10 +155,15 @@ if want sqlite; then
 fi
 if want postgres; then
 	echo "==== Liaison on PostgreSQL: $N users ===="
-	pg_start
-	PG_VERSION="$("$(pg_bindir)/postgres" --version | awk '{print $3}')"
-	bench_liaison postgres "$(pg_create_db "$PG_URL" liaison_bench)" "Liaison, PostgreSQL $PG_VERSION"
-	pg_stop
+	if [[ -n "$PG_SERVER_URL" ]]; then
+		PG_VERSION="$(psql "$PG_SERVER_URL" -Atq -c "SHOW server_version" | awk '{print $1}')"
+		bench_liaison postgres "$(pg_create_db "$PG_SERVER_URL" "$PG_BENCH_DB")" "Liaison, PostgreSQL $PG_VERSION"
+	else
+		pg_start
+		PG_VERSION="$("$(pg_bindir)/postgres" --version | awk '{print $3}')"
+		bench_liaison postgres "$(pg_create_db "$PG_URL" liaison_bench)" "Liaison, PostgreSQL $PG_VERSION"
+		pg_stop
+	fi
 fi
 if want peer; then
 	PEER_VERSION="$("$VENV/bin/python" -m pip show scim2-server 2>/dev/null | awk '/^Version:/ {print $2}')"

@@ -85,6 +85,18 @@ impl Scim {
         }
     }
 
+    /// Runs `filter` on `/Users` and checks that exactly one resource matched.
+    pub async fn find_one(&self, filter: &str) -> Result<()> {
+        let req = self
+            .request(Method::GET, "/Users")
+            .query(&[("filter", filter)]);
+        let value = expect_json(req.send().await, StatusCode::OK, "GET /Users?filter").await?;
+        match value.get("totalResults").and_then(Value::as_u64) {
+            Some(1) => Ok(()),
+            other => bail!("filter {filter:?} gave totalResults {other:?}"),
+        }
+    }
+
     /// Fetches one page of users and returns how many resources it held.
     pub async fn list_page(&self, start_index: usize, count: usize) -> Result<usize> {
         let req = self.request(Method::GET, "/Users").query(&[

@@ -1,7 +1,9 @@
 //! `liaison-bench`: measures a SCIM 2.0 server over HTTP — Liaison or any other.
 //!
 //! Phases, in order: (a) create N users with C concurrent clients; (b) look users
-//! up with `filter=userName eq "…"` from C clients for D seconds; (c) fetch one
+//! up with `filter=userName eq "…"` from C clients for D seconds; (b2) look users
+//! up by e-mail, one request at a time (indexed, and the same lookup read from
+//! the documents as a baseline); (c) fetch one
 //! page of 100 users; (d) build one group of M members in PATCH batches, then time
 //! a PATCH adding one member and a PUT of the whole member list with one member
 //! changed; (e) read the server's peak resident memory from `/proc/PID/status`.
@@ -21,7 +23,7 @@ use clap::Parser;
 use tokio::task::JoinSet;
 
 use client::Scim;
-use report::{Create, Group, Lookup, Page, Report};
+use report::{Create, EmailLookup, Group, Lookup, Page, Report};
 use stats::{median, ms, percentile};
 
 /// Benchmark a SCIM 2.0 server (users, filtered lookups, paging, a large group).
@@ -43,6 +45,12 @@ struct Args {
     /// Seconds of filtered lookups.
     #[arg(short = 'd', long, default_value_t = 30)]
     lookup_seconds: u64,
+    /// E-mail lookups of each indexed form (0: skip the e-mail phase).
+    #[arg(long, default_value_t = 200)]
+    email_lookups: usize,
+    /// E-mail lookups read from the documents (the baseline; each scans every user).
+    #[arg(long, default_value_t = 10)]
+    json_scan_lookups: usize,
     /// Members of the large group (at most the users created, less --repetitions).
     #[arg(long, default_value_t = 100_000)]
     group_members: usize,
@@ -151,6 +159,28 @@ async fn run(args: &Args) -> Result<Report> {
         None
     };
 
+    let email = if args.email_lookups > 0 {
+        eprintln!(
+            "[b2] {} e-mail lookups of each form, {} read from the documents",
+            args.email_lookups, args.json_scan_lookups
+        );
+        let e = email_lookups(
+            &scim,
+            &prefix,
+            args.users,
+            args.email_lookups,
+            args.json_scan_lookups,
+        )
+        .await?;
+        eprintln!(
+            "    eq p50 {:.2} ms, [type and value] p50 {:.2} ms, from the documents p50 {:.1} ms",
+            e.eq_p50_ms, e.complex_p50_ms, e.json_scan_p50_ms
+        );
+        Some(e)
+    } else {
+        None
+    };
+
     let repetitions = args.repetitions.max(1);
     eprintln!("[c] one page of 100 users, {repetitions} times");
     let page = page(&scim, args.users, repetitions).await?;
@@ -196,6 +226,7 @@ async fn run(args: &Args) -> Result<Report> {
         concurrency: args.concurrency,
         create,
         lookup,
+        email,
         page: Some(page),
         group,
         server_memory,
@@ -315,6 +346,53 @@ async fn lookups(
         per_second: requests as f64 / elapsed.max(f64::EPSILON),
         p50_ms: ms(p50),
         p99_ms: ms(p99),
+    })
+}
+
+/// (b2) E-mail lookups of random users, one at a time.
+async fn email_lookups(
+    scim: &Scim,
+    prefix: &str,
+    n: usize,
+    repetitions: usize,
+    json_scan: usize,
+) -> Result<EmailLookup> {
+    let mut rng = XorShift(0x5DEE_CE66_D1CE_4E5B);
+    let email = |rng: &mut XorShift| format!("{}@bench.example", user_name(prefix, rng.below(n)));
+    let time = |filters: Vec<String>| async move {
+        let mut samples = Vec::with_capacity(filters.len());
+        for f in filters {
+            let sent = Instant::now();
+            scim.find_one(&f).await?;
+            samples.push(sent.elapsed());
+        }
+        anyhow::Ok(ms(median(&mut samples).unwrap_or_default()))
+    };
+    let eq = (0..repetitions)
+        .map(|_| format!("emails.value eq \"{}\"", email(&mut rng)))
+        .collect();
+    let complex = (0..repetitions)
+        .map(|_| {
+            format!(
+                "emails[type eq \"work\" and value eq \"{}\"]",
+                email(&mut rng)
+            )
+        })
+        .collect();
+    let scan = (0..json_scan.max(1))
+        .map(|_| {
+            format!(
+                "emails[value eq \"{}\" and not (display pr)]",
+                email(&mut rng)
+            )
+        })
+        .collect();
+    Ok(EmailLookup {
+        repetitions,
+        eq_p50_ms: time(eq).await?,
+        complex_p50_ms: time(complex).await?,
+        json_scan_repetitions: json_scan.max(1),
+        json_scan_p50_ms: time(scan).await?,
     })
 }
 

@@ -12,6 +12,7 @@ pub struct Report {
     pub concurrency: usize,
     pub create: Create,
     pub lookup: Option<Lookup>,
+    pub email: Option<EmailLookup>,
     pub page: Option<Page>,
     pub group: Option<Group>,
     pub server_memory: Option<Memory>,
@@ -33,6 +34,19 @@ pub struct Lookup {
     pub per_second: f64,
     pub p50_ms: f64,
     pub p99_ms: f64,
+}
+
+/// (b2) Lookups by e-mail from one client, one after the other: medians (p50)
+/// of `emails.value eq "…"`, of `emails[type eq "work" and value eq "…"]`, and
+/// of the same lookup read from the JSON documents rather than the index
+/// (`emails[value eq "…" and not (display pr)]`: `display` is not indexed).
+#[derive(Debug, Clone, Serialize)]
+pub struct EmailLookup {
+    pub repetitions: usize,
+    pub eq_p50_ms: f64,
+    pub complex_p50_ms: f64,
+    pub json_scan_repetitions: usize,
+    pub json_scan_p50_ms: f64,
 }
 
 /// (c) One page of the user list.
@@ -69,8 +83,9 @@ pub struct Memory {
 pub fn markdown_header() -> String {
     [
         "| Server | Users | Clients | Creates/s | Lookups/s | Lookup p50 ms | Lookup p99 ms \
+         | E-mail eq p50 ms | emails[type,value] p50 ms | E-mail JSON scan p50 ms \
          | Page of 100 ms | Group build s | PATCH +1 member ms | PUT all members ms | Peak RSS MiB |",
-        "|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|",
+        "|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|",
     ]
     .join("\n")
 }
@@ -84,6 +99,7 @@ impl Report {
     pub fn markdown_row(&self) -> String {
         let lookup = self.lookup.as_ref();
         let group = self.group.as_ref();
+        let email = self.email.as_ref();
         let cells = [
             self.label.replace('|', "/"),
             self.users.to_string(),
@@ -92,6 +108,9 @@ impl Report {
             cell(lookup.map(|l| l.per_second), 0),
             cell(lookup.map(|l| l.p50_ms), 2),
             cell(lookup.map(|l| l.p99_ms), 2),
+            cell(email.map(|e| e.eq_p50_ms), 2),
+            cell(email.map(|e| e.complex_p50_ms), 2),
+            cell(email.map(|e| e.json_scan_p50_ms), 1),
             cell(self.page.as_ref().map(|p| p.median_ms), 2),
             cell(group.map(|g| g.build_seconds), 1),
             cell(group.map(|g| g.patch_add_one_median_ms), 2),
@@ -164,6 +183,13 @@ mod tests {
                 p50_ms: 1.234,
                 p99_ms: 9.876,
             }),
+            email: Some(EmailLookup {
+                repetitions: 100,
+                eq_p50_ms: 0.9,
+                complex_p50_ms: 1.0,
+                json_scan_repetitions: 10,
+                json_scan_p50_ms: 25.04,
+            }),
             page: None,
             group: None,
             server_memory: Some(Memory {
@@ -179,7 +205,7 @@ mod tests {
         let row = report().markdown_row();
         assert_eq!(
             row,
-            "| Liaison / SQLite | 2000 | 8 | 1000 | 1000 | 1.23 | 9.88 | – | – | – | – | 42 |"
+            "| Liaison / SQLite | 2000 | 8 | 1000 | 1000 | 1.23 | 9.88 | 0.90 | 1.00 | 25.0 | – | – | – | – | 42 |"
         );
         let columns = |s: &str| s.matches('|').count();
         let header = markdown_header();

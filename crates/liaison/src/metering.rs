@@ -27,8 +27,10 @@ use std::time::Duration;
 use store::{ClosedCounts, Org, OrgProfile, PeriodKeyState, Store, StoreError};
 use time::OffsetDateTime;
 
-/// The source name of identity-provider events.
-pub const KEYCLOAK: &str = "keycloak";
+/// The source name of identity-provider events. An app's source is its name,
+/// which cannot contain `:` (`service::types::AppName`), so no app can take
+/// this one, whatever it is called (an app named `keycloak` counts apart).
+pub const KEYCLOAK: &str = "idp:keycloak";
 
 /// How far in the future a signal's own time may be before it is taken as
 /// "now" (clock skew between the identity provider and Liaison).

@@ -25,7 +25,7 @@ pub struct AppLabels {
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct SignalLabels {
-    /// `keycloak` or an app's name.
+    /// `idp:keycloak` or an app's name.
     pub source: String,
     /// recorded, repeated, late, unauthorized, malformed.
     pub outcome: String,

@@ -9,7 +9,7 @@ use axum::http::{Method, Request, StatusCode};
 use common::{apps, Answer, App, TEST_KEK};
 use hmac::{Hmac, Mac};
 use liaison::config::MeteringConfig;
-use liaison::metering::{MeterError, Metering, Signal};
+use liaison::metering::{MeterError, Metering, Signal, KEYCLOAK};
 use meter::keyed::{person_hash, Kek, PeriodKey, SEALED_LEN};
 use serde_json::{json, Value};
 use sha2::Sha256;
@@ -150,7 +150,7 @@ async fn people_count_once_across_duplicates_formats_sources_and_restarts() {
         let got = m
             .ingest(
                 org_id,
-                "keycloak",
+                KEYCLOAK,
                 &[Signal {
                     subject: "kc-a".into(),
                     username: None,
@@ -185,7 +185,7 @@ async fn people_count_once_across_duplicates_formats_sources_and_restarts() {
             "{}: alice, bob and the unknown subject",
             app.label
         );
-        assert_eq!(counts.per_source.get("keycloak"), Some(&3), "{}", app.label);
+        assert_eq!(counts.per_source.get(KEYCLOAK), Some(&3), "{}", app.label);
         assert_eq!(
             counts.per_source.get("nextcloud"),
             Some(&2),
@@ -212,6 +212,48 @@ async fn people_count_once_across_duplicates_formats_sources_and_restarts() {
         assert_eq!(a.status, StatusCode::OK, "{}: {}", app.label, a.body);
         assert_eq!(a.body["active_accounts"], 3);
         assert_eq!(a.body["per_app"]["nextcloud"], 2);
+    }
+}
+
+#[tokio::test]
+async fn an_app_named_keycloak_is_counted_apart_from_the_identity_provider() {
+    for app in apps().await {
+        let (token, org_id) = org_with_secret(&app, "acme").await;
+        scim_user(&app, "acme", &token, "alice", "kc-a").await;
+        let a = signed(&app, "acme", &p2_event("LOGIN", "kc-a")).await;
+        assert_eq!(a.body["recorded"], 1, "{}: {}", app.label, a.body);
+        // The same person, active in an app the organisation named "keycloak".
+        let got = metering(&app.store)
+            .ingest(
+                org_id,
+                "keycloak",
+                &[Signal {
+                    subject: "kc-a".into(),
+                    username: None,
+                    at_ms: None,
+                    resolved: false,
+                }],
+                OffsetDateTime::now_utc(),
+            )
+            .await
+            .unwrap();
+        assert_eq!(got.recorded, 1, "{}: a source of its own", app.label);
+        let counts = app.store.period_counts(org_id, &label_now()).await.unwrap();
+        assert_eq!(counts.total, 1, "{}", app.label);
+        assert_eq!(
+            counts.per_source.get(KEYCLOAK),
+            Some(&1),
+            "{}: {:?}",
+            app.label,
+            counts.per_source
+        );
+        assert_eq!(
+            counts.per_source.get("keycloak"),
+            Some(&1),
+            "{}: {:?}",
+            app.label,
+            counts.per_source
+        );
     }
 }
 
@@ -377,7 +419,7 @@ async fn after_close_nothing_about_the_person_remains_in_metering_data() {
         // What remains: the counts.
         let counts = app.store.period_counts(org_id, &label).await.unwrap();
         assert_eq!(counts.total, 1);
-        assert_eq!(counts.per_source.get("keycloak"), Some(&1));
+        assert_eq!(counts.per_source.get(KEYCLOAK), Some(&1));
         assert_eq!(counts.per_source.get("matrix"), Some(&1));
 
         // A late event for the closed period is accepted (the sender must not
@@ -507,7 +549,7 @@ async fn polled_last_logins_count_with_webhook_activity() {
             app.label
         );
         assert_eq!(counts.per_source.get("cloud"), Some(&1));
-        assert_eq!(counts.per_source.get("keycloak"), Some(&2));
+        assert_eq!(counts.per_source.get(KEYCLOAK), Some(&2));
     }
 }
 
@@ -530,7 +572,7 @@ async fn periods_past_end_and_grace_close_automatically() {
             .await
             .unwrap();
         app.store
-            .record_seen(org_id, "2020-01", "keycloak", &[[9; 32], [8; 32]])
+            .record_seen(org_id, "2020-01", KEYCLOAK, &[[9; 32], [8; 32]])
             .await
             .unwrap();
         signed(&app, "acme", &p2_event("LOGIN", "kc-a")).await;

@@ -120,7 +120,7 @@ async fn real_logins_are_metered_once_per_person() {
             "{label}: alice and bob, once each: {counts:?}"
         );
         assert_eq!(
-            counts.per_source.get("keycloak"),
+            counts.per_source.get(liaison::metering::KEYCLOAK),
             Some(&2),
             "{label}: {counts:?}"
         );

@@ -58,6 +58,11 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
         include_str!("../migrations/sqlite/0011_outbox_leases.sql"),
     ),
     (
+        12,
+        "values",
+        include_str!("../migrations/sqlite/0012_values.sql"),
+    ),
+    (
         13,
         "sealed_period_keys",
         include_str!("../migrations/sqlite/0013_sealed_period_keys.sql"),
@@ -93,6 +98,11 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
         11,
         "outbox_leases",
         include_str!("../migrations/postgres/0011_outbox_leases.sql"),
+    ),
+    (
+        12,
+        "values",
+        include_str!("../migrations/postgres/0012_values.sql"),
     ),
     (
         13,
@@ -258,6 +268,31 @@ impl Store {
             Dialect::Postgres => migrator(POSTGRES_MIGRATIONS),
         };
         m.run(&self.writer).await?;
+        self.run_backfills().await
+    }
+
+    /// Completes the jobs the SQL migrations left in `store_backfills`: derived
+    /// columns and rows that need Rust (Unicode lower-casing) to compute.
+    async fn run_backfills(&self) -> Result<()> {
+        let pending: Vec<String> = sqlx::query_scalar("SELECT name FROM store_backfills")
+            .fetch_all(&self.writer)
+            .await?;
+        for name in pending {
+            let mut tx = self.begin().await?;
+            match name.as_str() {
+                "derived_values" => tx.rederive_all_resources().await?,
+                other => {
+                    return Err(StoreError::Db(sqlx::Error::Configuration(
+                        format!("unknown store backfill {other:?} (a newer version's?)").into(),
+                    )))
+                }
+            }
+            sqlx::query("DELETE FROM store_backfills WHERE name = $1")
+                .bind(&name)
+                .execute(&mut *tx.tx)
+                .await?;
+            tx.commit().await?;
+        }
         Ok(())
     }
 

@@ -53,7 +53,7 @@ pub enum PeriodKeyState {
 pub struct ClosedCounts {
     /// Distinct people across every source.
     pub total: i64,
-    /// Distinct people per source (`keycloak` or an app's name).
+    /// Distinct people per source (`idp:keycloak` or an app's name).
     pub per_source: BTreeMap<String, i64>,
     /// The period was already closed: these are the counts kept then.
     pub already_closed: bool,

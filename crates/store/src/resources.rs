@@ -1,7 +1,11 @@
 //! SCIM resources: reads, list queries (filter, sort, paging) and writes.
 //!
-//! The indexed columns (`name_lc`, `user_name`, `display_name`, `external_id`,
-//! `active`) are derived from [`ResourceRow::doc`] on every insert and update.
+//! The indexed columns (`name_lc`, `user_name`, `display_name`,
+//! `display_name_lc`, `external_id`, `active`) and the `attr_values` rows (the
+//! elements of a User's `emails` and `phoneNumbers`, see
+//! [`sql::INDEXED_MULTI`]) are derived from [`ResourceRow::doc`] on every insert
+//! and update, in the same transaction; deleting a resource deletes its
+//! `attr_values` rows (foreign key cascade).
 
 use crate::conn::{decode_error, from_micros, map_unique, to_micros};
 use crate::sql::{self, Arg, Sql};
@@ -12,24 +16,38 @@ use sqlx::any::AnyRow;
 use sqlx::Row;
 
 /// The columns a [`ResourceRow`] is read from, for a table aliased `res`.
-fn columns(d: Dialect) -> &'static str {
-    match d {
-        Dialect::Sqlite => {
-            "res.id, res.kind, res.doc, res.password_hash, res.version, res.created, \
-             res.last_modified"
-        }
-        Dialect::Postgres => {
-            "res.id, res.kind, res.doc::text AS doc, res.password_hash, res.version, \
-             res.created, res.last_modified"
-        }
-    }
+fn columns(d: Dialect) -> String {
+    format!(
+        "res.id, res.kind, {} AS doc, res.password_hash, res.version, res.created, \
+         res.last_modified",
+        d.json_as_text("res.doc")
+    )
 }
 
-/// `$n` for a document parameter: PostgreSQL casts the text to `jsonb`.
-fn doc_param(d: Dialect, p: &str) -> String {
-    match d {
-        Dialect::Sqlite => p.to_owned(),
-        Dialect::Postgres => format!("{p}::jsonb"),
+impl Dialect {
+    /// A JSON column read as text (PostgreSQL's `jsonb` is cast).
+    pub(crate) fn json_as_text(self, column: &str) -> String {
+        match self {
+            Dialect::Sqlite => column.to_owned(),
+            Dialect::Postgres => format!("{column}::text"),
+        }
+    }
+
+    /// The placeholder `p` of a JSON text parameter as the engine's JSON type.
+    pub(crate) fn json_param(self, p: &str) -> String {
+        match self {
+            Dialect::Sqlite => p.to_owned(),
+            Dialect::Postgres => format!("{p}::jsonb"),
+        }
+    }
+
+    /// What ends a `SELECT` that locks its rows until the end of the
+    /// transaction (nothing on SQLite, whose single writer serialises them).
+    pub(crate) fn row_lock(self) -> &'static str {
+        match self {
+            Dialect::Sqlite => "",
+            Dialect::Postgres => " FOR UPDATE",
+        }
     }
 }
 
@@ -74,6 +92,8 @@ struct Hot {
     name_lc: String,
     user_name: Option<String>,
     display_name: Option<String>,
+    /// `display_name` lower-cased in Rust (full Unicode).
+    display_name_lc: Option<String>,
     external_id: Option<String>,
     active: Option<bool>,
 }
@@ -106,8 +126,47 @@ impl Hot {
                 ResourceKind::Group => None,
             },
             user_name,
+            display_name_lc: display_name.as_deref().map(str::to_lowercase),
             display_name,
         })
+    }
+}
+
+/// One element of an indexed multi-valued attribute, as kept in `attr_values`.
+struct AttrValue {
+    attr: &'static str,
+    /// Position in the array.
+    pos: i64,
+    type_lc: Option<String>,
+    value_lc: Option<String>,
+    primary: Option<bool>,
+}
+
+impl AttrValue {
+    /// The elements of the resource's indexed attributes (the document's keys
+    /// read exactly, as filters do): one per array element, whatever its JSON
+    /// type, so that `emails pr` is "a non-empty array".
+    fn of(row: &ResourceRow) -> Vec<AttrValue> {
+        let mut out = Vec::new();
+        if row.kind != ResourceKind::User {
+            return out;
+        }
+        for attr in sql::INDEXED_MULTI {
+            let Some(Value::Array(elems)) = row.doc.get(attr) else {
+                continue;
+            };
+            for (pos, e) in elems.iter().enumerate() {
+                let lc = |k: &str| e.get(k).and_then(Value::as_str).map(str::to_lowercase);
+                out.push(AttrValue {
+                    attr,
+                    pos: i64::try_from(pos).unwrap_or(i64::MAX),
+                    type_lc: lc("type"),
+                    value_lc: lc("value"),
+                    primary: e.get("primary").and_then(Value::as_bool),
+                });
+            }
+        }
+        out
     }
 }
 
@@ -159,11 +218,13 @@ impl Store {
         let org = sql.param(Arg::Int(Some(org_id)));
         let k = sql.param(Arg::Text(Some(kind.name().to_owned())));
         let mut where_ = format!("res.org_id = {org} AND res.kind = {k}");
+        let mut lookup = false;
         if let Some(f) = &q.filter {
-            let cond = sql::filter_sql(&mut sql, d, kind, f)?;
+            let (cond, l) = sql::filter_sql_lookup(&mut sql, d, kind, org_id, f)?;
             where_.push_str(&format!(" AND {cond}"));
+            lookup = l;
         }
-        let order = sql::order_by(d, kind, q.sort_by.as_ref(), q.descending)?;
+        let order = sql::order_by(d, kind, q.sort_by.as_ref(), q.descending, lookup)?;
 
         // The page first: when it is not full, it tells the total without a
         // COUNT (a lookup by userName or e-mail is one query, not two).
@@ -207,10 +268,7 @@ impl Tx {
         kind: ResourceKind,
         id: &str,
     ) -> Result<Option<ResourceRow>> {
-        let lock = match self.dialect {
-            Dialect::Sqlite => "",
-            Dialect::Postgres => " FOR UPDATE",
-        };
+        let lock = self.dialect.row_lock();
         let q = format!(
             "SELECT {} FROM resources res WHERE res.org_id = $1 AND res.kind = $2 AND res.id = $3{lock}",
             columns(self.dialect)
@@ -233,9 +291,10 @@ impl Tx {
             .map_err(|e| StoreError::Db(sqlx::Error::Encode(Box::new(e))))?;
         let q = format!(
             "INSERT INTO resources (org_id, id, kind, name_lc, user_name, display_name, \
-             external_id, active, doc, password_hash, version, created, last_modified) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, {}, $10, $11, $12, $13)",
-            doc_param(self.dialect, "$9")
+             external_id, active, doc, password_hash, version, created, last_modified, \
+             display_name_lc) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, {}, $10, $11, $12, $13, $14)",
+            self.dialect.json_param("$9")
         );
         sqlx::query(&q)
             .bind(org_id)
@@ -251,10 +310,11 @@ impl Tx {
             .bind(row.version)
             .bind(to_micros(row.created))
             .bind(to_micros(row.last_modified))
+            .bind(&hot.display_name_lc)
             .execute(&mut *self.tx)
             .await
             .map_err(|e| map_unique(e, |c| conflict_message(row.kind, c)))?;
-        Ok(())
+        self.write_values(org_id, row, false).await
     }
 
     /// Replaces a stored resource's document, password hash, version and
@@ -268,8 +328,9 @@ impl Tx {
         let q = format!(
             "UPDATE resources SET name_lc = $1, user_name = $2, display_name = $3, \
              external_id = $4, active = $5, doc = {}, password_hash = $7, version = $8, \
-             last_modified = $9 WHERE org_id = $10 AND kind = $11 AND id = $12",
-            doc_param(self.dialect, "$6")
+             last_modified = $9, display_name_lc = $13 \
+             WHERE org_id = $10 AND kind = $11 AND id = $12",
+            self.dialect.json_param("$6")
         );
         let done = sqlx::query(&q)
             .bind(&hot.name_lc)
@@ -284,13 +345,98 @@ impl Tx {
             .bind(org_id)
             .bind(row.kind.name())
             .bind(&row.id)
+            .bind(&hot.display_name_lc)
             .execute(&mut *self.tx)
             .await
             .map_err(|e| map_unique(e, |c| conflict_message(row.kind, c)))?;
         if done.rows_affected() == 0 {
             return Err(StoreError::NotFound);
         }
+        self.write_values(org_id, row, true).await
+    }
+
+    /// Writes the `attr_values` rows of a resource, first removing the old ones
+    /// when `replace`. One statement each, whatever the number of values.
+    async fn write_values(&mut self, org_id: i64, row: &ResourceRow, replace: bool) -> Result<()> {
+        if row.kind != ResourceKind::User {
+            return Ok(());
+        }
+        if replace {
+            sqlx::query("DELETE FROM attr_values WHERE org_id = $1 AND resource_id = $2")
+                .bind(org_id)
+                .bind(&row.id)
+                .execute(&mut *self.tx)
+                .await?;
+        }
+        let values = AttrValue::of(row);
+        if values.is_empty() {
+            return Ok(());
+        }
+        let mut q = Sql::new(
+            "INSERT INTO attr_values (org_id, resource_id, attr, pos, type_lc, value_lc, \
+             is_primary) VALUES ",
+        );
+        for (i, v) in values.into_iter().enumerate() {
+            let params = [
+                q.param(Arg::Int(Some(org_id))),
+                q.param(Arg::Text(Some(row.id.clone()))),
+                q.param(Arg::Text(Some(v.attr.to_owned()))),
+                q.param(Arg::Int(Some(v.pos))),
+                q.param(Arg::Text(v.type_lc)),
+                q.param(Arg::Text(v.value_lc)),
+                q.param(Arg::Bool(v.primary)),
+            ];
+            if i > 0 {
+                q.push(", ");
+            }
+            q.push(&format!("({})", params.join(", ")));
+        }
+        q.query().execute(&mut *self.tx).await?;
         Ok(())
+    }
+
+    /// Recomputes every resource's derived data that SQL cannot compute
+    /// (`display_name_lc`, `attr_values`), in this transaction: the backfill of
+    /// the migration that introduced them.
+    pub(crate) async fn rederive_all_resources(&mut self) -> Result<()> {
+        const BATCH: i64 = 1000;
+        let d = self.dialect;
+        sqlx::query("DELETE FROM attr_values")
+            .execute(&mut *self.tx)
+            .await?;
+        let mut after: (i64, String) = (i64::MIN, String::new());
+        loop {
+            let q = format!(
+                "SELECT res.org_id, {} FROM resources res \
+                 WHERE (res.org_id > $1 OR (res.org_id = $1 AND res.id > $2)) \
+                 ORDER BY res.org_id, res.id LIMIT $3",
+                columns(d)
+            );
+            let rows = sqlx::query(&q)
+                .bind(after.0)
+                .bind(&after.1)
+                .bind(BATCH)
+                .fetch_all(&mut *self.tx)
+                .await?;
+            for r in &rows {
+                let org_id: i64 = r.try_get("org_id")?;
+                let row = row_from(r)?;
+                let display_lc = string_field(&row.doc, "displayName").map(|s| s.to_lowercase());
+                sqlx::query(
+                    "UPDATE resources SET display_name_lc = $1 WHERE org_id = $2 AND id = $3",
+                )
+                .bind(display_lc)
+                .bind(org_id)
+                .bind(&row.id)
+                .execute(&mut *self.tx)
+                .await?;
+                self.write_values(org_id, &row, false).await?;
+                after = (org_id, row.id);
+            }
+            if (rows.len() as i64) < BATCH {
+                return Ok(());
+            }
+        }
     }
 
     /// Deletes a resource and every membership it takes part in (as group or as

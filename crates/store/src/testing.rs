@@ -230,6 +230,106 @@ pub async fn find_everywhere(store: &Store, needle: &[u8]) -> Vec<String> {
     found
 }
 
+/// The ids of the resources of `kind` in the organisation that match `filter`,
+/// sorted by id, as translated by [`crate::sql::filter_sql`] or, with
+/// `json_scan`, by [`crate::sql::filter_sql_json_scan`] (the documents only).
+///
+/// # Panics
+/// When the filter cannot be translated or the query fails.
+pub async fn ids_matching(
+    store: &Store,
+    org_id: i64,
+    kind: crate::ResourceKind,
+    filter: &scim::Filter,
+    json_scan: bool,
+) -> Vec<String> {
+    use sqlx::Row;
+    let q = filter_query(store, org_id, kind, filter, json_scan);
+    let mut ids: Vec<String> = q
+        .query()
+        .fetch_all(store.reader())
+        .await
+        .expect("run the filter")
+        .iter()
+        .map(|r| r.get::<String, _>(0))
+        .collect();
+    ids.sort();
+    ids
+}
+
+/// The engine's query plan (SQLite `EXPLAIN QUERY PLAN`, PostgreSQL `EXPLAIN`)
+/// of the query selecting the resources that match `filter`, after refreshing
+/// the planner's statistics (`ANALYZE`), one line per plan row.
+///
+/// # Panics
+/// When the filter cannot be translated or a statement fails.
+pub async fn filter_plan(
+    store: &Store,
+    org_id: i64,
+    kind: crate::ResourceKind,
+    filter: &scim::Filter,
+) -> String {
+    use sqlx::Row;
+    let mut conn = store.writer().acquire().await.expect("a connection");
+    // What autovacuum (PostgreSQL) and `Store::optimize` (SQLite) do on a live
+    // server.
+    conn.execute("ANALYZE").await.expect("analyze");
+    let mut q = filter_query(store, org_id, kind, filter, false);
+    let explain = match store.dialect() {
+        crate::Dialect::Sqlite => "EXPLAIN QUERY PLAN ",
+        crate::Dialect::Postgres => "EXPLAIN ",
+    };
+    q.text.insert_str(0, explain);
+    let rows = q.query().fetch_all(&mut *conn).await.expect("explain");
+    rows.iter()
+        .map(|r| match store.dialect() {
+            crate::Dialect::Sqlite => r.get::<String, _>(3),
+            crate::Dialect::Postgres => r.get::<String, _>(0),
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+fn filter_query(
+    store: &Store,
+    org_id: i64,
+    kind: crate::ResourceKind,
+    filter: &scim::Filter,
+    json_scan: bool,
+) -> crate::sql::Sql {
+    use crate::sql::{self, Arg, Sql};
+    let mut q = Sql::default();
+    let o = q.param(Arg::Int(Some(org_id)));
+    let k = q.param(Arg::Text(Some(kind.name().to_owned())));
+    let (cond, lookup) = if json_scan {
+        let c = sql::filter_sql_json_scan(&mut q, store.dialect(), kind, org_id, filter);
+        (c.expect("translate the filter"), false)
+    } else {
+        sql::filter_sql_lookup(&mut q, store.dialect(), kind, org_id, filter)
+            .expect("translate the filter")
+    };
+    // The order of a list without sortBy (as `Store::list_resources`).
+    let order = sql::order_by(store.dialect(), kind, None, false, lookup).expect("order");
+    q.text = format!(
+        "SELECT res.id FROM resources res WHERE res.org_id = {o} AND res.kind = {k} AND {cond} \
+         ORDER BY {order}"
+    );
+    q
+}
+
+/// Runs one SQL statement on the store's writer, outside any transaction (to
+/// set up states a test needs, such as a database as an older version left it).
+///
+/// # Panics
+/// When the statement fails.
+pub async fn execute(store: &Store, sql: &str) {
+    store
+        .writer()
+        .execute(sql)
+        .await
+        .expect("run the statement");
+}
+
 #[cfg(test)]
 mod tests {
     use super::with_database;

@@ -10,3 +10,4 @@ mod orgs;
 mod perf;
 mod resources;
 mod sources;
+mod values;
