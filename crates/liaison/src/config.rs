@@ -171,6 +171,11 @@ pub struct ProvisioningConfig {
     /// process that died (killed, its node lost) holds its deliveries at most
     /// this long after its last renewal; then another takes them over.
     pub lease_secs: u64,
+    /// Let an organisation's token add apps on loopback, private or
+    /// link-local addresses (off: only operators may, so that an
+    /// organisation cannot aim Liaison's admin calls at the hoster's own
+    /// services). For a hoster whose apps all live on a private network.
+    pub allow_private_targets: bool,
 }
 
 impl Default for ProvisioningConfig {
@@ -183,6 +188,7 @@ impl Default for ProvisioningConfig {
             max_backoff_secs: 3600.0,
             reconcile_interval_secs: 3600,
             lease_secs: 15,
+            allow_private_targets: false,
         }
     }
 }

@@ -517,6 +517,73 @@ async fn an_org_token_names_only_its_own_credential_variables() {
     }
 }
 
+#[tokio::test]
+async fn an_org_token_cannot_aim_liaison_at_internal_addresses() {
+    let internal = [
+        "http://127.0.0.1:8008",
+        "http://localhost:9000",
+        "http://169.254.169.254/latest",
+        "http://10.1.2.3",
+        "https://192.168.0.10",
+        "http://172.16.5.5",
+        "http://100.64.0.1",
+        "http://0.0.0.0",
+    ];
+    let body = |url: &str| {
+        json!({"kind": "scim", "url": url,
+            "credential_env": "LIAISON_ORG_ECOLE__SCIM_TOKEN"})
+    };
+    for app in common::apps().await {
+        let l = &app.label;
+        let token = app.org("ecole").await;
+        let operator = operator_token(&app.store).await;
+        for url in internal {
+            let a = app
+                .call(
+                    Method::POST,
+                    "/o/ecole/admin/apps",
+                    Some(&token),
+                    Some(body(url)),
+                    &[],
+                )
+                .await;
+            assert_eq!(a.status, StatusCode::FORBIDDEN, "{l}: {url} -> {}", a.body);
+            assert_eq!(a.body["error"], "forbidden", "{l}");
+        }
+        let listed = app
+            .call(Method::GET, "/o/ecole/admin/apps", Some(&token), None, &[])
+            .await;
+        assert_eq!(listed.body["apps"], json!([]), "{l}: {}", listed.body);
+        // Operators may.
+        let a = app
+            .call(
+                Method::POST,
+                "/o/ecole/admin/apps",
+                Some(&operator),
+                Some(body("http://127.0.0.1:8008")),
+                &[],
+            )
+            .await;
+        assert_eq!(a.status, StatusCode::CREATED, "{l}: {}", a.body);
+    }
+    // And organisations too where the hoster allows it.
+    let mut config = liaison::config::Config::default();
+    config.provisioning.allow_private_targets = true;
+    for app in common::apps_with(config).await {
+        let token = app.org("ecole").await;
+        let a = app
+            .call(
+                Method::POST,
+                "/o/ecole/admin/apps",
+                Some(&token),
+                Some(body("http://10.1.2.3")),
+                &[],
+            )
+            .await;
+        assert_eq!(a.status, StatusCode::CREATED, "{}: {}", app.label, a.body);
+    }
+}
+
 fn app_state<'a>(provisioning: &'a Value, name: &str) -> &'a Value {
     provisioning["apps"]
         .as_array()

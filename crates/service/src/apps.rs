@@ -11,6 +11,7 @@ use provision::{Adopt, AppKind};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use std::collections::HashMap;
+use std::net::IpAddr;
 use std::path::Path;
 use store::{AppRecord, Org, Store, StoreError};
 use time::OffsetDateTime;
@@ -335,13 +336,102 @@ pub fn check_credential_source(
     Ok(())
 }
 
+/// Where an app added with an organisation's token may point. Liaison calls
+/// apps with admin credentials from inside the hoster's network, so an
+/// organisation must not be able to aim it at the hoster's own services.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Targets {
+    /// Public addresses only: no loopback, private, link-local, shared
+    /// (100.64.0.0/10), unique-local, multicast or unspecified address, for
+    /// the host itself or any address its name resolves to.
+    #[default]
+    PublicOnly,
+    /// Any address (`provisioning.allow_private_targets`).
+    Any,
+}
+
+/// Whether `ip` is an address an organisation may not aim Liaison at.
+pub fn is_internal(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(v4) => {
+            let [a, b, ..] = v4.octets();
+            v4.is_loopback()
+                || v4.is_private()
+                || v4.is_link_local()
+                || v4.is_unspecified()
+                || v4.is_broadcast()
+                || v4.is_multicast()
+                || v4.is_documentation()
+                || a == 0
+                || (a == 100 && (64..128).contains(&b))
+                || (a == 192 && b == 0 && v4.octets()[2] == 0)
+                || a >= 240
+        }
+        IpAddr::V6(v6) => {
+            if let Some(v4) = v6.to_ipv4_mapped() {
+                return is_internal(IpAddr::V4(v4));
+            }
+            let first = v6.segments()[0];
+            v6.is_loopback()
+                || v6.is_unspecified()
+                || v6.is_multicast()
+                || (first & 0xfe00) == 0xfc00
+                || (first & 0xffc0) == 0xfe80
+        }
+    }
+}
+
+/// Refuses (`Forbidden`) an app URL of an organisation's token whose host is,
+/// or resolves to, an internal address ([`is_internal`]), unless `targets`
+/// allows any. Operators (and the command line) may name any host. The check
+/// is made when the app is added: a name that does not resolve yet is
+/// accepted, and a name whose records change later is not checked again.
+pub async fn check_target(url: &str, caller: Caller, targets: Targets) -> Result<(), ServiceError> {
+    if caller.is_operator() || targets == Targets::Any {
+        return Ok(());
+    }
+    let parsed = url::Url::parse(url).map_err(|_| {
+        ServiceError::Invalid(format!("url {url:?} is not an absolute http(s) URL"))
+    })?;
+    let port = parsed.port_or_known_default().unwrap_or(443);
+    let addrs: Vec<IpAddr> = match parsed.host() {
+        Some(url::Host::Ipv4(ip)) => vec![IpAddr::V4(ip)],
+        Some(url::Host::Ipv6(ip)) => vec![IpAddr::V6(ip)],
+        Some(url::Host::Domain(name)) => {
+            let lookup = tokio::time::timeout(
+                std::time::Duration::from_secs(5),
+                tokio::net::lookup_host((name, port)),
+            )
+            .await;
+            match lookup {
+                Ok(Ok(found)) => found.map(|a| a.ip()).collect(),
+                _ => Vec::new(),
+            }
+        }
+        None => Vec::new(),
+    };
+    if addrs.iter().copied().any(is_internal) {
+        return Err(ServiceError::Forbidden(
+            "an organisation's token may not add an app on a loopback, private or \
+             link-local address (the hoster may allow it: provisioning.allow_private_targets)"
+                .into(),
+        ));
+    }
+    Ok(())
+}
+
 /// Validates and stores an app, and enqueues the initial provisioning of the
-/// organisation's users, groups and memberships, in one transaction.
+/// organisation's users, groups and memberships, in one transaction. With an
+/// organisation's token, the app's host must be public unless `targets`
+/// allows any ([`check_target`]). An app's URL never changes afterwards (the
+/// credential stays bound to the host it was added for): to move an app,
+/// remove it and add it again.
 pub async fn add(
     store: &Store,
     org: &Org,
     new: &NewApp,
     caller: Caller,
+    targets: Targets,
 ) -> Result<Added, ServiceError> {
     check_credential_source(
         caller,
@@ -353,6 +443,7 @@ pub async fn add(
         caller.require_operator("adopting existing accounts")?;
     }
     let (record, warnings) = validate(org, new)?;
+    check_target(&record.base_url, caller, targets).await?;
     let mut tx = store.begin().await?;
     let app = match tx.create_app(&record).await {
         Ok(app) => app,
@@ -625,4 +716,51 @@ pub async fn provisioning(
         store::ResourceKind::Group => (None, Some(id.to_owned())),
     };
     Ok(ProvisioningView { user, group, apps })
+}
+
+#[cfg(test)]
+mod target_tests {
+    use super::*;
+
+    #[test]
+    fn internal_addresses_are_recognised_and_public_ones_pass() {
+        for ip in [
+            "127.0.0.1",
+            "10.0.0.1",
+            "172.31.255.255",
+            "192.168.1.1",
+            "169.254.169.254",
+            "100.64.0.1",
+            "0.0.0.0",
+            "0.1.2.3",
+            "255.255.255.255",
+            "224.0.0.1",
+            "::1",
+            "::",
+            "fd12::1",
+            "fe80::1",
+            "::ffff:10.0.0.1",
+            "ff02::1",
+        ] {
+            assert!(is_internal(ip.parse().unwrap()), "{ip}");
+        }
+        for ip in ["93.184.215.14", "1.1.1.1", "2606:4700::1111", "100.128.0.1"] {
+            assert!(!is_internal(ip.parse().unwrap()), "{ip}");
+        }
+    }
+
+    #[tokio::test]
+    async fn operators_and_the_any_policy_skip_the_check() {
+        let url = "http://127.0.0.1:8008";
+        assert!(check_target(url, Caller::Operator, Targets::PublicOnly)
+            .await
+            .is_ok());
+        assert!(check_target(url, Caller::OrgAdmin, Targets::Any)
+            .await
+            .is_ok());
+        assert!(matches!(
+            check_target(url, Caller::OrgAdmin, Targets::PublicOnly).await,
+            Err(ServiceError::Forbidden(_))
+        ));
+    }
 }

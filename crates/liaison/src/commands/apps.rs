@@ -185,7 +185,14 @@ pub async fn run(store: &Store, cmd: AppCommand) -> anyhow::Result<()> {
     match cmd {
         AppCommand::Add(args) => {
             let org = service::orgs::find(store, &args.org).await?;
-            let added = apps::add(store, &org, &args.to_new_app()?, Caller::Operator).await?;
+            let added = apps::add(
+                store,
+                &org,
+                &args.to_new_app()?,
+                Caller::Operator,
+                apps::Targets::Any,
+            )
+            .await?;
             for w in &added.warnings {
                 eprintln!("warning: {w}");
             }

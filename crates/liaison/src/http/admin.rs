@@ -167,7 +167,12 @@ async fn create_app(
     body: Bytes,
 ) -> ApiResult {
     let new: NewApp = parse_body(&body)?;
-    let added = apps::add(&st.store, &ctx.org, &new, caller(&ctx)).await?;
+    let targets = if st.config.provisioning.allow_private_targets {
+        apps::Targets::Any
+    } else {
+        apps::Targets::PublicOnly
+    };
+    let added = apps::add(&st.store, &ctx.org, &new, caller(&ctx), targets).await?;
     let view = AddedView {
         app: apps::get(&st.store, &ctx.org, &added.app.name).await?,
         enqueued: added.enqueued,
