@@ -317,26 +317,33 @@ impl Tx {
         Ok(())
     }
 
-    /// [`Tx::enqueue`] for many memberships of one group, batched.
+    /// [`Tx::enqueue`] for many memberships of one group, in one statement
+    /// (the member ids go as one JSON array parameter).
     pub async fn enqueue_members(
         &mut self,
         org_id: i64,
         group_id: &str,
         member_ids: &[String],
     ) -> Result<()> {
-        let has_apps: Option<i64> = sqlx::query_scalar(
-            "SELECT id FROM apps WHERE org_id = $1 AND groups_as <> 'none' LIMIT 1",
-        )
-        .bind(org_id)
-        .fetch_optional(&mut *self.tx)
-        .await?;
-        if has_apps.is_none() {
+        if member_ids.is_empty() {
             return Ok(());
         }
-        for id in member_ids {
-            self.enqueue(org_id, Target::Member, group_id, Some(id))
-                .await?;
-        }
+        let members = self.dialect().distinct_text_elements("$3");
+        let sql = format!(
+            "INSERT INTO outbox (org_id, app_id, target, resource_id, member_id, seq, state, \
+             attempts, next_attempt, lease_until, enqueued) \
+             SELECT a.org_id, a.id, 'member', $2, m.value, 1, 'pending', 0, $4, 0, $4 \
+             FROM apps a, {members} m WHERE a.org_id = $1 AND a.groups_as <> 'none' \
+             {ENQUEUE_CONFLICT}"
+        );
+        let ids = serde_json::to_string(member_ids).expect("strings serialise");
+        sqlx::query(&sql)
+            .bind(org_id)
+            .bind(group_id)
+            .bind(ids)
+            .bind(now_micros())
+            .execute(&mut *self.tx)
+            .await?;
         Ok(())
     }
 

@@ -495,6 +495,17 @@ fn parse_time(s: &str) -> Result<OffsetDateTime> {
 
 /// What the translator writes differently per engine.
 impl Dialect {
+    /// A FROM item of the distinct strings of the JSON array of text
+    /// parameter `p`, as a column `value`.
+    pub(crate) fn distinct_text_elements(self, p: &str) -> String {
+        match self {
+            Dialect::Sqlite => format!("(SELECT DISTINCT value FROM json_each({p}))"),
+            Dialect::Postgres => format!(
+                "(SELECT DISTINCT value FROM jsonb_array_elements_text({p}::jsonb) AS e(value))"
+            ),
+        }
+    }
+
     /// `expr` compared and sorted by code point (PostgreSQL: `COLLATE "C"`;
     /// SQLite's `BINARY` already is).
     pub(crate) fn code_point_order(self, expr: &str) -> String {

@@ -315,3 +315,50 @@ async fn deleting_a_resource_removes_its_memberships_both_ways() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn memberships_are_queued_once_per_app_that_takes_groups() {
+    for_each_store(|s| async move {
+        let o = org(&s, "q").await;
+        let app = |name: &str, groups_as: &str| store::AppRecord {
+            id: 0,
+            org_id: o.id,
+            name: name.to_owned(),
+            kind: "synapse".to_owned(),
+            base_url: "https://matrix.example.org".to_owned(),
+            credential: "env:X".to_owned(),
+            groups_as: groups_as.to_owned(),
+            deprovision: "disable".to_owned(),
+            settings: serde_json::json!({}),
+            created: time::OffsetDateTime::now_utc(),
+        };
+        let mut tx = s.begin().await.unwrap();
+        let rooms = tx.create_app(&app("chat", "rooms")).await.unwrap();
+        tx.create_app(&app("files", "none")).await.unwrap();
+        // A repeated id is one membership; an empty list queues nothing.
+        let ids: Vec<String> = ["u1", "u2", "u1", "Üñ"].map(String::from).to_vec();
+        tx.enqueue_members(o.id, "g", &ids).await.unwrap();
+        tx.enqueue_members(o.id, "g", &[]).await.unwrap();
+        tx.commit().await.unwrap();
+        let queued = s.pending_for(o.id, "g").await.unwrap();
+        let mut members: Vec<(i64, &str)> = queued
+            .iter()
+            .map(|d| (d.app_id, d.member_id.as_str()))
+            .collect();
+        members.sort();
+        assert_eq!(
+            members,
+            [(rooms.id, "u1"), (rooms.id, "u2"), (rooms.id, "Üñ")],
+            "{:?}",
+            s.dialect()
+        );
+        assert!(queued.iter().all(|d| d.target == store::Target::Member));
+
+        // Queued again (a newer change): still one row each.
+        let mut tx = s.begin().await.unwrap();
+        tx.enqueue_members(o.id, "g", &ids).await.unwrap();
+        tx.commit().await.unwrap();
+        assert_eq!(s.pending_for(o.id, "g").await.unwrap().len(), 3);
+    })
+    .await;
+}
