@@ -340,7 +340,8 @@ fn nextcloud(state: &NextcloudState) -> (Users, Groups) {
     let groups = state
         .groups
         .values()
-        .filter(|g| g.id != "admin")
+        // Nextcloud's `admin` group, and the group marking Liaison's accounts.
+        .filter(|g| g.id != "admin" && g.id != provision::connectors::nextcloud::MARKER_GROUP)
         .map(|g| {
             let members = state.members(&g.id).into_iter().collect();
             (g.id.clone(), (g.display_name.clone(), members))

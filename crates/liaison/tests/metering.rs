@@ -712,7 +712,7 @@ async fn period_keys_are_stored_sealed_and_a_wrong_kek_records_nothing() {
             let err = m
                 .ingest(
                     org_id,
-                    "keycloak",
+                    KEYCLOAK,
                     &[login("kc-b")],
                     OffsetDateTime::now_utc(),
                 )
@@ -739,7 +739,7 @@ async fn period_keys_are_stored_sealed_and_a_wrong_kek_records_nothing() {
         let got = metering(&app.store)
             .ingest(
                 org_id,
-                "keycloak",
+                KEYCLOAK,
                 &[login("kc-b"), login("kc-a")],
                 OffsetDateTime::now_utc(),
             )
