@@ -25,7 +25,7 @@ request = function()
 end
 
 response = function(status, headers, body)
-  if status ~= 200 or not string.find(body, '"totalResults":1', 1, true) then
+  if status ~= 200 or not string.find(body, '"totalResults":%s*1[,}%s]') then
     bad = bad + 1
   end
 end

@@ -218,7 +218,7 @@ impl Directory {
             excluded: req.excluded_attributes.clone(),
         };
         let rendered = self
-            .render_many(scope, page.resources, &proj)
+            .render_many(scope, page.resources, page.grouped.as_ref(), &proj)
             .await?
             .into_iter()
             .map(|r| r.json)
@@ -426,21 +426,25 @@ impl Directory {
         row: ResourceRow,
         proj: &Projection,
     ) -> Result<Resource> {
-        let mut all = self.render_many(scope, vec![row], proj).await?;
+        let mut all = self.render_many(scope, vec![row], None, proj).await?;
         all.pop()
             .ok_or_else(|| ScimError::status(500, "rendering lost the resource"))
     }
 
     /// Renders rows, loading `members`/`groups` in one query per page and only when
-    /// the projection keeps them.
+    /// the projection keeps them. `grouped`, when known, holds the users that
+    /// belong to a group: the others need no query for their `groups`.
     async fn render_many(
         &self,
         scope: OrgScope<'_>,
         rows: Vec<ResourceRow>,
+        grouped: Option<&std::collections::HashSet<String>>,
         proj: &Projection,
     ) -> Result<Vec<Resource>> {
-        let (groups, users): (Vec<&ResourceRow>, Vec<&ResourceRow>) =
-            rows.iter().partition(|r| r.kind == ResourceKind::Group);
+        let (groups, users): (Vec<&ResourceRow>, Vec<&ResourceRow>) = rows
+            .iter()
+            .filter(|r| r.kind == ResourceKind::Group || grouped.is_none_or(|g| g.contains(&r.id)))
+            .partition(|r| r.kind == ResourceKind::Group);
         let mut members = if !groups.is_empty() && proj.wants("members") {
             let ids: Vec<&str> = groups.iter().map(|r| r.id.as_str()).collect();
             self.store

@@ -166,4 +166,9 @@ pub struct ListQuery {
 pub struct Page {
     pub total_results: u64,
     pub resources: Vec<ResourceRow>,
+    /// For a page of Users: the ids of those that belong to at least one
+    /// group, read by the page's own query, so that a caller rendering their
+    /// `groups` asks for the memberships of those users only (a lookup of a
+    /// user in no group is then one query). `None` for Groups.
+    pub grouped: Option<std::collections::HashSet<String>>,
 }

@@ -267,52 +267,54 @@ impl Store {
     ) -> Result<HashMap<String, String>> {
         let mut found: HashMap<String, String> = HashMap::new();
         for chunk in subjects.chunks(INSERT_CHUNK) {
+            // One query per chunk: the users whose externalId or id is one of
+            // the subjects, or whose userName is one of the given names.
+            let names: Vec<String> = chunk
+                .iter()
+                .filter_map(|(_, n)| n.map(str::to_lowercase))
+                .collect();
             let list = placeholders(2, chunk.len());
+            let by_name = if names.is_empty() {
+                String::new()
+            } else {
+                format!(
+                    " OR name_lc IN ({})",
+                    placeholders(2 + chunk.len(), names.len())
+                )
+            };
             let sql = format!(
-                "SELECT external_id, id, COALESCE(external_id, id) FROM resources \
-                 WHERE org_id = $1 AND kind = 'User' AND (external_id IN ({list}) OR id IN ({list}))"
+                "SELECT external_id, id, name_lc, COALESCE(external_id, id) FROM resources \
+                 WHERE org_id = $1 AND kind = 'User' \
+                 AND (external_id IN ({list}) OR id IN ({list}){by_name})"
             );
             let mut q = sqlx::query(&sql).bind(org_id);
             for (s, _) in chunk {
                 q = q.bind(*s);
             }
-            let wanted: std::collections::HashSet<&str> = chunk.iter().map(|(s, _)| *s).collect();
+            for name in &names {
+                q = q.bind(name.as_str());
+            }
+            let mut by_external: HashMap<String, String> = HashMap::new();
+            let mut by_id: HashMap<String, String> = HashMap::new();
+            let mut by_name_lc: HashMap<String, String> = HashMap::new();
             for row in q.fetch_all(self.reader()).await? {
                 let ext: Option<String> = row.try_get(0)?;
                 let id: String = row.try_get(1)?;
-                let person: String = row.try_get(2)?;
-                // externalId matches win over id matches.
-                if let Some(e) = ext.filter(|e| wanted.contains(e.as_str())) {
-                    found.insert(e, person.clone());
+                let name: String = row.try_get(2)?;
+                let person: String = row.try_get(3)?;
+                if let Some(e) = ext {
+                    by_external.insert(e, person.clone());
                 }
-                if wanted.contains(id.as_str()) {
-                    found.entry(id).or_insert(person);
-                }
+                by_id.insert(id, person.clone());
+                by_name_lc.insert(name, person);
             }
-        }
-        let by_name: Vec<(String, &str)> = subjects
-            .iter()
-            .filter(|(s, _)| !found.contains_key(*s))
-            .filter_map(|(s, n)| Some(((*n)?.to_lowercase(), *s)))
-            .collect();
-        for chunk in by_name.chunks(INSERT_CHUNK) {
-            let list = placeholders(2, chunk.len());
-            let sql = format!(
-                "SELECT name_lc, COALESCE(external_id, id) FROM resources \
-                 WHERE org_id = $1 AND kind = 'User' AND name_lc IN ({list})"
-            );
-            let mut q = sqlx::query(&sql).bind(org_id);
-            for (name, _) in chunk {
-                q = q.bind(name.as_str());
-            }
-            let persons: HashMap<String, String> = q
-                .fetch_all(self.reader())
-                .await?
-                .iter()
-                .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
-                .collect::<Result<_>>()?;
-            for (name, subject) in chunk {
-                if let Some(p) = persons.get(name) {
+            // externalId matches win over id matches, which win over names.
+            for (subject, name) in chunk {
+                let person = by_external
+                    .get(*subject)
+                    .or_else(|| by_id.get(*subject))
+                    .or_else(|| name.and_then(|n| by_name_lc.get(&n.to_lowercase())));
+                if let Some(p) = person {
                     found.insert((*subject).to_owned(), p.clone());
                 }
             }

@@ -230,6 +230,8 @@ impl Store {
         // COUNT (a lookup by userName or e-mail is one query, not two).
         let offset = q.start_index.saturating_sub(1);
         let mut resources = Vec::new();
+        let users = kind == ResourceKind::User;
+        let mut grouped = users.then(std::collections::HashSet::new);
         if q.count > 0 {
             let mut page = Sql {
                 text: String::new(),
@@ -237,12 +239,29 @@ impl Store {
             };
             let limit = page.param(Arg::Int(Some(i64::try_from(q.count).unwrap_or(i64::MAX))));
             let off = page.param(Arg::Int(Some(i64::try_from(offset).unwrap_or(i64::MAX))));
+            // Users: whether each belongs to a group, in the same query.
+            let grouped_column = if users {
+                ", CAST(CASE WHEN EXISTS (SELECT 1 FROM members m \
+                 WHERE m.org_id = res.org_id AND m.member_id = res.id) \
+                 THEN 1 ELSE 0 END AS BIGINT) AS grouped"
+            } else {
+                ""
+            };
             page.text = format!(
-                "SELECT {} FROM resources res WHERE {where_} ORDER BY {order} LIMIT {limit} OFFSET {off}",
+                "SELECT {}{grouped_column} FROM resources res WHERE {where_} \
+                 ORDER BY {order} LIMIT {limit} OFFSET {off}",
                 columns(d)
             );
             let rows = page.query().fetch_all(self.reader()).await?;
-            resources = rows.iter().map(row_from).collect::<Result<_>>()?;
+            for row in &rows {
+                let resource = row_from(row)?;
+                if let Some(set) = grouped.as_mut() {
+                    if row.try_get::<i64, _>("grouped")? != 0 {
+                        set.insert(resource.id.clone());
+                    }
+                }
+                resources.push(resource);
+            }
         }
         let short = (resources.len() as u64) < q.count;
         let total = if short && (offset == 0 || !resources.is_empty()) {
@@ -254,6 +273,7 @@ impl Store {
         Ok(Page {
             total_results: u64::try_from(total).unwrap_or(0),
             resources,
+            grouped,
         })
     }
 }

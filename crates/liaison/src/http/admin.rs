@@ -631,6 +631,7 @@ async fn webhook_secret(
         .set_webhook_secret(ctx.org.id, secret.as_bytes())
         .await
         .map_err(service::ServiceError::from)?;
+    st.forget_webhook_contexts();
     Ok(Json(WebhookSecret {
         secret,
         url: format!("/o/{}/events/keycloak", ctx.org.slug),

@@ -45,8 +45,9 @@ async fn keycloak_events(
     };
     let now = OffsetDateTime::now_utc();
     let label = st.metering.current_label(now).unwrap_or_default();
-    // One round trip: the organisation, its secret and its current period.
-    let ctx = match st.store.webhook_context(&slug, &label).await {
+    // The organisation, its secret and its current period: one round trip,
+    // or none while an open period's context is cached.
+    let ctx = match st.webhook_context(&slug, &label).await {
         Ok(Some(ctx)) => ctx,
         Ok(None) => {
             outcome("unauthorized");
@@ -54,7 +55,7 @@ async fn keycloak_events(
         }
         Err(e) => return internal(e),
     };
-    let Some(secret) = ctx.secret else {
+    let Some(secret) = ctx.secret.as_deref() else {
         outcome("unauthorized");
         return unauthorized();
     };
@@ -63,7 +64,7 @@ async fn keycloak_events(
         signature: header("x-keycloak-signature"),
         authorization: header("authorization"),
     };
-    if keycloak::verify(&auth, &body, &secret).is_err() {
+    if keycloak::verify(&auth, &body, secret).is_err() {
         outcome("unauthorized");
         return unauthorized();
     }
@@ -90,7 +91,7 @@ async fn keycloak_events(
             crate::metering::KEYCLOAK,
             &signals,
             now,
-            Some((label, ctx.period)),
+            Some((label, ctx.period.clone())),
         )
         .await
     {

@@ -35,6 +35,12 @@ pub struct AppState {
     pub metrics: Metrics,
     pub metering: Arc<crate::metering::Metering>,
     pub auth: Authenticator,
+    /// The identity provider webhook's context (organisation, secret, open
+    /// period) by slug and period, kept as long as verified tokens
+    /// (`auth_cache_secs`): a new secret replaces the old one everywhere
+    /// within that time. Only contexts of open periods are kept; a period
+    /// closed meanwhile is still refused by the store when recording.
+    webhook_contexts: moka::sync::Cache<(String, String), Arc<store::WebhookContext>>,
 }
 
 impl AppState {
@@ -46,11 +52,12 @@ impl AppState {
         metering: Arc<crate::metering::Metering>,
         directory: Directory,
     ) -> Self {
-        let auth = Authenticator::new(
-            store.clone(),
-            std::time::Duration::from_secs(config.auth_cache_secs),
-            100_000,
-        );
+        let ttl = std::time::Duration::from_secs(config.auth_cache_secs);
+        let auth = Authenticator::new(store.clone(), ttl, 100_000);
+        let webhook_contexts = moka::sync::Cache::builder()
+            .max_capacity(if ttl.is_zero() { 0 } else { 10_000 })
+            .time_to_live(ttl.max(std::time::Duration::from_nanos(1)))
+            .build();
         AppState {
             directory,
             store,
@@ -58,7 +65,36 @@ impl AppState {
             metrics,
             metering,
             auth,
+            webhook_contexts,
         }
+    }
+
+    /// The webhook's context for organisation `slug` in period `label`: from
+    /// memory when an open period's was read less than `auth_cache_secs` ago,
+    /// else from the store (one query). `None` for an unknown organisation.
+    pub async fn webhook_context(
+        &self,
+        slug: &str,
+        label: &str,
+    ) -> Result<Option<Arc<store::WebhookContext>>, store::StoreError> {
+        let key = (slug.to_owned(), label.to_owned());
+        if let Some(ctx) = self.webhook_contexts.get(&key) {
+            return Ok(Some(ctx));
+        }
+        let Some(ctx) = self.store.webhook_context(slug, label).await? else {
+            return Ok(None);
+        };
+        let ctx = Arc::new(ctx);
+        if ctx.secret.is_some() && matches!(ctx.period, store::PeriodKeyState::Open(_)) {
+            self.webhook_contexts.insert(key, ctx.clone());
+        }
+        Ok(Some(ctx))
+    }
+
+    /// Forgets the cached webhook contexts (after this process set a new
+    /// webhook secret, so that the old one stops working here at once).
+    pub fn forget_webhook_contexts(&self) {
+        self.webhook_contexts.invalidate_all();
     }
 }
 
