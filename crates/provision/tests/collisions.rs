@@ -7,7 +7,7 @@
 
 use provision::connectors::nextcloud::{NextcloudConfig, NextcloudConnector, MARKER_GROUP};
 use provision::fakes::{spawn_nextcloud, FakeApp, NcUser, NextcloudState};
-use provision::sync::{reconcile, AppReport, SyncError, SyncOptions};
+use provision::sync::{reconcile, AppReport, DriftKind, SyncError, SyncOptions};
 use provision::worker::{DeliveryLabels, Worker, WorkerConfig, WorkerMetrics};
 use provision::{Adopt, AppGroup, AppKind, AppUser, Connector, DeliveryError, GroupSpec, UserSpec};
 use serde_json::json;
@@ -441,5 +441,70 @@ async fn an_adopted_account_is_written_by_an_outbox_delivery_not_beside_it() {
             .await
             .unwrap();
         assert!(left.is_empty(), "{engine}: {} row(s) left", left.len());
+    }
+}
+
+#[tokio::test]
+async fn an_adoption_recorded_but_never_delivered_is_delivered_by_the_next_run() {
+    for (engine, store) in store::testing::stores_under_test().await {
+        let s = setup(store, engine, "RESUMED").await;
+        // The account already holds what the directory says, but not the marker.
+        s.fake.with_state(|st| {
+            let mut bob = NcUser::new("bob");
+            bob.email = "bob@example.org".into();
+            bob.display_name = "bob from the IdP".into();
+            st.users.insert("bob".into(), bob);
+        });
+        let id = s.user("bob", "bob@example.org", true).await;
+        let worker = Worker::new(
+            s.org.store.clone(),
+            WorkerConfig::default(),
+            WorkerMetrics::default(),
+        );
+        assert_eq!(worker.drain().await.unwrap().poisoned, 1, "{engine}");
+        // A run recorded the adoption, then stopped before queuing it.
+        s.org
+            .store
+            .record_link(s.org.app.id, &id, Some("bob"), None, "pending", None)
+            .await
+            .unwrap();
+        let report = s.sync(true, false).await.unwrap();
+        let items: Vec<_> = report
+            .drift
+            .iter()
+            .filter(|d| d.kind != DriftKind::Extra)
+            .map(|d| (d.id.as_deref(), d.kind, d.fields.clone()))
+            .collect();
+        assert_eq!(
+            items,
+            vec![(
+                Some(id.as_str()),
+                DriftKind::Different,
+                vec!["link".to_owned()]
+            )],
+            "{engine}"
+        );
+        let report = s.sync(false, false).await.unwrap();
+        assert_eq!(
+            (report.repaired, report.remaining),
+            (1, 0),
+            "{engine}: {report:?}"
+        );
+        assert!(
+            s.fake.state().users["bob"].groups.contains(MARKER_GROUP),
+            "{engine}"
+        );
+        let link = s
+            .org
+            .store
+            .link(s.org.app.id, &id)
+            .await
+            .unwrap()
+            .expect("link");
+        assert_eq!(
+            (link.status.as_str(), link.app_ref.as_deref()),
+            ("ok", Some("bob")),
+            "{engine}"
+        );
     }
 }

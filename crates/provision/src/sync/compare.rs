@@ -9,7 +9,7 @@
 
 use super::read::{AppSide, Directory};
 use super::{Drift, DriftKind, DriftResource};
-use crate::deliver::{group_spec, user_spec};
+use crate::deliver::{group_spec, user_spec, STATUS_PENDING};
 use crate::{AppGroup, AppUser, Connector, UserSpec};
 use std::collections::{BTreeSet, HashMap, HashSet};
 use store::{AppRecord, ResourceRow};
@@ -125,7 +125,8 @@ fn compare_users<'a>(conn: &dyn Connector, dir: &'a Directory, index: &Index<'a>
         out.user_name
             .insert(row.id.as_str(), spec.user_name.clone());
         out.active.insert(row.id.as_str(), spec.active);
-        let known = dir.links.get(&row.id).and_then(|l| l.app_ref.as_deref());
+        let link = dir.links.get(&row.id);
+        let known = link.and_then(|l| l.app_ref.as_deref());
         let by_ref = known.and_then(|r| index.users_by_id.get(r).copied());
         let found = by_ref.or_else(|| {
             index
@@ -147,7 +148,8 @@ fn compare_users<'a>(conn: &dyn Connector, dir: &'a Directory, index: &Index<'a>
         out.claimed.insert(u.app_id.clone());
         out.user_app.insert(row.id.clone(), u.app_id.clone());
         out.app_user.insert(u.app_id.clone(), row.id.clone());
-        let fields = user_fields(&spec, u, known);
+        let pending = link.is_some_and(|l| l.status == STATUS_PENDING);
+        let fields = user_fields(&spec, u, known, pending);
         if !fields.is_empty() {
             let mut d = Drift::new(DriftResource::User, DriftKind::Different, &spec.user_name);
             d.id = Some(row.id.clone());
@@ -159,11 +161,12 @@ fn compare_users<'a>(conn: &dyn Connector, dir: &'a Directory, index: &Index<'a>
     out
 }
 
-/// The fields in which an account differs from what the directory wants
-/// (`link` when it was found by name under another id than the recorded one).
-fn user_fields(spec: &UserSpec, u: &AppUser, known: Option<&str>) -> Vec<String> {
+/// The fields in which an account differs from what the directory wants:
+/// `link` when it was found by name under another id than the recorded one, or
+/// when its link is `pending` (an adoption recorded, not delivered yet).
+fn user_fields(spec: &UserSpec, u: &AppUser, known: Option<&str>, pending: bool) -> Vec<String> {
     let mut fields = Vec::new();
-    if known != Some(u.app_id.as_str()) {
+    if known != Some(u.app_id.as_str()) || pending {
         fields.push("link".to_owned());
     }
     if let Some(want) = spec

@@ -8,7 +8,8 @@
 //! - `missing`: the directory has it, the app does not (an inactive user must
 //!   exist disabled; a membership of an active user must exist);
 //! - `different`: both have it, but fields differ (`display_name`, `email`,
-//!   `active`, `link` when the account was found by name under another id, or
+//!   `active`, `link` when the account was found by name under another id or
+//!   its adoption is recorded but not delivered yet (link `pending`), or
 //!   `deprovisioned` when an account deleted from the directory must be gone);
 //! - `extra`: the app has an account, group or group member Liaison does not
 //!   know. Extras are only reported, unless removal is asked for; the app's own
