@@ -12,6 +12,9 @@ use store::{AppRecord, Delivery, ResourceKind, ResourceRow, Store, Target};
 /// Link statuses recorded in `app_links`.
 pub const STATUS_OK: &str = "ok";
 pub const STATUS_DEPROVISIONED: &str = "deprovisioned";
+/// The app's id is recorded and the delivery queued, not yet made (an
+/// account being adopted by reconciliation).
+pub const STATUS_PENDING: &str = "pending";
 /// The app holds an account Liaison did not create under this name.
 pub const STATUS_COLLISION: &str = "collision";
 

@@ -7,15 +7,17 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use directory::{Directory, Limits, OrgScope, Projection};
 use provision::connectors::rocketchat::{RocketChatConfig, RocketChatConnector};
 use provision::fakes::{spawn_rocketchat, RcUser};
 use provision::sync::{reconcile, SyncOptions};
 use provision::worker::{Worker, WorkerConfig, WorkerMetrics};
 use provision::GroupsAs;
 use serde_json::json;
-use store::{AppRecord, ResourceKind};
 use tracing_subscriber::fmt::MakeWriter;
+
+mod common;
+
+use common::{AppSpec, Org};
 
 /// Every log line, as the `serve` process would write it.
 #[derive(Clone, Default)]
@@ -62,46 +64,25 @@ async fn delivery_and_repair_failures_log_ids_never_the_person() {
                 RcUser::new("humanZoe", "zoe.martin", "zoe@elsewhere.org"),
             );
         });
-        let var = format!("LIAISON_LOGS_RC_{}", engine.to_uppercase());
-        std::env::set_var(&var, "adminid:tok");
-        let mut tx = store.begin().await.unwrap();
-        let org = tx.create_org("acme", "Acme").await.unwrap();
-        let app = tx
-            .create_app(&AppRecord {
-                id: 0,
-                org_id: org.id,
-                name: "chat".into(),
-                kind: "rocketchat".into(),
+        let org = Org::new(
+            store.clone(),
+            AppSpec {
+                name: "chat",
+                kind: "rocketchat",
                 base_url: fake.base_url(),
-                credential: format!("env:{var}"),
-                groups_as: "rooms".into(),
-                deprovision: "disable".into(),
-                settings: json!({}),
-                created: time::OffsetDateTime::now_utc(),
-            })
-            .await
-            .unwrap();
-        tx.commit().await.unwrap();
-        let dir = Directory::new(store.clone(), Limits::default());
-        let scope = OrgScope {
-            org_id: org.id,
-            base_url: "http://liaison.test/o/acme/scim/v2",
-        };
-        let created = dir
-            .create(
-                scope,
-                ResourceKind::User,
-                &json!({
-                    "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],
-                    "userName": "zoe.martin",
-                    "displayName": "Zoé Martin",
-                    "emails": [{"value": "zoe.martin@example.org", "primary": true}],
-                }),
-                &Projection::default(),
-            )
-            .await
-            .unwrap();
-        let id = created.json["id"].as_str().unwrap().to_owned();
+                credential_var: format!("LIAISON_LOGS_RC_{}", engine.to_uppercase()),
+                credential: "adminid:tok",
+                groups_as: "rooms",
+            },
+        )
+        .await;
+        let id = org
+            .user(json!({
+                "userName": "zoe.martin",
+                "displayName": "Zoé Martin",
+                "emails": [{"value": "zoe.martin@example.org", "primary": true}],
+            }))
+            .await;
 
         let worker = Worker::new(
             store.clone(),
@@ -115,7 +96,10 @@ async fn delivery_and_repair_failures_log_ids_never_the_person() {
         let round = worker.drain().await.unwrap();
         assert_eq!(round.poisoned, 1, "{engine}: {round:?}");
         // The operator still reads the app's message in the outbox.
-        let rows = store.outbox_rows(org.id, None, false, 10).await.unwrap();
+        let rows = store
+            .outbox_rows(org.org_id, None, false, 10)
+            .await
+            .unwrap();
         let kept = rows
             .iter()
             .filter_map(|r| r.delivery.last_error.as_deref())
@@ -135,7 +119,7 @@ async fn delivery_and_repair_failures_log_ids_never_the_person() {
             remove_extra: false,
             adopt: false,
         };
-        let report = reconcile(&store, &app, &conn, &opts, &|_| {})
+        let report = reconcile(&org.store, &org.app, &conn, &opts, &|_| {})
             .await
             .unwrap();
         // The repair meets the same account: a collision, for the operator.
