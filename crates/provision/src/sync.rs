@@ -36,7 +36,7 @@
 
 use crate::deliver::{deliver, deliver_user, group_spec, user_spec};
 use crate::worker::{backoff, record_outcome, with_heartbeat, Outcome, WorkerConfig};
-use crate::{Adopt, AppGroup, AppUser, Connector, DeliveryError};
+use crate::{Adopt, AppGroup, AppKind, AppUser, Connector, DeliveryError};
 use rand::Rng;
 use serde::Serialize;
 use std::collections::{BTreeSet, HashMap, HashSet};
@@ -166,7 +166,7 @@ impl Drift {
     }
 
     fn removable(&self, app: &AppRecord) -> bool {
-        let delete = app.deprovision == "delete";
+        let delete = app.deprovision.deletes();
         match self.resource {
             DriftResource::User => delete || self.app_active.unwrap_or(true),
             DriftResource::Group => delete && !self.protected,
@@ -179,7 +179,7 @@ impl Drift {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct AppReport {
     pub app: String,
-    pub kind: String,
+    pub kind: AppKind,
     /// Everything found before repairs (extras included).
     pub drift: Vec<Drift>,
     /// Repairs that succeeded.
@@ -280,7 +280,7 @@ async fn all_resources(
 
 async fn read_directory(store: &Store, app: &AppRecord) -> Result<Directory, SyncError> {
     let users = all_resources(store, app.org_id, ResourceKind::User).await?;
-    let groups = if app.groups_as == "none" {
+    let groups = if !app.groups_as.provisions_groups() {
         Vec::new()
     } else {
         all_resources(store, app.org_id, ResourceKind::Group).await?
@@ -320,7 +320,7 @@ async fn read_app(app: &AppRecord, conn: &dyn Connector) -> Result<AppSide, Sync
         error,
     };
     // Groups first: listing them tells some connectors (Synapse) their own id.
-    let groups = if app.groups_as == "none" {
+    let groups = if !app.groups_as.provisions_groups() {
         Vec::new()
     } else {
         conn.list_groups().await.map_err(err)?
@@ -343,7 +343,7 @@ fn same_text(a: Option<&str>, b: Option<&str>) -> bool {
 fn compare(app: &AppRecord, conn: &dyn Connector, dir: &Directory, side: &AppSide) -> Vec<Drift> {
     let mut drift = Vec::new();
     let protected = &side.protected;
-    let delete_policy = app.deprovision == "delete";
+    let delete_policy = app.deprovision.deletes();
 
     // Users.
     let by_id: HashMap<&str, &AppUser> =
@@ -693,13 +693,13 @@ pub async fn reconcile(
     let dir = read_directory(store, app).await?;
     let side = read_app(app, conn).await?;
     let drift = compare(app, conn, &dir, &side);
-    let mode = Adopt::of_app(app);
+    let mode = app.adopt;
     if opts.adopt && mode == Adopt::Never {
         return Err(SyncError::AdoptionNotAllowed(app.name.clone()));
     }
     let mut report = AppReport {
         app: app.name.clone(),
-        kind: app.kind.clone(),
+        kind: app.kind,
         drift: drift.clone(),
         repaired: 0,
         remaining: 0,
@@ -1018,7 +1018,7 @@ async fn repair_extra(
     conn: &dyn Connector,
     d: &Drift,
 ) -> Result<(), DeliveryError> {
-    let delete = app.deprovision == "delete";
+    let delete = app.deprovision.deletes();
     match (d.resource, d.kind) {
         (DriftResource::Membership, _) => match (&d.app_id, &d.member_app_id) {
             (Some(g), Some(member_app)) => match conn.remove_member(g, member_app).await {

@@ -38,11 +38,12 @@ async fn setup(store: Store, engine: &str, test: &str) -> Setup {
             id: 0,
             org_id: org.id,
             name: "nextcloud".into(),
-            kind: "nextcloud".into(),
+            kind: store::AppKind::Nextcloud,
             base_url: fake.base_url(),
             credential: format!("env:{var}"),
-            groups_as: "groups".into(),
-            deprovision: "disable".into(),
+            groups_as: store::GroupsAs::Groups,
+            deprovision: store::Deprovision::Disable,
+            adopt: store::Adopt::Never,
             settings: json!({}),
             created: time::OffsetDateTime::now_utc(),
         })
@@ -104,13 +105,9 @@ impl Setup {
 
     async fn set_adopt(&self, adopt: Adopt) {
         let mut tx = self.store.begin().await.unwrap();
-        tx.set_app_settings(
-            self.org_id,
-            "nextcloud",
-            &json!({ "adopt": adopt.as_str() }),
-        )
-        .await
-        .unwrap();
+        tx.set_app_adopt(self.org_id, "nextcloud", adopt)
+            .await
+            .unwrap();
         tx.commit().await.unwrap();
     }
 }
