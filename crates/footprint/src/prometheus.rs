@@ -8,11 +8,13 @@
 //! every name must be a valid namespace, node or bucket name; what does not fit
 //! is skipped and counted in a warning.
 //!
-//! All HTTP goes through [`post_form`]: no redirects, timeouts, a bounded body.
+//! All HTTP goes through [`post_query`] on an [`outbound::Client`] ([`client`]):
+//! no redirects, timeouts, a bounded body.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use outbound::{HttpError, Limits, Method, Url};
 use serde::{Deserialize, Serialize};
 
 use crate::period::Month;
@@ -70,12 +72,10 @@ impl Default for PrometheusSettings {
 pub enum PromError {
     #[error("invalid Prometheus settings: {0}")]
     Settings(String),
-    #[error("Prometheus could not be reached: {0}")]
-    Http(String),
-    #[error("Prometheus answered {status}: {detail}")]
-    Status { status: u16, detail: String },
-    #[error("Prometheus' answer is larger than {0} bytes")]
-    TooLarge(usize),
+    /// Unreachable, a redirect, an answer beyond `max_body_bytes`, or an
+    /// error status other than the query errors of Prometheus' API.
+    #[error("Prometheus: {0}")]
+    Http(#[from] HttpError),
     #[error("Prometheus' answer holds more than {0} series")]
     TooManySeries(usize),
     #[error("Prometheus' answer is not what its API documents: {0}")]
@@ -369,61 +369,42 @@ pub fn parse_vector(body: &[u8], max_series: usize) -> Result<(Vec<Sample>, usiz
     Ok((out, invalid))
 }
 
+/// At most 300 characters of Prometheus' text, sanitised.
 fn clip(s: &str) -> String {
-    s.chars().take(300).collect()
+    outbound::clip(s, 300)
 }
 
-/// The one HTTP call of this crate: POSTs a form, follows no redirect, gives up
-/// after `timeout`, reads at most `max_bytes` of the answer. A non-2xx answer
-/// is an error carrying at most 300 characters of its body.
-pub async fn post_form(
-    client: &reqwest::Client,
-    url: &str,
+/// Statuses with which Prometheus answers a query it refuses, with its JSON
+/// envelope (read by [`parse_vector`]).
+const QUERY_ERRORS: [u16; 3] = [400, 422, 503];
+
+/// The one HTTP call of this crate: POSTs a query form to `url`
+/// (`…/api/v1/query`) and returns the answer's body. A non-2xx answer other
+/// than a query error ([`QUERY_ERRORS`]) is an error.
+pub async fn post_query(
+    client: &outbound::Client,
+    url: &Url,
     form: &[(&str, String)],
-    timeout: Duration,
-    max_bytes: usize,
 ) -> Result<Vec<u8>, PromError> {
-    let mut resp = client
-        .post(url)
-        .form(form)
-        .timeout(timeout)
-        .send()
-        .await
-        .map_err(|e| PromError::Http(e.without_url().to_string()))?;
-    let status = resp.status();
-    if let Some(len) = resp.content_length() {
-        if len > max_bytes as u64 {
-            return Err(PromError::TooLarge(max_bytes));
-        }
-    }
-    let mut body = Vec::new();
-    while let Some(chunk) = resp
-        .chunk()
-        .await
-        .map_err(|e| PromError::Http(e.without_url().to_string()))?
-    {
-        if body.len() + chunk.len() > max_bytes {
-            return Err(PromError::TooLarge(max_bytes));
-        }
-        body.extend_from_slice(&chunk);
-    }
-    // Prometheus answers query errors as 400/422/503 with its JSON envelope.
-    if !status.is_success() && !matches!(status.as_u16(), 400 | 422 | 503) {
-        return Err(PromError::Status {
-            status: status.as_u16(),
-            detail: clip(&String::from_utf8_lossy(&body)),
-        });
-    }
-    Ok(body)
+    let req = client.request(Method::POST, url.clone()).form(form);
+    Ok(client.send_expecting(req, &QUERY_ERRORS).await?.body)
 }
 
-/// A client for Prometheus: no redirects, connection timeout.
-pub fn client() -> Result<reqwest::Client, PromError> {
-    reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .connect_timeout(Duration::from_secs(10))
-        .build()
-        .map_err(|e| PromError::Http(e.to_string()))
+/// A client for Prometheus: no redirects, a connection timeout, each query
+/// given `timeout_secs` and at most `max_body_bytes` of answer.
+pub fn client(s: &PrometheusSettings) -> Result<outbound::Client, PromError> {
+    Ok(outbound::Client::new(Limits {
+        connect_timeout: Duration::from_secs(10),
+        timeout: Duration::from_secs(s.timeout_secs),
+        max_body: s.max_body_bytes,
+        ..Limits::default()
+    })?)
+}
+
+/// The query endpoint under the settings' base URL.
+pub fn query_url(s: &PrometheusSettings) -> Result<Url, PromError> {
+    Url::parse(&format!("{}/api/v1/query", s.url.trim_end_matches('/')))
+        .map_err(|e| PromError::Settings(format!("url: {e}")))
 }
 
 /// Runs the month's queries and builds its usage. `progress(done, total,
@@ -435,8 +416,8 @@ pub async fn fetch(
     progress: &mut (dyn FnMut(usize, usize, &str) + Send),
 ) -> Result<Fetched, PromError> {
     s.validate()?;
-    let client = client()?;
-    let url = format!("{}/api/v1/query", s.url.trim_end_matches('/'));
+    let client = client(s)?;
+    let url = query_url(s)?;
     let qs = queries(s, month, org_label);
     let total = qs.len();
     let mut fetched = Fetched::default();
@@ -444,14 +425,7 @@ pub async fn fetch(
     for (i, q) in qs.iter().enumerate() {
         progress(i, total, q.figure.label());
         let form = [("query", q.promql.clone()), ("time", q.time.to_string())];
-        let body = post_form(
-            &client,
-            &url,
-            &form,
-            Duration::from_secs(s.timeout_secs),
-            s.max_body_bytes,
-        )
-        .await?;
+        let body = post_query(&client, &url, &form).await?;
         let (samples, invalid) = parse_vector(&body, s.max_series)?;
         let bad = absorb(&mut fetched, s, q.figure, samples, org_label);
         if invalid + bad > 0 {

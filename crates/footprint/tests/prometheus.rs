@@ -12,12 +12,12 @@
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::time::Duration;
 
-use footprint::prometheus::{fetch, post_form, PromError, PrometheusSettings};
+use footprint::prometheus::{fetch, post_query, query_url, PromError, PrometheusSettings};
 use footprint::settings::{compute, FootprintSettings, UsageSource};
 use footprint::usage::Usage;
 use footprint::Month;
+use outbound::HttpError;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 const REQUIRE_VAR: &str = "LIAISON_REQUIRE_PROMETHEUS";
@@ -188,13 +188,17 @@ async fn the_month_read_from_prometheus_is_the_month_that_was_written() {
 #[tokio::test]
 async fn a_prometheus_query_error_is_reported() {
     let Some((url, _)) = peer() else { return };
-    let client = footprint::prometheus::client().unwrap();
-    let body = post_form(
+    let s = PrometheusSettings {
+        url,
+        timeout_secs: 10,
+        max_body_bytes: 1 << 20,
+        ..Default::default()
+    };
+    let client = footprint::prometheus::client(&s).unwrap();
+    let body = post_query(
         &client,
-        &format!("{url}/api/v1/query"),
+        &query_url(&s).unwrap(),
         &[("query", "sum(".into())],
-        Duration::from_secs(10),
-        1 << 20,
     )
     .await
     .unwrap();
@@ -255,7 +259,7 @@ async fn redirects_are_not_followed() {
     let url = hostile(b"HTTP/1.1 302 Found\r\nLocation: http://169.254.169.254/\r\nContent-Length: 0\r\nConnection: close\r\n\r\n".to_vec()).await;
     let err = fetch_from(url, 1 << 20).await;
     assert!(
-        matches!(err, PromError::Status { status: 302, .. }),
+        matches!(err, PromError::Http(HttpError::Redirect { status: 302 })),
         "{err}"
     );
 }
@@ -269,10 +273,16 @@ async fn oversized_answers_are_refused() {
     // Announced length, and a chunked answer with no length.
     let announced = format!("HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len());
     let err = fetch_from(hostile(announced.into_bytes()).await, 10_000).await;
-    assert!(matches!(err, PromError::TooLarge(10_000)), "{err}");
+    assert!(
+        matches!(err, PromError::Http(HttpError::TooLarge { limit: 10_000 })),
+        "{err}"
+    );
     let chunked = format!("HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n{:x}\r\n{body}\r\n0\r\n\r\n", body.len());
     let err = fetch_from(hostile(chunked.into_bytes()).await, 10_000).await;
-    assert!(matches!(err, PromError::TooLarge(10_000)), "{err}");
+    assert!(
+        matches!(err, PromError::Http(HttpError::TooLarge { limit: 10_000 })),
+        "{err}"
+    );
 }
 
 #[tokio::test]

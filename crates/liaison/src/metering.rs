@@ -636,13 +636,9 @@ impl Metering {
             item_code: settings.item_code.clone(),
             company: settings.company.clone(),
         };
-        // Like every outbound call: no redirect (the API key would follow it).
-        let client = reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .connect_timeout(Duration::from_secs(10))
-            .timeout(Duration::from_secs(30))
-            .build()
-            .map_err(|e| MeterError::Invalid(e.to_string()))?;
+        // Like every outbound call: no redirect (the API key would follow it),
+        // timeouts, answers read up to a bound.
+        let client = meter::dokos::client()?;
         let mut out = Vec::new();
         for (o, profile, st) in self.statements_with_orgs(period, org).await? {
             if !st.closed {

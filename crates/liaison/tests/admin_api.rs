@@ -963,8 +963,8 @@ async fn cli_adds_lists_and_removes_apps() {
             .unwrap()
             .unwrap();
         assert_eq!(added.credential, format!("file:{path}"), "{label}");
-        assert_eq!(added.groups_as, "spaces", "{label}");
-        assert_eq!(added.deprovision, "disable", "{label}");
+        assert_eq!(added.groups_as, store::GroupsAs::Spaces, "{label}");
+        assert_eq!(added.deprovision, store::Deprovision::Disable, "{label}");
         let counts = store.outbox_counts(org.id).await.unwrap();
         assert_eq!(counts.len(), 1, "{label}");
         assert_eq!(counts[0].1.pending, 2, "{label}: both users enqueued");
@@ -990,7 +990,7 @@ async fn cli_adds_lists_and_removes_apps() {
         .await
         .unwrap();
         let m = store.app_by_name(org.id, "matrix").await.unwrap().unwrap();
-        assert_eq!(m.groups_as, "rooms", "{label}");
+        assert_eq!(m.groups_as, store::GroupsAs::Rooms, "{label}");
         assert_eq!(
             m.settings,
             json!({"server_name": "example.org", "auth_provider": "oidc-kc"}),

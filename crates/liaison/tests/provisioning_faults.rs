@@ -44,7 +44,13 @@ fn worker_with(store: &Store, max_attempts: i64, concurrency: usize) -> Arc<Work
 }
 
 /// Adds an app to the organisation `slug` and returns it.
-async fn add_app(store: &Store, slug: &str, kind: &str, base_url: &str, var: &str) -> AppRecord {
+async fn add_app(
+    store: &Store,
+    slug: &str,
+    kind: store::AppKind,
+    base_url: &str,
+    var: &str,
+) -> AppRecord {
     let org = store.org_by_slug(slug).await.unwrap().expect("org exists");
     let mut tx = store.begin().await.unwrap();
     let app = tx
@@ -52,11 +58,12 @@ async fn add_app(store: &Store, slug: &str, kind: &str, base_url: &str, var: &st
             id: 0,
             org_id: org.id,
             name: kind.to_string(),
-            kind: kind.to_string(),
+            kind,
             base_url: base_url.to_string(),
             credential: format!("env:{var}"),
-            groups_as: "rooms".to_string(),
-            deprovision: "disable".to_string(),
+            groups_as: store::GroupsAs::Rooms,
+            deprovision: store::Deprovision::Disable,
+            adopt: store::Adopt::Never,
             settings: json!({}),
             created: time::OffsetDateTime::now_utc(),
         })
@@ -307,7 +314,7 @@ async fn nextcloud_outage_then_recovery_converges_exactly_once() {
         let nc = add_app(
             &app.store,
             "acme",
-            "nextcloud",
+            store::AppKind::Nextcloud,
             &fake.base_url(),
             "LIAISON_FAULTS_NC",
         )
@@ -453,7 +460,7 @@ async fn a_user_reactivated_before_its_first_delivery_gets_its_memberships() {
         add_app(
             &app.store,
             "acme",
-            "nextcloud",
+            store::AppKind::Nextcloud,
             &fake.base_url(),
             "LIAISON_FAULTS_REACTIVATED",
         )
@@ -505,7 +512,7 @@ async fn rocketchat_outage_then_recovery(concurrency: usize) {
         add_app(
             &app.store,
             "acme",
-            "rocketchat",
+            store::AppKind::Rocketchat,
             &fake.base_url(),
             "LIAISON_FAULTS_RC",
         )
@@ -596,7 +603,7 @@ async fn a_permanent_error_parks_the_delivery_until_retried() {
         let nc = add_app(
             &app.store,
             "acme",
-            "nextcloud",
+            store::AppKind::Nextcloud,
             &fake.base_url(),
             "LIAISON_FAULTS_POISON",
         )
@@ -670,7 +677,7 @@ async fn transient_failures_become_poison_after_max_attempts() {
         let nc = add_app(
             &app.store,
             "acme",
-            "nextcloud",
+            store::AppKind::Nextcloud,
             &fake.base_url(),
             "LIAISON_FAULTS_ATTEMPTS",
         )
@@ -718,12 +725,12 @@ async fn deleting_a_group_under_disable_empties_it_in_the_app() {
         let nc = add_app(
             &app.store,
             "acme",
-            "nextcloud",
+            store::AppKind::Nextcloud,
             &fake.base_url(),
             "LIAISON_FAULTS_GROUP_DELETE",
         )
         .await;
-        assert_eq!(nc.deprovision, "disable", "{label}");
+        assert_eq!(nc.deprovision, store::Deprovision::Disable, "{label}");
         let worker = worker(&app.store, 3);
         let scim = Scim {
             app: &app,
@@ -778,7 +785,7 @@ async fn a_killed_worker_s_deliveries_are_taken_over_by_the_next() {
         add_app(
             &app.store,
             "acme",
-            "nextcloud",
+            store::AppKind::Nextcloud,
             &fake.base_url(),
             "LIAISON_FAULTS_KILLED",
         )
@@ -867,7 +874,7 @@ async fn reconciliation_does_not_race_the_worker() {
         let nc = add_app(
             &app.store,
             "acme",
-            "nextcloud",
+            store::AppKind::Nextcloud,
             &fake.base_url(),
             "LIAISON_FAULTS_SYNC_RACE",
         )

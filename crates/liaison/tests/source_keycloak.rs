@@ -20,7 +20,7 @@ use provision::worker::Worker;
 use serde_json::{json, Value};
 use service::source::{self as source_cmd, SourceRequest};
 use service::Caller;
-use source::http::HttpLimits;
+use source::HttpLimits;
 use source::{Bounds, Ran, Runner, SourceMetrics};
 use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicUsize, Ordering};

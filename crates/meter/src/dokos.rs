@@ -27,8 +27,10 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 
 use crate::statement::{Statement, METHOD};
+use outbound::{header, HttpError, Limits, Method, RequestBuilder, Url};
+use std::time::Duration;
 
-/// Largest answer read from Dokos.
+/// Largest answer read from Dokos (the bound of [`client`]).
 pub const MAX_RESPONSE_BYTES: usize = 1 << 20;
 /// Days between an invoice's posting date and its due date.
 pub const DUE_DAYS: i64 = 30;
@@ -293,26 +295,64 @@ pub enum DokosError {
     Unavailable { status: u16 },
     #[error("unexpected answer from Dokos (HTTP {status}): {message}")]
     Unexpected { status: u16, message: String },
-    #[error("the answer from Dokos is larger than {MAX_RESPONSE_BYTES} bytes")]
-    TooLarge,
-    #[error("cannot reach Dokos: {0}")]
-    Transport(#[source] reqwest::Error),
+    #[error("the Dokos URL is not valid: {0}")]
+    Url(String),
+    /// Unreachable, a redirect (not followed), or an answer beyond the bound.
+    #[error("Dokos: {0}")]
+    Http(#[from] HttpError),
 }
 
 impl DokosError {
     /// Whether trying again later may succeed (Dokos down or unreachable).
     pub fn is_transient(&self) -> bool {
-        matches!(
-            self,
-            DokosError::Unavailable { .. } | DokosError::Transport(_)
-        )
+        match self {
+            DokosError::Unavailable { .. } => true,
+            DokosError::Http(e) => e.is_transient(),
+            _ => false,
+        }
     }
+}
+
+/// The client for Dokos: no redirects, connect and whole-request timeouts,
+/// answers read up to [`MAX_RESPONSE_BYTES`].
+pub fn client() -> Result<outbound::Client, DokosError> {
+    Ok(outbound::Client::new(Limits {
+        connect_timeout: Duration::from_secs(10),
+        timeout: Duration::from_secs(30),
+        max_body: MAX_RESPONSE_BYTES,
+        ..Limits::default()
+    })?)
+}
+
+/// The Sales Invoice resource under the site's URL.
+fn invoices_url(cfg: &DokosConfig) -> Result<Url, DokosError> {
+    Url::parse(&format!(
+        "{}/api/resource/Sales%20Invoice",
+        cfg.url.trim_end_matches('/')
+    ))
+    .map_err(|e| DokosError::Url(e.to_string()))
+}
+
+/// A request to Dokos with its token, asking for JSON.
+fn request(
+    client: &outbound::Client,
+    cfg: &DokosConfig,
+    method: Method,
+    url: Url,
+) -> RequestBuilder {
+    client
+        .request(method, url)
+        .header(
+            header::AUTHORIZATION,
+            format!("token {}:{}", cfg.api_key, cfg.api_secret),
+        )
+        .header(header::ACCEPT, "application/json")
 }
 
 /// The draft's invoice in Dokos: the one found with the draft's reference,
 /// if any (`false`), else a new one ([`create_draft_invoice`], `true`).
 pub async fn ensure_draft_invoice(
-    client: &reqwest::Client,
+    client: &outbound::Client,
     cfg: &DokosConfig,
     draft: &InvoiceDraft,
 ) -> Result<(String, bool), DokosError> {
@@ -327,35 +367,22 @@ pub async fn ensure_draft_invoice(
 /// The name of a Sales Invoice that is not cancelled and carries `reference`
 /// in its remarks, if any.
 pub async fn find_invoice(
-    client: &reqwest::Client,
+    client: &outbound::Client,
     cfg: &DokosConfig,
     reference: &str,
 ) -> Result<Option<String>, DokosError> {
-    let url = format!(
-        "{}/api/resource/Sales%20Invoice",
-        cfg.url.trim_end_matches('/')
-    );
+    let url = invoices_url(cfg)?;
     let line = reference_line(reference);
     let filters = json!([
         ["remarks", "like", format!("%{line}%")],
         ["docstatus", "!=", 2],
     ]);
-    let response = client
-        .get(url)
-        .query(&[
-            ("filters", filters.to_string()),
-            ("fields", json!(["name", "remarks"]).to_string()),
-            ("limit_page_length", "20".to_owned()),
-        ])
-        .header(
-            reqwest::header::AUTHORIZATION,
-            format!("token {}:{}", cfg.api_key, cfg.api_secret),
-        )
-        .header(reqwest::header::ACCEPT, "application/json")
-        .send()
-        .await
-        .map_err(DokosError::Transport)?;
-    let answer = read_answer(response).await?;
+    let req = request(client, cfg, Method::GET, url).query(&[
+        ("filters", filters.to_string()),
+        ("fields", json!(["name", "remarks"]).to_string()),
+        ("limit_page_length", "20".to_owned()),
+    ]);
+    let answer = read_answer(client.send(req).await?)?;
     let list = answer
         .get("data")
         .and_then(Value::as_array)
@@ -379,29 +406,16 @@ pub async fn find_invoice(
 /// (e.g. `ACC-SINV-2026-00001`). See [`ensure_draft_invoice`] to create it
 /// only once.
 pub async fn create_draft_invoice(
-    client: &reqwest::Client,
+    client: &outbound::Client,
     cfg: &DokosConfig,
     draft: &InvoiceDraft,
 ) -> Result<String, DokosError> {
     if draft.items.is_empty() {
         return Err(DokosError::NothingToInvoice);
     }
-    let url = format!(
-        "{}/api/resource/Sales%20Invoice",
-        cfg.url.trim_end_matches('/')
-    );
-    let response = client
-        .post(url)
-        .header(
-            reqwest::header::AUTHORIZATION,
-            format!("token {}:{}", cfg.api_key, cfg.api_secret),
-        )
-        .header(reqwest::header::ACCEPT, "application/json")
-        .json(&draft.to_doc(cfg))
-        .send()
-        .await
-        .map_err(DokosError::Transport)?;
-    let answer = read_answer(response).await?;
+    let url = invoices_url(cfg)?;
+    let req = request(client, cfg, Method::POST, url).json(&draft.to_doc(cfg));
+    let answer = read_answer(client.send(req).await?)?;
     answer
         .pointer("/data/name")
         .and_then(Value::as_str)
@@ -412,18 +426,11 @@ pub async fn create_draft_invoice(
         })
 }
 
-/// Reads an answer of at most [`MAX_RESPONSE_BYTES`]: its JSON on success,
-/// the error it says otherwise.
-async fn read_answer(mut response: reqwest::Response) -> Result<Value, DokosError> {
-    let status = response.status().as_u16();
-    let mut body = Vec::new();
-    while let Some(chunk) = response.chunk().await.map_err(DokosError::Transport)? {
-        if body.len() + chunk.len() > MAX_RESPONSE_BYTES {
-            return Err(DokosError::TooLarge);
-        }
-        body.extend_from_slice(&chunk);
-    }
-    let json: Option<Value> = serde_json::from_slice(&body).ok();
+/// An answer (read within the client's bound): its JSON on success, the
+/// error it says otherwise.
+fn read_answer(response: outbound::Response) -> Result<Value, DokosError> {
+    let status = response.status.as_u16();
+    let json: Option<Value> = response.json();
 
     if (200..300).contains(&status) {
         return json.ok_or_else(|| DokosError::Unexpected {

@@ -42,7 +42,7 @@ async fn a_statement_becomes_a_draft_invoice_with_the_same_totals() {
     let dokos = fake().await;
     let mut cfg = dokos.config(ITEM);
     cfg.company = Some("Coop Hébergement".into());
-    let client = reqwest::Client::new();
+    let client = meter::dokos::client().unwrap();
 
     let st = statement(60, "school");
     let name = create_draft_invoice(&client, &cfg, &vat_draft(&st))
@@ -79,7 +79,7 @@ async fn a_minimum_only_statement_is_invoiced_at_the_minimum() {
     let dokos = fake().await;
     let st = statement(3, "solidarity");
     create_draft_invoice(
-        &reqwest::Client::new(),
+        &meter::dokos::client().unwrap(),
         &dokos.config(ITEM),
         &vat_draft(&st),
     )
@@ -96,7 +96,7 @@ async fn a_wrong_token_is_unauthorized_and_creates_nothing() {
     let mut cfg = dokos.config(ITEM);
     cfg.api_secret = "guess".into();
     let err = create_draft_invoice(
-        &reqwest::Client::new(),
+        &meter::dokos::client().unwrap(),
         &cfg,
         &vat_draft(&statement(10, "school")),
     )
@@ -115,9 +115,13 @@ async fn a_wrong_token_is_unauthorized_and_creates_nothing() {
 async fn an_unknown_customer_is_a_link_validation_error() {
     let dokos = fake().await;
     let draft = draft_from_statement(&statement(10, "school"), "Nobody", ITEM);
-    let err = create_draft_invoice(&reqwest::Client::new(), &dokos.config(ITEM), &draft)
-        .await
-        .unwrap_err();
+    let err = create_draft_invoice(
+        &meter::dokos::client().unwrap(),
+        &dokos.config(ITEM),
+        &draft,
+    )
+    .await
+    .unwrap_err();
     match err {
         DokosError::Validation { exc_type, message } => {
             assert_eq!(exc_type, "LinkValidationError");
@@ -126,16 +130,20 @@ async fn an_unknown_customer_is_a_link_validation_error() {
         other => panic!("{other:?}"),
     }
     dokos.add_customer("Nobody");
-    create_draft_invoice(&reqwest::Client::new(), &dokos.config(ITEM), &draft)
-        .await
-        .unwrap();
+    create_draft_invoice(
+        &meter::dokos::client().unwrap(),
+        &dokos.config(ITEM),
+        &draft,
+    )
+    .await
+    .unwrap();
     assert_eq!(dokos.invoices().len(), 1);
 }
 
 #[tokio::test]
 async fn an_unknown_item_and_an_empty_draft_are_refused() {
     let dokos = fake().await;
-    let client = reqwest::Client::new();
+    let client = meter::dokos::client().unwrap();
     let draft = draft_from_statement(&statement(10, "school"), CUSTOMER, "NO-SUCH-ITEM");
     let err = create_draft_invoice(&client, &dokos.config(ITEM), &draft)
         .await
@@ -158,7 +166,7 @@ async fn an_unknown_item_and_an_empty_draft_are_refused() {
 #[tokio::test]
 async fn an_unavailable_dokos_is_a_transient_error() {
     let dokos = fake().await;
-    let client = reqwest::Client::new();
+    let client = meter::dokos::client().unwrap();
     let draft = vat_draft(&statement(10, "school"));
     dokos.set_unavailable(true);
     let err = create_draft_invoice(&client, &dokos.config(ITEM), &draft)
@@ -188,7 +196,7 @@ async fn an_unreachable_dokos_is_a_transport_error() {
     };
     // The fake is stopped: nothing listens on its port any more.
     let err = create_draft_invoice(
-        &reqwest::Client::new(),
+        &meter::dokos::client().unwrap(),
         &cfg,
         &vat_draft(&statement(10, "school")),
     )
@@ -203,7 +211,7 @@ async fn a_wrong_site_path_is_not_found() {
     let mut cfg = dokos.config(ITEM);
     cfg.url = format!("{}/nothing-here", dokos.url());
     let err = create_draft_invoice(
-        &reqwest::Client::new(),
+        &meter::dokos::client().unwrap(),
         &cfg,
         &vat_draft(&statement(10, "school")),
     )
@@ -219,7 +227,7 @@ async fn a_wrong_site_path_is_not_found() {
 async fn an_invoice_with_a_reference_is_created_once() {
     let dokos = fake().await;
     let cfg = dokos.config(ITEM);
-    let client = reqwest::Client::new();
+    let client = meter::dokos::client().unwrap();
     let st = statement(60, "school");
     let key = meter::dokos::reference(&st.org, &st.period);
     assert_eq!(key, "liaison:ecole-jaures:2026-11");
@@ -249,4 +257,71 @@ async fn an_invoice_with_a_reference_is_created_once() {
     assert!(created);
     assert_ne!(second, first);
     assert_eq!(dokos.invoices().len(), 2);
+}
+
+/// A server answering `answer` to every request, counting them.
+async fn answering(
+    answer: fn() -> axum::response::Response,
+) -> (String, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let hits = std::sync::Arc::new(AtomicUsize::new(0));
+    let count = hits.clone();
+    let router = axum::Router::new().fallback(move || {
+        count.fetch_add(1, Ordering::SeqCst);
+        async move { answer() }
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, router).await });
+    (format!("http://{addr}"), hits)
+}
+
+#[tokio::test]
+async fn redirects_and_oversized_answers_are_refused() {
+    use axum::response::IntoResponse;
+    use std::sync::atomic::Ordering;
+    let (moved, hits) = answering(|| {
+        (
+            axum::http::StatusCode::FOUND,
+            [(axum::http::header::LOCATION, "/elsewhere")],
+        )
+            .into_response()
+    })
+    .await;
+    let dokos = fake().await;
+    let draft = vat_draft(&statement(10, "school"));
+    let client = meter::dokos::client().unwrap();
+    let mut cfg = dokos.config(ITEM);
+    cfg.url = moved;
+    let err = meter::dokos::ensure_draft_invoice(&client, &cfg, &draft)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            DokosError::Http(outbound::HttpError::Redirect { status: 302 })
+        ),
+        "{err:?}"
+    );
+    assert!(!err.is_transient());
+    assert_eq!(hits.load(Ordering::SeqCst), 1, "the redirect was followed");
+
+    let (big, _) = answering(|| {
+        let data = "x".repeat(meter::dokos::MAX_RESPONSE_BYTES + 1);
+        axum::Json(serde_json::json!({ "data": { "name": data } })).into_response()
+    })
+    .await;
+    cfg.url = big;
+    let err = create_draft_invoice(&client, &cfg, &draft)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            DokosError::Http(outbound::HttpError::TooLarge { limit })
+                if limit == meter::dokos::MAX_RESPONSE_BYTES
+        ),
+        "{err:?}"
+    );
+    assert!(dokos.invoices().is_empty());
 }

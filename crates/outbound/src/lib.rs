@@ -1,5 +1,6 @@
-//! The one HTTP layer for calls to other services (the apps Liaison provisions):
-//! an answer is never trusted.
+//! The one HTTP layer for calls to other services (the apps Liaison
+//! provisions, the Keycloak directory source, Prometheus, Dokos): an answer is
+//! never trusted.
 //!
 //! - **No redirects**: a 3xx answer is an error ([`HttpError::Redirect`]), so
 //!   credentials sent in headers (Basic auth, bearer tokens, Rocket.Chat's
@@ -20,7 +21,7 @@
 use std::borrow::Cow;
 use std::time::Duration;
 
-pub use reqwest::{Method, RequestBuilder, StatusCode, Url};
+pub use reqwest::{header, Method, RequestBuilder, StatusCode, Url};
 
 /// Characters of an answer kept in an error message.
 pub const EXCERPT_CHARS: usize = 200;
@@ -115,6 +116,12 @@ impl Response {
     /// A short, sanitised excerpt of the body.
     pub fn excerpt(&self) -> String {
         excerpt(&self.text())
+    }
+
+    /// The body parsed as JSON into `T`; [`HttpError::Decode`] (with a short
+    /// message) when it does not fit.
+    pub fn decode<T: serde::de::DeserializeOwned>(&self) -> Result<T, HttpError> {
+        serde_json::from_slice(&self.body).map_err(|e| HttpError::Decode(clip(&e.to_string(), 300)))
     }
 
     /// This answer as an [`HttpError::Status`].
@@ -213,6 +220,21 @@ impl Client {
             body.extend_from_slice(&chunk);
         }
         Ok(Response { status, body })
+    }
+
+    /// [`Client::send`], and an answer whose status is neither a success nor
+    /// one of `accept` is an error ([`HttpError::Status`]).
+    pub async fn send_expecting(
+        &self,
+        req: RequestBuilder,
+        accept: &[u16],
+    ) -> Result<Response, HttpError> {
+        let resp = self.send(req).await?;
+        if resp.status.is_success() || accept.contains(&resp.status.as_u16()) {
+            Ok(resp)
+        } else {
+            Err(resp.error())
+        }
     }
 
     /// A counter for one paged listing.

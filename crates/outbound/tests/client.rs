@@ -123,3 +123,35 @@ async fn an_unreachable_peer_is_transient() {
         .unwrap_err();
     assert!(matches!(err, HttpError::Transport(_)) && err.is_transient());
 }
+
+#[tokio::test]
+async fn expected_statuses_pass_and_others_are_errors() {
+    let app = serve(
+        Router::new()
+            .route("/list", get(|| async { "[1, 2]" }))
+            .route("/gone", get(|| async { (StatusCode::NOT_FOUND, "{}") }))
+            .route("/down", get(|| async { (StatusCode::BAD_GATEWAY, "down") })),
+    )
+    .await;
+    let client = Client::new(Limits::default()).unwrap();
+    let get = |p: &str| client.request(Method::GET, url(&app, p));
+    let list = client.send_expecting(get("/list"), &[]).await.unwrap();
+    assert_eq!(list.decode::<Vec<u8>>(), Ok(vec![1, 2]));
+    assert!(matches!(list.decode::<String>(), Err(HttpError::Decode(_))));
+    let gone = client.send_expecting(get("/gone"), &[404]).await.unwrap();
+    assert_eq!(gone.status, StatusCode::NOT_FOUND);
+    let err = client.send_expecting(get("/gone"), &[]).await.unwrap_err();
+    assert_eq!(err.status(), Some(404));
+    let err = client
+        .send_expecting(get("/down"), &[404])
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err,
+        HttpError::Status {
+            status: 502,
+            excerpt: "down".into()
+        }
+    );
+    assert!(err.is_transient());
+}

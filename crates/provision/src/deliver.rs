@@ -5,7 +5,7 @@
 //! two attempts, the app ends up holding what the directory holds now. That is
 //! what makes coalescing safe and keeps retries idempotent.
 
-use crate::{Connector, DeliveryError, GroupSpec, UserSpec};
+use crate::{Connector, DeliveryError, Deprovision, GroupSpec, UserSpec};
 use serde_json::{json, Value};
 use store::{AppRecord, Delivery, ResourceKind, ResourceRow, Store, Target};
 
@@ -40,14 +40,15 @@ fn already_gone(outcome: Result<(), DeliveryError>) -> Result<(), DeliveryError>
 /// After a resource left the directory and the app was dealt with: under the
 /// `delete` policy the link goes; under `disable` it stays, marked deprovisioned.
 async fn forget(store: &Store, app: &AppRecord, id: &str) -> Result<(), DeliveryError> {
-    if app.deprovision == "delete" {
-        store.delete_link(app.id, id).await.map_err(store_error)
-    } else {
-        let gone = json!({"deprovisioned": true});
-        store
-            .record_link(app.id, id, None, Some(&gone), STATUS_DEPROVISIONED, None)
-            .await
-            .map_err(store_error)
+    match app.deprovision {
+        Deprovision::Delete => store.delete_link(app.id, id).await.map_err(store_error),
+        Deprovision::Disable => {
+            let gone = json!({"deprovisioned": true});
+            store
+                .record_link(app.id, id, None, Some(&gone), STATUS_DEPROVISIONED, None)
+                .await
+                .map_err(store_error)
+        }
     }
 }
 
@@ -131,10 +132,9 @@ pub async fn deliver_user(
         let Some(app_ref) = known else {
             return Ok(None);
         };
-        let outcome = if app.deprovision == "delete" {
-            conn.delete_user(&app_ref).await
-        } else {
-            conn.set_user_active(&app_ref, false).await
+        let outcome = match app.deprovision {
+            Deprovision::Delete => conn.delete_user(&app_ref).await,
+            Deprovision::Disable => conn.set_user_active(&app_ref, false).await,
         };
         already_gone(outcome)?;
         forget(store, app, id).await?;
@@ -189,7 +189,7 @@ pub async fn deliver_group(
     id: &str,
     force: bool,
 ) -> Result<Option<String>, DeliveryError> {
-    if app.groups_as == "none" {
+    if !app.groups_as.provisions_groups() {
         return Ok(None);
     }
     let link = store.link(app.id, id).await.map_err(store_error)?;
@@ -202,7 +202,7 @@ pub async fn deliver_group(
         let Some(app_ref) = known else {
             return Ok(None);
         };
-        if app.deprovision == "delete" {
+        if app.deprovision.deletes() {
             already_gone(conn.delete_group(&app_ref).await)?;
         }
         forget(store, app, id).await?;
@@ -239,7 +239,7 @@ pub async fn deliver_member(
     group_id: &str,
     member_id: &str,
 ) -> Result<(), DeliveryError> {
-    if app.groups_as == "none" {
+    if !app.groups_as.provisions_groups() {
         return Ok(());
     }
     let user = store

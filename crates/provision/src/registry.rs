@@ -7,7 +7,7 @@ use crate::connectors::nextcloud::{NextcloudConfig, NextcloudConnector};
 use crate::connectors::rocketchat::{RocketChatConfig, RocketChatConnector};
 use crate::connectors::scim::{ScimConfig, ScimConnector};
 use crate::connectors::synapse::{SynapseConfig, SynapseConnector};
-use crate::{AppKind, Connector, DeliveryError, GroupsAs};
+use crate::{AppKind, Connector, DeliveryError};
 use std::sync::Arc;
 use store::AppRecord;
 
@@ -35,16 +35,6 @@ pub fn read_credential(source: &str) -> Result<String, DeliveryError> {
     Ok(secret)
 }
 
-/// Parses `groups_as` as stored.
-pub fn groups_as(s: &str) -> GroupsAs {
-    match s {
-        "rooms" => GroupsAs::Rooms,
-        "spaces" => GroupsAs::Spaces,
-        "none" => GroupsAs::None,
-        _ => GroupsAs::Groups,
-    }
-}
-
 fn split_pair(secret: &str, what: &str) -> Result<(String, String), DeliveryError> {
     secret
         .split_once(':')
@@ -61,17 +51,15 @@ fn setting(app: &AppRecord, key: &str) -> Option<String> {
 
 /// The connector for an app, with its secret read now.
 pub fn connector_for(app: &AppRecord) -> Result<Arc<dyn Connector>, DeliveryError> {
-    let kind = AppKind::parse(&app.kind)
-        .ok_or_else(|| DeliveryError::Permanent(format!("unknown app kind {}", app.kind)))?;
     let secret = read_credential(&app.credential)?;
     let base_url = app.base_url.trim_end_matches('/').to_owned();
-    Ok(match kind {
+    Ok(match app.kind {
         AppKind::Synapse => {
             let server_name = setting(app, "server_name").ok_or_else(|| {
                 DeliveryError::Permanent("a synapse app needs the setting server_name".into())
             })?;
             let mut cfg = SynapseConfig::new(base_url, server_name, secret);
-            cfg.groups_as = groups_as(&app.groups_as);
+            cfg.groups_as = app.groups_as;
             if let Some(p) = setting(app, "auth_provider") {
                 cfg.auth_provider = p;
             }
@@ -92,7 +80,7 @@ pub fn connector_for(app: &AppRecord) -> Result<Arc<dyn Connector>, DeliveryErro
                 base_url,
                 user_id,
                 token,
-                groups_as: groups_as(&app.groups_as),
+                groups_as: app.groups_as,
             })?)
         }
         AppKind::Scim => Arc::new(ScimConnector::new(ScimConfig {
@@ -106,6 +94,7 @@ pub fn connector_for(app: &AppRecord) -> Result<Arc<dyn Connector>, DeliveryErro
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::GroupsAs;
 
     #[test]
     fn credentials_come_from_files_or_variables() {

@@ -36,11 +36,11 @@ async fn setup(store: Store, engine: &str, test: &str) -> Setup {
         store,
         AppSpec {
             name: "nextcloud",
-            kind: "nextcloud",
+            kind: store::AppKind::Nextcloud,
             base_url: fake.base_url(),
             credential_var: format!("LIAISON_COLLISION_NC_{test}_{}", engine.to_uppercase()),
             credential: "admin:app-pw",
-            groups_as: "groups",
+            groups_as: store::GroupsAs::Groups,
         },
     )
     .await;
@@ -88,13 +88,9 @@ impl Setup {
 
     async fn set_adopt(&self, adopt: Adopt) {
         let mut tx = self.org.store.begin().await.unwrap();
-        tx.set_app_settings(
-            self.org.org_id,
-            "nextcloud",
-            &json!({ "adopt": adopt.as_str() }),
-        )
-        .await
-        .unwrap();
+        tx.set_app_adopt(self.org.org_id, "nextcloud", adopt)
+            .await
+            .unwrap();
         tx.commit().await.unwrap();
     }
 }

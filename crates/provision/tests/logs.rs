@@ -68,11 +68,11 @@ async fn delivery_and_repair_failures_log_ids_never_the_person() {
             store.clone(),
             AppSpec {
                 name: "chat",
-                kind: "rocketchat",
+                kind: store::AppKind::Rocketchat,
                 base_url: fake.base_url(),
                 credential_var: format!("LIAISON_LOGS_RC_{}", engine.to_uppercase()),
                 credential: "adminid:tok",
-                groups_as: "rooms",
+                groups_as: store::GroupsAs::Rooms,
             },
         )
         .await;

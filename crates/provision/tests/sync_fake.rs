@@ -13,7 +13,7 @@ use provision::connectors::rocketchat::{RocketChatConfig, RocketChatConnector};
 use provision::fakes::{spawn_nextcloud, spawn_rocketchat, NcUser, RcUser};
 use provision::sync::{reconcile, AppReport, SyncOptions, SyncProgress};
 use provision::worker::{Worker, WorkerConfig, WorkerMetrics};
-use provision::{Connector, GroupsAs};
+use provision::{Adopt, AppKind, Connector, Deprovision, GroupsAs};
 use serde_json::json;
 use store::{AppRecord, ResourceKind, Store};
 
@@ -83,23 +83,24 @@ impl Org {
     async fn app(
         &self,
         store: &Store,
-        kind: &str,
+        kind: AppKind,
         base_url: &str,
         credential_var: &str,
-        groups_as: &str,
-        deprovision: &str,
+        groups_as: GroupsAs,
+        deprovision: Deprovision,
     ) -> AppRecord {
         let mut tx = store.begin().await.unwrap();
         let app = tx
             .create_app(&AppRecord {
                 id: 0,
                 org_id: self.org_id,
-                name: kind.to_owned(),
-                kind: kind.to_owned(),
+                name: kind.as_str().to_owned(),
+                kind,
                 base_url: base_url.to_owned(),
                 credential: format!("env:{credential_var}"),
-                groups_as: groups_as.to_owned(),
-                deprovision: deprovision.to_owned(),
+                groups_as,
+                deprovision,
+                adopt: Adopt::Never,
                 settings: json!({}),
                 created: time::OffsetDateTime::now_utc(),
             })
@@ -187,11 +188,11 @@ async fn nextcloud_drift_is_reported_then_repaired() {
         let app = org
             .app(
                 &store,
-                "nextcloud",
+                AppKind::Nextcloud,
                 &fake.base_url(),
                 &var,
-                "groups",
-                "disable",
+                GroupsAs::Groups,
+                Deprovision::Disable,
             )
             .await;
         let conn = NextcloudConnector::new(NextcloudConfig {
@@ -303,11 +304,11 @@ async fn rocketchat_drift_is_reported_then_repaired() {
         let app = org
             .app(
                 &store,
-                "rocketchat",
+                AppKind::Rocketchat,
                 &fake.base_url(),
                 &var,
-                "rooms",
-                "delete",
+                GroupsAs::Rooms,
+                Deprovision::Delete,
             )
             .await;
         let conn = RocketChatConnector::new(RocketChatConfig {
@@ -405,11 +406,11 @@ async fn the_periodic_reconciliation_repairs_and_stops_on_shutdown() {
         let org = Org::new(&store).await;
         org.app(
             &store,
-            "nextcloud",
+            AppKind::Nextcloud,
             &fake.base_url(),
             &var,
-            "groups",
-            "disable",
+            GroupsAs::Groups,
+            Deprovision::Disable,
         )
         .await;
         org.user("erin", "Erin E", true).await;

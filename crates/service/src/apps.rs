@@ -7,7 +7,7 @@
 use crate::types::{AppName, EnvVar, FilePath, HttpUrl};
 use crate::{rfc3339, Caller, ServiceError};
 use http::Uri;
-use provision::{Adopt, AppKind};
+use provision::{Adopt, AppKind, Deprovision, GroupsAs};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use std::collections::HashMap;
@@ -21,12 +21,8 @@ use utoipa::ToSchema;
 #[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewApp {
-    /// `synapse`, `nextcloud`, `rocketchat` or `scim`.
-    #[schema(
-        example = "nextcloud",
-        pattern = "^(?:synapse|nextcloud|rocketchat|scim)$"
-    )]
-    pub kind: String,
+    /// The kind of app.
+    pub kind: AppKind,
     /// The app's name in the organisation (default: the kind).
     #[serde(default)]
     pub name: Option<AppName>,
@@ -44,13 +40,11 @@ pub struct NewApp {
     /// kind; synapse and rocketchat: rooms, spaces or none; nextcloud and
     /// scim: groups or none).
     #[serde(default)]
-    #[schema(pattern = "^(?:groups|rooms|spaces|none)$")]
-    pub groups_as: Option<String>,
+    pub groups_as: Option<GroupsAs>,
     /// What happens to a user deleted from the directory: `disable` (default)
     /// or `delete`.
     #[serde(default)]
-    #[schema(pattern = "^(?:disable|delete)$")]
-    pub deprovision: Option<String>,
+    pub deprovision: Option<Deprovision>,
     /// Kind-specific settings: synapse `server_name` (required) and
     /// `auth_provider`; nextcloud `quota`; scim `use_patch` (boolean).
     #[serde(default)]
@@ -80,16 +74,6 @@ pub struct Added {
     pub enqueued: u64,
     /// Things to check that did not prevent the addition.
     pub warnings: Vec<String>,
-}
-
-/// What the default `groups_as` of a kind is, and which values it accepts.
-fn groups_as_of(kind: AppKind) -> (&'static str, &'static [&'static str]) {
-    match kind {
-        AppKind::Synapse => ("rooms", &["rooms", "spaces", "none"]),
-        AppKind::Nextcloud => ("groups", &["groups", "none"]),
-        AppKind::Rocketchat => ("rooms", &["rooms", "spaces", "none"]),
-        AppKind::Scim => ("groups", &["groups", "none"]),
-    }
 }
 
 fn credential_shape(kind: AppKind) -> &'static str {
@@ -234,12 +218,7 @@ fn check_settings(kind: AppKind, settings: &Map<String, Value>) -> Result<(), Se
 
 /// Validates a new app for an organisation; the record is not stored yet.
 pub fn validate(org: &Org, new: &NewApp) -> Result<(AppRecord, Vec<String>), ServiceError> {
-    let kind = AppKind::parse(&new.kind).ok_or_else(|| {
-        ServiceError::Invalid(format!(
-            "kind {:?} is not one of synapse, nextcloud, rocketchat, scim",
-            new.kind
-        ))
-    })?;
+    let kind = new.kind;
     let name = new
         .name
         .as_ref()
@@ -250,26 +229,17 @@ pub fn validate(org: &Org, new: &NewApp) -> Result<(AppRecord, Vec<String>), Ser
         )));
     }
     let base_url = check_url(new.url.as_str())?;
-    let (default_groups, accepted) = groups_as_of(kind);
-    let groups_as = new.groups_as.as_deref().unwrap_or(default_groups);
+    let (default_groups, accepted) = kind.groups_as();
+    let groups_as = new.groups_as.unwrap_or(default_groups);
     if !accepted.contains(&groups_as) {
+        let accepted: Vec<&str> = accepted.iter().map(|g| g.as_str()).collect();
         return Err(ServiceError::Invalid(format!(
-            "groups_as {groups_as:?} does not apply to a {} app (use one of: {})",
-            kind.as_str(),
+            "groups_as {:?} does not apply to a {kind} app (use one of: {})",
+            groups_as.as_str(),
             accepted.join(", ")
         )));
     }
-    let deprovision = new.deprovision.as_deref().unwrap_or("disable");
-    if !matches!(deprovision, "disable" | "delete") {
-        return Err(ServiceError::Invalid(format!(
-            "deprovision {deprovision:?} is not disable or delete"
-        )));
-    }
     check_settings(kind, &new.settings)?;
-    let mut settings = new.settings.clone();
-    if let Some(adopt) = new.adopt.filter(|a| *a != Adopt::Never) {
-        settings.insert("adopt".into(), Value::String(adopt.as_str().into()));
-    }
     let mut warnings = Vec::new();
     let credential = check_credential(kind, new, &mut warnings)?;
     Ok((
@@ -277,12 +247,13 @@ pub fn validate(org: &Org, new: &NewApp) -> Result<(AppRecord, Vec<String>), Ser
             id: 0,
             org_id: org.id,
             name,
-            kind: kind.as_str().to_owned(),
+            kind,
             base_url,
             credential,
-            groups_as: groups_as.to_owned(),
-            deprovision: deprovision.to_owned(),
-            settings: Value::Object(settings),
+            groups_as,
+            deprovision: new.deprovision.unwrap_or_default(),
+            adopt: new.adopt.unwrap_or_default(),
+            settings: Value::Object(new.settings.clone()),
             created: OffsetDateTime::now_utc(),
         },
         warnings,
@@ -475,18 +446,10 @@ pub async fn change(
 ) -> Result<AppView, ServiceError> {
     if let Some(adopt) = change.adopt {
         caller.require_operator("adopting existing accounts")?;
-        let app = store
-            .app_by_name(org.id, name)
-            .await?
-            .ok_or_else(|| ServiceError::NotFound(format!("no app named {name}")))?;
         let mut tx = store.begin().await?;
-        let mut settings = app.settings.as_object().cloned().unwrap_or_default();
-        match adopt {
-            Adopt::Never => settings.remove("adopt"),
-            a => settings.insert("adopt".into(), Value::String(a.as_str().into())),
-        };
-        tx.set_app_settings(org.id, name, &Value::Object(settings))
-            .await?;
+        if !tx.set_app_adopt(org.id, name, adopt).await? {
+            return Err(ServiceError::NotFound(format!("no app named {name}")));
+        }
         tx.commit().await?;
     }
     get(store, org, name).await
@@ -506,13 +469,15 @@ pub async fn remove(store: &Store, org: &Org, name: &str) -> Result<(), ServiceE
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct AppView {
     pub name: String,
-    /// `synapse`, `nextcloud`, `rocketchat` or `scim`.
-    pub kind: String,
+    /// The kind of app.
+    pub kind: AppKind,
     pub url: String,
     /// Where the secret is read: `file:PATH` or `env:VAR`.
     pub credential: String,
-    pub groups_as: String,
-    pub deprovision: String,
+    /// What groups become in the app.
+    pub groups_as: GroupsAs,
+    /// What happens to a user deleted from the directory.
+    pub deprovision: Deprovision,
     /// Whether existing accounts may be adopted (see [`NewApp::adopt`]).
     pub adopt: Adopt,
     #[schema(value_type = Object)]
@@ -546,14 +511,9 @@ pub async fn list(store: &Store, org: &Org) -> Result<Vec<AppView>, ServiceError
         .into_iter()
         .map(|a| {
             let c = counts.get(&a.id).copied().unwrap_or_default();
-            let adopt = Adopt::of_app(&a);
-            let mut settings = a.settings;
-            if let Some(m) = settings.as_object_mut() {
-                m.remove("adopt");
-            }
             AppView {
-                adopt,
-                settings,
+                adopt: a.adopt,
+                settings: a.settings,
                 name: a.name,
                 kind: a.kind,
                 url: a.base_url,
@@ -632,7 +592,7 @@ pub struct PendingView {
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct AppState {
     pub app: String,
-    pub kind: String,
+    pub kind: AppKind,
     pub status: LinkStatus,
     /// The app's own id for the resource, once delivered.
     pub app_id: Option<String>,

@@ -15,7 +15,7 @@ pub enum AppOutcome {
     Report(AppReport),
     Failed {
         app: String,
-        kind: String,
+        kind: provision::AppKind,
         error: String,
     },
 }
@@ -66,10 +66,7 @@ pub async fn run(
         }
     }
     if opts.adopt {
-        if let Some(app) = apps
-            .iter()
-            .find(|a| provision::Adopt::of_app(a) == provision::Adopt::Never)
-        {
+        if let Some(app) = apps.iter().find(|a| a.adopt == provision::Adopt::Never) {
             return Err(ServiceError::Invalid(format!(
                 "app {} does not allow adoption (its adopt setting is never): \
                  set it with `liaison app set {} {} --adopt by-username|by-email` first",
@@ -81,7 +78,7 @@ pub async fn run(
     for app in &apps {
         let failed = |error: String| AppOutcome::Failed {
             app: app.name.clone(),
-            kind: app.kind.clone(),
+            kind: app.kind,
             error,
         };
         let outcome = match provision::registry::connector_for(app) {

@@ -4,12 +4,11 @@
 //! user's groups, admin events and user events.
 //!
 //! Every list is read in pages (`first`/`max`) up to a bound; every answer is
-//! hostile input: bounded in size (the HTTP layer), parsed into the few fields
-//! used, each checked (ids, lengths). An entry that fails the checks is
-//! reported as [`Invalid`], never guessed at.
+//! hostile input: bounded in size (`outbound`, which also refuses redirects),
+//! parsed into the few fields used, each checked (ids, lengths). An entry that
+//! fails the checks is reported as [`Invalid`], never guessed at.
 
-use crate::http::{decode, Http, HttpError, HttpLimits};
-use reqwest::{Method, Url};
+use outbound::{Client, HttpError, Limits, Method, RequestBuilder, Response, Url};
 use serde::Deserialize;
 use std::time::{Duration, Instant};
 use tokio::sync::Mutex;
@@ -297,7 +296,7 @@ struct CachedToken {
 
 /// A client of one realm's admin API.
 pub struct Keycloak {
-    http: Http,
+    http: Client,
     config: KeycloakConfig,
     bounds: Bounds,
     token: Mutex<Option<CachedToken>>,
@@ -315,9 +314,9 @@ impl std::fmt::Debug for Keycloak {
 type Page<T> = (Vec<T>, Vec<Invalid>);
 
 impl Keycloak {
-    pub fn new(config: KeycloakConfig, bounds: Bounds, limits: HttpLimits) -> Result<Keycloak> {
+    pub fn new(config: KeycloakConfig, bounds: Bounds, limits: Limits) -> Result<Keycloak> {
         Ok(Keycloak {
-            http: Http::new(limits)?,
+            http: Client::new(limits)?,
             config,
             bounds,
             token: Mutex::new(None),
@@ -352,6 +351,31 @@ impl Keycloak {
         self.url(&all, query)
     }
 
+    /// Sends a request asking for JSON; answers other than 2xx and `accept`
+    /// are errors.
+    async fn send(
+        &self,
+        req: RequestBuilder,
+        accept: &[u16],
+    ) -> std::result::Result<Response, HttpError> {
+        let req = req.header(outbound::header::ACCEPT, "application/json");
+        self.http.send_expecting(req, accept).await
+    }
+
+    /// GET as JSON with a bearer token; `Ok(None)` on 404.
+    async fn get_json<T: serde::de::DeserializeOwned>(
+        &self,
+        url: Url,
+        bearer: &str,
+    ) -> std::result::Result<Option<T>, HttpError> {
+        let req = self.http.request(Method::GET, url).bearer_auth(bearer);
+        let resp = self.send(req, &[404]).await?;
+        if resp.status == outbound::StatusCode::NOT_FOUND {
+            return Ok(None);
+        }
+        resp.decode().map(Some)
+    }
+
     /// A valid access token, from the cache or fetched.
     async fn token(&self) -> Result<String> {
         let mut cached = self.token.lock().await;
@@ -368,24 +392,22 @@ impl Keycloak {
             ],
             &[],
         );
-        let form = serde_urlencoded::to_string([
+        let req = self.http.request(Method::POST, url).form(&[
             ("grant_type", "client_credentials"),
             ("client_id", self.config.client_id.as_str()),
             ("client_secret", self.config.client_secret.as_str()),
-        ])
-        .map_err(|e| HttpError::Decode(e.to_string()))?;
+        ]);
         let started = Instant::now();
-        let (_, body) = self
-            .http
-            .send(Method::POST, url, None, Some(form), &[])
+        let answer: TokenAnswer = self
+            .send(req, &[])
             .await
             .map_err(|e| match e {
-                HttpError::Status { status, detail } if status == 400 || status == 401 => {
-                    KeycloakError::Auth(format!("token request answered {status}: {detail}"))
+                HttpError::Status { status, excerpt } if status == 400 || status == 401 => {
+                    KeycloakError::Auth(format!("token request answered {status}: {excerpt}"))
                 }
                 other => KeycloakError::Http(other),
-            })?;
-        let answer: TokenAnswer = decode(&body)?;
+            })?
+            .decode()?;
         if answer.access_token.is_empty() || answer.access_token.len() > 64 << 10 {
             return Err(
                 HttpError::Decode("the token answer has no usable access_token".into()).into(),
@@ -411,16 +433,16 @@ impl Keycloak {
         let url = self.admin_url(segments, query);
         for attempt in 0..2 {
             let token = self.token().await?;
-            match self.http.get_json(url.clone(), &token).await {
+            match self.get_json(url.clone(), &token).await {
                 Err(HttpError::Status { status: 401, .. }) if attempt == 0 => {
                     *self.token.lock().await = None;
                 }
                 Err(HttpError::Status {
                     status: 403,
-                    detail,
+                    excerpt,
                 }) => {
                     return Err(KeycloakError::Auth(format!(
-                        "403 on {}: the service account lacks a role ({detail})",
+                        "403 on {}: the service account lacks a role ({excerpt})",
                         segments.first().copied().unwrap_or("")
                     )))
                 }
@@ -455,7 +477,7 @@ impl Keycloak {
                 .await?
                 .ok_or_else(|| HttpError::Status {
                     status: 404,
-                    detail: format!("{} not found", segments.join("/")),
+                    excerpt: format!("{} not found", segments.join("/")),
                 })?;
             let n = items.len();
             if n > page {

@@ -6,8 +6,8 @@
 //! the directory's SCIM service so that validation, uniqueness, the outbox and
 //! everything downstream are the same as for SCIM pushes ([`dir`]).
 //!
-//! What belongs here: talking to the identity provider ([`keycloak`], over the
-//! bounded HTTP layer in [`http`]), mapping its entries to SCIM resources,
+//! What belongs here: talking to the identity provider ([`keycloak`], over
+//! `outbound`, the one HTTP layer of outbound calls), mapping its entries to SCIM resources,
 //! planning and applying the difference, cursors and the follower's loop
 //! ([`runner`]). What does not: the source's configuration rules and their
 //! command line and admin API (the `liaison` binary), storage (`store`), SCIM
@@ -20,11 +20,11 @@
 
 pub mod dir;
 pub mod follow;
-pub mod http;
 pub mod keycloak;
 pub mod runner;
 pub mod sync;
 
 pub use keycloak::{Bounds, Keycloak, KeycloakConfig, KeycloakError};
+pub use outbound::{HttpError, Limits as HttpLimits};
 pub use runner::{Ran, RunError, Runner, SourceMetrics};
 pub use sync::{Change, Op, Options, Progress, Report};

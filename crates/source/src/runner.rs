@@ -10,16 +10,16 @@
 
 use crate::dir::Target;
 use crate::follow::{self, Cursor, Followed};
-use crate::http::HttpLimits;
 use crate::keycloak::{Bounds, Keycloak, KeycloakConfig, KeycloakError};
 use crate::sync::{self, Options, Progress, Report, SyncError};
+use crate::HttpLimits;
 use directory::Directory;
+use outbound::Url;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
-use reqwest::Url;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;

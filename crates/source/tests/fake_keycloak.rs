@@ -4,7 +4,7 @@
 //! beyond the bounds, refused roles, token reuse and renewal.
 
 use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -12,9 +12,9 @@ use directory::Directory;
 use scim::ResourceKind;
 use serde_json::{json, Value};
 use source::dir::Target;
-use source::http::HttpLimits;
 use source::sync::{reconcile, Options};
-use source::{Bounds, Keycloak, KeycloakConfig, KeycloakError};
+use source::HttpLimits;
+use source::{Bounds, HttpError, Keycloak, KeycloakConfig, KeycloakError};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
@@ -33,6 +33,8 @@ struct Fake {
     fail_with: Option<u16>,
     /// Answer this to every list instead of the data.
     raw_list: Option<String>,
+    /// Redirect every admin call there.
+    redirect_to: Option<String>,
 }
 
 type Shared = Arc<Mutex<Fake>>;
@@ -59,6 +61,9 @@ fn check(fake: &Fake, headers: &HeaderMap) -> Option<Response> {
         .unwrap_or_default();
     if token.is_empty() || fake.revoked.iter().any(|t| t == token) {
         return Some(StatusCode::UNAUTHORIZED.into_response());
+    }
+    if let Some(to) = &fake.redirect_to {
+        return Some((StatusCode::FOUND, [(header::LOCATION, to.clone())]).into_response());
     }
     if let Some(s) = fake.fail_with {
         return Some(
@@ -395,4 +400,84 @@ async fn a_token_refused_early_is_fetched_again_once() {
     fake.lock().unwrap().revoked.push("t1".into());
     assert_eq!(kc.users().await.unwrap().0.len(), 1);
     assert_eq!(fake.lock().unwrap().tokens_issued, 2, "renewed after a 401");
+}
+
+/// A server that counts the requests it gets (a redirect's target).
+async fn counting() -> (String, Arc<Mutex<usize>>) {
+    let hits: Arc<Mutex<usize>> = Arc::default();
+    let count = hits.clone();
+    let router = Router::new().fallback(move || {
+        let count = count.clone();
+        async move {
+            *count.lock().unwrap() += 1;
+            Json(json!({"access_token": "stolen", "expires_in": 300}))
+        }
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, router).await });
+    (format!("http://{addr}"), hits)
+}
+
+#[tokio::test]
+async fn redirects_are_refused_and_credentials_stay_home() {
+    let (elsewhere, hits) = counting().await;
+    // The token endpoint redirects: the client secret is not posted again.
+    let target = format!("{elsewhere}/token");
+    let router = Router::new().fallback(move || {
+        let target = target.clone();
+        async move { (StatusCode::TEMPORARY_REDIRECT, [(header::LOCATION, target)]) }
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, router).await });
+    let kc = keycloak(
+        &format!("http://{addr}"),
+        small_pages(),
+        HttpLimits::default(),
+    );
+    let err = kc.users().await.unwrap_err();
+    assert_eq!(
+        err,
+        KeycloakError::Http(HttpError::Redirect { status: 307 })
+    );
+    assert!(!err.is_transient());
+
+    // The admin API redirects: the bearer token is not sent again.
+    let fake = Shared::default();
+    fake.lock().unwrap().users = vec![user("u1", "alice")];
+    fake.lock().unwrap().redirect_to = Some(format!("{elsewhere}/admin"));
+    let kc = keycloak(
+        &fake_keycloak(fake.clone()).await,
+        small_pages(),
+        HttpLimits::default(),
+    );
+    let err = kc.users().await.unwrap_err();
+    assert_eq!(
+        err,
+        KeycloakError::Http(HttpError::Redirect { status: 302 })
+    );
+    assert_eq!(*hits.lock().unwrap(), 0, "the redirect target was called");
+}
+
+#[tokio::test]
+async fn an_oversized_token_answer_is_refused() {
+    let padding = " ".repeat(4096);
+    let router = Router::new().fallback(move || {
+        let padding = padding.clone();
+        async move { format!("{{\"access_token\": \"t\", \"expires_in\": 300{padding}}}") }
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, router).await });
+    let tight = HttpLimits {
+        max_body: 1024,
+        ..HttpLimits::default()
+    };
+    let kc = keycloak(&format!("http://{addr}"), small_pages(), tight);
+    let err = kc.users().await.unwrap_err();
+    assert_eq!(
+        err,
+        KeycloakError::Http(HttpError::TooLarge { limit: 1024 })
+    );
 }

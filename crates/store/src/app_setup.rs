@@ -3,7 +3,8 @@
 //! operators (CLI and admin API).
 
 use crate::conn::{decode_error, from_micros, to_micros};
-use crate::{AppRecord, PendingDelivery, Result, Store, Target, Tx};
+use crate::provisioning::stored_settings;
+use crate::{Adopt, AppRecord, PendingDelivery, Result, Store, Target, Tx};
 use sqlx::any::AnyRow;
 use sqlx::Row;
 use time::OffsetDateTime;
@@ -65,7 +66,7 @@ impl Tx {
             "{insert} SELECT org_id, $2, 'user', id, '', 1, 'pending', 0, $3, 0, $3 \
              FROM resources WHERE org_id = $1 AND kind = 'User' {CONFLICT}"
         )];
-        if app.groups_as != "none" {
+        if app.groups_as.provisions_groups() {
             statements.push(format!(
                 "{insert} SELECT org_id, $2, 'group', id, '', 1, 'pending', 0, $3, 0, $3 \
                  FROM resources WHERE org_id = $1 AND kind = 'Group' {CONFLICT}"
@@ -90,24 +91,28 @@ impl Tx {
 }
 
 impl Tx {
-    /// Replaces the settings of an app of an organisation; `false` when the
-    /// organisation has no app of that name.
-    pub async fn set_app_settings(
-        &mut self,
-        org_id: i64,
-        name: &str,
-        settings: &serde_json::Value,
-    ) -> Result<bool> {
-        Ok(
-            sqlx::query("UPDATE apps SET settings = $1 WHERE org_id = $2 AND name = $3")
-                .bind(settings.to_string())
+    /// Sets whether existing accounts may be adopted by an app of an
+    /// organisation, keeping its other settings; `false` when the organisation
+    /// has no app of that name.
+    pub async fn set_app_adopt(&mut self, org_id: i64, name: &str, adopt: Adopt) -> Result<bool> {
+        let text: Option<String> =
+            sqlx::query_scalar("SELECT settings FROM apps WHERE org_id = $1 AND name = $2")
                 .bind(org_id)
                 .bind(name)
-                .execute(&mut *self.tx)
-                .await?
-                .rows_affected()
-                > 0,
-        )
+                .fetch_optional(&mut *self.tx)
+                .await?;
+        let Some(text) = text else {
+            return Ok(false);
+        };
+        let settings: serde_json::Value = serde_json::from_str(&text)
+            .map_err(|e| crate::conn::decode_error(format!("app settings: {e}")))?;
+        sqlx::query("UPDATE apps SET settings = $1 WHERE org_id = $2 AND name = $3")
+            .bind(stored_settings(&settings, adopt))
+            .bind(org_id)
+            .bind(name)
+            .execute(&mut *self.tx)
+            .await?;
+        Ok(true)
     }
 }
 

@@ -36,6 +36,7 @@
 //! # Ok(()) }
 //! ```
 
+mod app_settings;
 mod app_setup;
 mod conn;
 mod footprint;
@@ -54,6 +55,7 @@ pub mod testing;
 use serde_json::Value;
 use time::OffsetDateTime;
 
+pub use app_settings::{Adopt, AppKind, Deprovision, GroupsAs, UnknownSetting};
 pub use app_setup::{OutboxCounts, OutboxRow};
 pub use conn::{Store, Tx};
 pub use footprint::FootprintRow;
@@ -85,6 +87,10 @@ pub enum StoreError {
     /// A filter or sort the store cannot translate (already a SCIM error).
     #[error(transparent)]
     Scim(#[from] scim::ScimError),
+    /// A stored app setting is not one of its values (the row was not
+    /// written by Liaison).
+    #[error("stored app setting: {0}")]
+    UnknownSetting(#[from] UnknownSetting),
     #[error("database error: {0}")]
     Db(#[from] sqlx::Error),
     #[error("migration error: {0}")]

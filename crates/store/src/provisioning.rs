@@ -18,6 +18,7 @@
 //! process), from the process's on SQLite (one process owns the file).
 
 use crate::conn::{from_micros, map_unique, to_micros};
+use crate::{Adopt, AppKind, Deprovision, GroupsAs};
 use crate::{Dialect, Result, Store, Tx};
 use serde_json::Value;
 use sqlx::any::AnyRow;
@@ -32,16 +33,16 @@ pub struct AppRecord {
     pub org_id: i64,
     /// Unique within the organisation.
     pub name: String,
-    /// `synapse`, `nextcloud`, `rocketchat` or `scim`.
-    pub kind: String,
+    pub kind: AppKind,
     pub base_url: String,
     /// Where the secret is: `file:/path` or `env:VAR`. Never the secret.
     pub credential: String,
-    /// `groups`, `rooms`, `spaces` or `none`.
-    pub groups_as: String,
-    /// `disable` or `delete`.
-    pub deprovision: String,
-    /// Kind-specific settings (e.g. Synapse's `server_name`).
+    pub groups_as: GroupsAs,
+    pub deprovision: Deprovision,
+    /// Whether existing accounts may be adopted (stored as the `adopt` key of
+    /// the settings, absent when `never`).
+    pub adopt: Adopt,
+    /// Kind-specific settings (e.g. Synapse's `server_name`), without `adopt`.
     pub settings: Value,
     pub created: OffsetDateTime,
 }
@@ -170,21 +171,43 @@ pub struct OutboxStats {
 const APP_COLUMNS: &str =
     "id, org_id, name, kind, base_url, credential, groups_as, deprovision, settings, created";
 
+/// The key of `apps.settings` that holds [`AppRecord::adopt`].
+const ADOPT_KEY: &str = "adopt";
+
+/// An app as stored: its settings' text parsed, an unknown value refused
+/// ([`crate::StoreError::UnknownSetting`]).
 fn app_from_row(row: &AnyRow) -> Result<AppRecord> {
-    let settings: String = row.try_get("settings")?;
+    let text: String = row.try_get("settings")?;
+    let mut settings: Value = serde_json::from_str(&text)
+        .map_err(|e| crate::conn::decode_error(format!("app settings: {e}")))?;
+    let adopt = match settings.as_object_mut().and_then(|m| m.remove(ADOPT_KEY)) {
+        None => Adopt::Never,
+        Some(Value::String(a)) => a.parse()?,
+        Some(other) => other.to_string().parse()?,
+    };
     Ok(AppRecord {
         id: row.try_get("id")?,
         org_id: row.try_get("org_id")?,
         name: row.try_get("name")?,
-        kind: row.try_get("kind")?,
+        kind: row.try_get::<String, _>("kind")?.parse()?,
         base_url: row.try_get("base_url")?,
         credential: row.try_get("credential")?,
-        groups_as: row.try_get("groups_as")?,
-        deprovision: row.try_get("deprovision")?,
-        settings: serde_json::from_str(&settings)
-            .map_err(|e| crate::conn::decode_error(format!("app settings: {e}")))?,
+        groups_as: row.try_get::<String, _>("groups_as")?.parse()?,
+        deprovision: row.try_get::<String, _>("deprovision")?.parse()?,
+        adopt,
+        settings,
         created: from_micros(row.try_get("created")?)?,
     })
+}
+
+/// The settings as stored: `settings` with `adopt` added unless it is `never`.
+pub(crate) fn stored_settings(settings: &Value, adopt: Adopt) -> String {
+    let mut map = settings.as_object().cloned().unwrap_or_default();
+    map.remove(ADOPT_KEY);
+    if adopt != Adopt::Never {
+        map.insert(ADOPT_KEY.into(), Value::String(adopt.as_str().into()));
+    }
+    Value::Object(map).to_string()
 }
 
 fn delivery_from_row(row: &AnyRow) -> Result<Delivery> {
@@ -250,12 +273,12 @@ impl Tx {
         let row = sqlx::query(&sql)
             .bind(app.org_id)
             .bind(&app.name)
-            .bind(&app.kind)
+            .bind(app.kind.as_str())
             .bind(&app.base_url)
             .bind(&app.credential)
-            .bind(&app.groups_as)
-            .bind(&app.deprovision)
-            .bind(app.settings.to_string())
+            .bind(app.groups_as.as_str())
+            .bind(app.deprovision.as_str())
+            .bind(stored_settings(&app.settings, app.adopt))
             .bind(created)
             .fetch_one(&mut *self.tx)
             .await
@@ -296,9 +319,9 @@ impl Tx {
         member_id: Option<&str>,
     ) -> Result<()> {
         let groups_only = if target == Target::User {
-            ""
+            String::new()
         } else {
-            " AND groups_as <> 'none'"
+            format!(" AND groups_as <> '{}'", GroupsAs::None.as_str())
         };
         let sql = format!(
             "INSERT INTO outbox (org_id, app_id, target, resource_id, member_id, seq, state, \
@@ -329,11 +352,12 @@ impl Tx {
             return Ok(());
         }
         let members = self.dialect().distinct_text_elements("$3");
+        let none = GroupsAs::None.as_str();
         let sql = format!(
             "INSERT INTO outbox (org_id, app_id, target, resource_id, member_id, seq, state, \
              attempts, next_attempt, lease_until, enqueued) \
              SELECT a.org_id, a.id, 'member', $2, m.value, 1, 'pending', 0, $4, 0, $4 \
-             FROM apps a, {members} m WHERE a.org_id = $1 AND a.groups_as <> 'none' \
+             FROM apps a, {members} m WHERE a.org_id = $1 AND a.groups_as <> '{none}' \
              {ENQUEUE_CONFLICT}"
         );
         let ids = serde_json::to_string(member_ids).expect("strings serialise");

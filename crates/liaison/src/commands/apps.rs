@@ -1,8 +1,8 @@
 //! `liaison app add|list|set|remove`: the apps an organisation is provisioned into.
 //! The rules are [`service::apps`]'; this module maps arguments and prints.
 
-use clap::{Args, Subcommand, ValueEnum};
-use provision::{Adopt, AppKind};
+use clap::{Args, Subcommand};
+use provision::{Adopt, AppKind, Deprovision, GroupsAs};
 use serde_json::{Map, Value};
 use service::apps::{self, NewApp};
 use service::types::{AppName, EnvVar, FilePath, HttpUrl};
@@ -28,7 +28,7 @@ pub enum AppCommand {
         /// Whether accounts the app already has, which Liaison did not create,
         /// may be adopted by `liaison sync --adopt`, and how they are matched.
         #[arg(long, value_enum)]
-        adopt: AdoptArg,
+        adopt: Adopt,
     },
     /// Removes an app, with its pending deliveries and what Liaison knows it holds.
     /// Nothing is removed from the app itself.
@@ -40,45 +40,6 @@ pub enum AppCommand {
     },
 }
 
-#[derive(Clone, Copy, ValueEnum)]
-pub enum KindArg {
-    Synapse,
-    Nextcloud,
-    Rocketchat,
-    Scim,
-}
-
-#[derive(Clone, Copy, ValueEnum)]
-pub enum GroupsAsArg {
-    Groups,
-    Rooms,
-    Spaces,
-    None,
-}
-
-#[derive(Clone, Copy, ValueEnum)]
-pub enum AdoptArg {
-    Never,
-    ByUsername,
-    ByEmail,
-}
-
-impl From<AdoptArg> for Adopt {
-    fn from(a: AdoptArg) -> Adopt {
-        match a {
-            AdoptArg::Never => Adopt::Never,
-            AdoptArg::ByUsername => Adopt::ByUsername,
-            AdoptArg::ByEmail => Adopt::ByEmail,
-        }
-    }
-}
-
-#[derive(Clone, Copy, ValueEnum)]
-pub enum DeprovisionArg {
-    Disable,
-    Delete,
-}
-
 #[derive(Args)]
 #[command(group = clap::ArgGroup::new("credential").required(true))]
 pub struct AddArgs {
@@ -86,7 +47,7 @@ pub struct AddArgs {
     pub org: String,
     /// The kind of app.
     #[arg(value_enum)]
-    pub kind: KindArg,
+    pub kind: AppKind,
     /// The app's base URL (http or https).
     #[arg(long, value_parser = HttpUrl::parse)]
     pub url: HttpUrl,
@@ -103,10 +64,10 @@ pub struct AddArgs {
     /// What groups become (default per kind: synapse rooms, nextcloud groups,
     /// rocketchat rooms, scim groups).
     #[arg(long, value_enum)]
-    pub groups_as: Option<GroupsAsArg>,
+    pub groups_as: Option<GroupsAs>,
     /// What happens to a user deleted from the directory.
-    #[arg(long, value_enum, default_value = "disable")]
-    pub deprovision: DeprovisionArg,
+    #[arg(long, value_enum, default_value_t = Deprovision::Disable)]
+    pub deprovision: Deprovision,
     /// Synapse: the homeserver's server_name (required).
     #[arg(long)]
     pub server_name: Option<String>,
@@ -123,7 +84,7 @@ pub struct AddArgs {
     /// be adopted by `liaison sync --adopt` (default: never, they are
     /// collisions).
     #[arg(long, value_enum)]
-    pub adopt: Option<AdoptArg>,
+    pub adopt: Option<Adopt>,
 }
 
 impl AddArgs {
@@ -134,12 +95,6 @@ impl AddArgs {
                 Some(FilePath::parse(&absolute.to_string_lossy()).map_err(anyhow::Error::msg)?)
             }
             None => None,
-        };
-        let kind = match self.kind {
-            KindArg::Synapse => AppKind::Synapse,
-            KindArg::Nextcloud => AppKind::Nextcloud,
-            KindArg::Rocketchat => AppKind::Rocketchat,
-            KindArg::Scim => AppKind::Scim,
         };
         let mut settings = Map::new();
         let mut put = |key: &str, v: &Option<String>| {
@@ -154,29 +109,15 @@ impl AddArgs {
             settings.insert("use_patch".into(), Value::Bool(false));
         }
         Ok(NewApp {
-            kind: kind.as_str().to_owned(),
+            kind: self.kind,
             name: self.name.clone(),
             url: self.url.clone(),
             credential_file,
             credential_env: self.credential_env.clone(),
-            groups_as: self.groups_as.map(|g| {
-                match g {
-                    GroupsAsArg::Groups => "groups",
-                    GroupsAsArg::Rooms => "rooms",
-                    GroupsAsArg::Spaces => "spaces",
-                    GroupsAsArg::None => "none",
-                }
-                .to_owned()
-            }),
-            deprovision: Some(
-                match self.deprovision {
-                    DeprovisionArg::Disable => "disable",
-                    DeprovisionArg::Delete => "delete",
-                }
-                .to_owned(),
-            ),
+            groups_as: self.groups_as,
+            deprovision: Some(self.deprovision),
             settings,
-            adopt: self.adopt.map(Adopt::from),
+            adopt: self.adopt,
         })
     }
 }
@@ -218,10 +159,10 @@ pub async fn run(store: &Store, cmd: AppCommand) -> anyhow::Result<()> {
                 .map(|a| {
                     [
                         a.name,
-                        a.kind,
+                        a.kind.to_string(),
                         a.url,
-                        a.groups_as,
-                        a.deprovision,
+                        a.groups_as.to_string(),
+                        a.deprovision.to_string(),
                         a.adopt.as_str().to_owned(),
                         a.credential,
                         a.pending.to_string(),
@@ -250,9 +191,7 @@ pub async fn run(store: &Store, cmd: AppCommand) -> anyhow::Result<()> {
             adopt,
         } => {
             let org = service::orgs::find(store, &slug).await?;
-            let change = apps::AppChange {
-                adopt: Some(adopt.into()),
-            };
+            let change = apps::AppChange { adopt: Some(adopt) };
             let app = apps::change(store, &org, &name, &change, Caller::Operator).await?;
             println!(
                 "app {} of {}: adopt {}",

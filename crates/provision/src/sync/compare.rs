@@ -330,7 +330,7 @@ fn compare_departed(
     claimed_users: &mut HashSet<String>,
     claimed_groups: &mut HashSet<String>,
 ) -> Vec<Drift> {
-    let delete_policy = app.deprovision == "delete";
+    let delete_policy = app.deprovision.deletes();
     let user_ids: HashSet<&str> = dir.users.iter().map(|u| u.id.as_str()).collect();
     let group_ids: HashSet<&str> = dir.groups.iter().map(|g| g.id.as_str()).collect();
     let mut drift = Vec::new();

@@ -77,13 +77,13 @@ pub async fn reconcile(
     let dir = read_directory(store, app).await?;
     let side = read_app(app, conn).await?;
     let drift = compare(app, conn, &dir, &side);
-    let mode = Adopt::of_app(app);
+    let mode = app.adopt;
     if opts.adopt && mode == Adopt::Never {
         return Err(SyncError::AdoptionNotAllowed(app.name.clone()));
     }
     let mut report = AppReport {
         app: app.name.clone(),
-        kind: app.kind.clone(),
+        kind: app.kind,
         drift: drift.clone(),
         repaired: 0,
         remaining: 0,

@@ -59,7 +59,7 @@ async fn all_resources(
 /// Reads the directory side of `app`'s organisation.
 pub(super) async fn read_directory(store: &Store, app: &AppRecord) -> Result<Directory, SyncError> {
     let users = all_resources(store, app.org_id, ResourceKind::User).await?;
-    let groups = if app.groups_as == "none" {
+    let groups = if !app.groups_as.provisions_groups() {
         Vec::new()
     } else {
         all_resources(store, app.org_id, ResourceKind::Group).await?
@@ -92,7 +92,7 @@ pub(super) async fn read_app(app: &AppRecord, conn: &dyn Connector) -> Result<Ap
         error,
     };
     // Groups first: listing them tells some connectors (Synapse) their own id.
-    let groups = if app.groups_as == "none" {
+    let groups = if !app.groups_as.provisions_groups() {
         Vec::new()
     } else {
         conn.list_groups().await.map_err(err)?

@@ -303,7 +303,7 @@ async fn repair_extra(
     conn: &dyn Connector,
     d: &Drift,
 ) -> Result<(), DeliveryError> {
-    let delete = app.deprovision == "delete";
+    let delete = app.deprovision.deletes();
     match (d.resource, d.kind) {
         (DriftResource::Membership, _) => match (&d.app_id, &d.member_app_id) {
             (Some(g), Some(member_app)) => match conn.remove_member(g, member_app).await {

@@ -1,7 +1,7 @@
 //! What a reconciliation run is asked to do and what it reports: the options,
 //! the drift items, the per-app report, the progress events and the errors.
 
-use crate::{Adopt, DeliveryError};
+use crate::{Adopt, AppKind, DeliveryError};
 use serde::Serialize;
 use store::AppRecord;
 
@@ -124,7 +124,7 @@ impl Drift {
     }
 
     fn removable(&self, app: &AppRecord) -> bool {
-        let delete = app.deprovision == "delete";
+        let delete = app.deprovision.deletes();
         match self.resource {
             DriftResource::User => delete || self.app_active.unwrap_or(true),
             DriftResource::Group => delete && !self.protected,
@@ -137,7 +137,7 @@ impl Drift {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct AppReport {
     pub app: String,
-    pub kind: String,
+    pub kind: AppKind,
     /// Everything found before repairs (extras included).
     pub drift: Vec<Drift>,
     /// Repairs that succeeded.

@@ -4,18 +4,18 @@
 
 use directory::{Directory, Limits, OrgScope, Projection};
 use serde_json::{json, Value};
-use store::{AppRecord, ResourceKind, Store};
+use store::{Adopt, AppKind, AppRecord, Deprovision, GroupsAs, ResourceKind, Store};
 
 /// The app an organisation gets.
 pub struct AppSpec<'a> {
     pub name: &'a str,
-    pub kind: &'a str,
+    pub kind: AppKind,
     pub base_url: String,
     /// The variable the credential is read from (set to `credential`): one per
     /// test and store, since tests run in parallel.
     pub credential_var: String,
     pub credential: &'a str,
-    pub groups_as: &'a str,
+    pub groups_as: GroupsAs,
 }
 
 /// The organisation `acme` with one app.
@@ -38,11 +38,12 @@ impl Org {
                 id: 0,
                 org_id: org.id,
                 name: spec.name.into(),
-                kind: spec.kind.into(),
+                kind: spec.kind,
                 base_url: spec.base_url,
                 credential: format!("env:{}", spec.credential_var),
-                groups_as: spec.groups_as.into(),
-                deprovision: "disable".into(),
+                groups_as: spec.groups_as,
+                deprovision: Deprovision::Disable,
+                adopt: Adopt::Never,
                 settings: json!({}),
                 created: time::OffsetDateTime::now_utc(),
             })

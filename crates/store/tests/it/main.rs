@@ -1,6 +1,7 @@
 //! Integration tests of the store, run on SQLite and (when configured) PostgreSQL
 //! through `store::testing::for_each_store`.
 
+mod apps;
 mod common;
 mod filters;
 mod footprint;

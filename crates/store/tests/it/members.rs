@@ -320,21 +320,27 @@ async fn deleting_a_resource_removes_its_memberships_both_ways() {
 async fn memberships_are_queued_once_per_app_that_takes_groups() {
     for_each_store(|s| async move {
         let o = org(&s, "q").await;
-        let app = |name: &str, groups_as: &str| store::AppRecord {
+        let app = |name: &str, groups_as: store::GroupsAs| store::AppRecord {
             id: 0,
             org_id: o.id,
             name: name.to_owned(),
-            kind: "synapse".to_owned(),
+            kind: store::AppKind::Synapse,
             base_url: "https://matrix.example.org".to_owned(),
             credential: "env:X".to_owned(),
-            groups_as: groups_as.to_owned(),
-            deprovision: "disable".to_owned(),
+            groups_as,
+            deprovision: store::Deprovision::Disable,
+            adopt: store::Adopt::Never,
             settings: serde_json::json!({}),
             created: time::OffsetDateTime::now_utc(),
         };
         let mut tx = s.begin().await.unwrap();
-        let rooms = tx.create_app(&app("chat", "rooms")).await.unwrap();
-        tx.create_app(&app("files", "none")).await.unwrap();
+        let rooms = tx
+            .create_app(&app("chat", store::GroupsAs::Rooms))
+            .await
+            .unwrap();
+        tx.create_app(&app("files", store::GroupsAs::None))
+            .await
+            .unwrap();
         // A repeated id is one membership; an empty list queues nothing.
         let ids: Vec<String> = ["u1", "u2", "u1", "Üñ"].map(String::from).to_vec();
         tx.enqueue_members(o.id, "g", &ids).await.unwrap();
