@@ -38,6 +38,7 @@
 
 mod app_setup;
 mod conn;
+mod console;
 mod footprint;
 mod members;
 mod metering;
@@ -56,6 +57,9 @@ use time::OffsetDateTime;
 
 pub use app_setup::{OutboxCounts, OutboxRow};
 pub use conn::{Store, Tx};
+pub use console::{
+    AuditRecord, ConsoleGrant, NewAudit, OrgHealth, RedeemedLink, SessionRecord, UserEntry,
+};
 pub use footprint::FootprintRow;
 pub use metering::{ClosedCounts, PeriodCounts, PeriodKeyState, PeriodRow, WebhookContext};
 pub use profiles::{Domain, MaintenanceRecord, OrgProfile};
