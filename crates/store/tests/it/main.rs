@@ -2,6 +2,7 @@
 //! through `store::testing::for_each_store`.
 
 mod common;
+mod console;
 mod filters;
 mod footprint;
 mod members;
