@@ -107,6 +107,8 @@ pub struct Texts {
     pub col_pending: String,
     pub col_failed: String,
     pub col_collisions: String,
+    pub col_maintenance: String,
+    pub no_maintenance: String,
     pub col_oldest: String,
     pub none: String,
     pub no_orgs: String,

@@ -275,6 +275,8 @@ struct OrgRow {
     failed: i64,
     collisions: i64,
     oldest: String,
+    /// Start and end (RFC 3339) of the current or next maintenance window.
+    maintenance: Option<(String, String)>,
 }
 
 #[derive(Template)]
@@ -316,6 +318,7 @@ pub(crate) async fn home(State(c): St, headers: HeaderMap) -> Response {
                         pending: o.pending,
                         failed: o.failed,
                         collisions: o.collisions,
+                        maintenance: o.next_maintenance,
                     })
                     .collect();
                 render(

@@ -38,9 +38,25 @@ async fn get(app: &Router, uri: &str, headers: &[(header::HeaderName, &str)]) ->
 #[tokio::test]
 async fn pages_of_a_session_in_both_languages() {
     for (label, store) in store::testing::stores_under_test().await {
+        let now = time::OffsetDateTime::now_utc();
+        let now = now.replace_nanosecond(0).unwrap();
         let mut tx = store.begin().await.unwrap();
-        tx.create_org("ecole", "École Jean Jaurès").await.unwrap();
+        let org = tx.create_org("ecole", "École Jean Jaurès").await.unwrap();
+        tx.add_maintenance(&store::MaintenanceRecord {
+            id: "w1".into(),
+            org_id: org.id,
+            app: None,
+            starts: now + time::Duration::days(2),
+            ends: now + time::Duration::days(2) + time::Duration::hours(1),
+            messages: Default::default(),
+            created: now,
+        })
+        .await
+        .unwrap();
         tx.commit().await.unwrap();
+        let start = (now + time::Duration::days(2))
+            .format(&time::format_description::well_known::Rfc3339)
+            .unwrap();
         let app: Router = console::router(console::Console::new(store.clone(), true));
 
         let css = get(&app, "/console/static/console.css", &[]).await;
@@ -73,6 +89,10 @@ async fn pages_of_a_session_in_both_languages() {
         .await;
         assert_eq!(p.status, StatusCode::OK, "{label}");
         assert!(p.body.contains("École Jean Jaurès") && p.body.contains("Journal d’audit"));
+        assert!(
+            p.body.contains(&format!("<time datetime=\"{start}\">")),
+            "{label}: the next maintenance window is shown"
+        );
         assert!(
             p.body.contains("name=\"csrf\""),
             "the logout form has its token"

@@ -267,6 +267,9 @@ pub struct OrgHealthView {
     pub collisions: i64,
     /// Seconds since the oldest waiting delivery was enqueued.
     pub oldest_pending_secs: Option<i64>,
+    /// The organisation's current or next maintenance window: start and end,
+    /// RFC 3339.
+    pub next_maintenance: Option<(String, String)>,
 }
 
 /// Every organisation with its users, apps and provisioning health
@@ -277,11 +280,17 @@ pub async fn overview(
 ) -> Result<Vec<OrgHealthView>, ServiceError> {
     require_operator(session)?;
     let now = OffsetDateTime::now_utc();
+    // Every window not over yet, by start: each organisation's first one.
+    let windows = store.maintenance_windows(None, now).await?;
     Ok(store
         .org_health()
         .await?
         .into_iter()
         .map(|h| OrgHealthView {
+            next_maintenance: windows
+                .iter()
+                .find(|w| w.org_id == h.org.id)
+                .map(|w| (rfc3339(w.starts), rfc3339(w.ends))),
             slug: h.org.slug,
             name: h.org.name,
             users: h.users,
