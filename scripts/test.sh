@@ -45,9 +45,13 @@ echo "==== setup ===="
 df -h "$REPO_ROOT" | tail -n 1 | awk '{ print "disk: " $4 " free of " $2 " on " $6 }'
 ensure_debs "/usr/lib/postgresql/*/bin/initdb:postgresql" psql:postgresql-client curl:curl \
 	chromium:chromium "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf:fonts-dejavu-core" \
+	node:nodejs npm:npm \
 	prometheus:prometheus tesseract:tesseract-ocr "/usr/share/tesseract-ocr/*/tessdata/eng.traineddata:tesseract-ocr-eng"
-# The browser test of the error pages (crates/liaison/tests/pages_browser.rs) runs
-# in headless Chromium; with it installed, a missing browser is a failure.
+# The browser tests of the error pages (crates/liaison/tests/pages_browser.rs) and
+# of the console (console_browser.rs: playwright-core and axe-core, which the test
+# installs itself from crates/console/browser/package-lock.json into its ignored
+# node_modules, npm's cache in .npm-cache) run in headless Chromium; with it
+# installed, a missing browser, node or npm is a failure.
 export LIAISON_REQUIRE_CHROMIUM=1
 ensure_venv
 # The real apps the provisioning tests talk to: a Matrix Synapse homeserver

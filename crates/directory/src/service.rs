@@ -420,6 +420,11 @@ impl Directory {
         self
     }
 
+    /// What wakes the outbox worker after a change, when one was given.
+    pub fn outbox_wake(&self) -> Option<Arc<Notify>> {
+        self.outbox_wake.clone()
+    }
+
     async fn render(
         &self,
         scope: OrgScope<'_>,

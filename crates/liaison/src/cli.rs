@@ -71,6 +71,9 @@ enum Command {
     /// Carbon footprint of each organisation's share of the hosting.
     #[command(subcommand)]
     Footprint(commands::footprint::FootprintCommand),
+    /// The web console: one-time login links.
+    #[command(subcommand)]
+    Console(commands::console::ConsoleCommand),
 }
 
 #[derive(Subcommand)]
@@ -194,6 +197,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Footprint(cmd) => {
             let store = open(&config).await?;
             commands::footprint::run(&store, &config.footprint, cmd).await
+        }
+        Command::Console(cmd) => {
+            let store = open(&config).await?;
+            commands::console::run(&store, &config, cmd).await
         }
     }
 }
@@ -360,14 +367,8 @@ async fn demo(config: Config) -> anyhow::Result<()> {
         tx.commit().await?;
     }
     let token = issue_token(&store, Some("demo")).await?;
-    let host = match config.listen.split_once(':') {
-        Some(("0.0.0.0", port)) | Some(("[::]", port)) => format!("localhost:{port}"),
-        _ => config.listen.clone(),
-    };
-    let base = config
-        .public_url
-        .clone()
-        .unwrap_or_else(|| format!("http://{host}"));
+    let base = commands::console::base_url(&config);
+    let (link, _) = commands::console::link_url(&store, &config, None).await?;
     println!(
         "Liaison demo: organisation `demo` on {}",
         redact(&config.database_url)
@@ -376,6 +377,9 @@ async fn demo(config: Config) -> anyhow::Result<()> {
     println!("Try: curl -H 'Authorization: Bearer {token}' {base}/o/demo/scim/v2/Users");
     println!("Token:");
     println!("{token}");
+    println!("Web console: {base}/console/");
+    println!("Open the console (one-time operator link, valid 10 minutes):");
+    println!("{link}");
     serve(config, store).await
 }
 

@@ -19,6 +19,7 @@
 //! ```
 
 pub mod apps;
+pub mod console;
 pub mod footprint;
 pub mod orgs;
 pub mod outbox;

@@ -67,6 +67,11 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
         "sealed_period_keys",
         include_str!("../migrations/sqlite/0013_sealed_period_keys.sql"),
     ),
+    (
+        14,
+        "console",
+        include_str!("../migrations/sqlite/0014_console.sql"),
+    ),
 ];
 const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
     (
@@ -108,6 +113,11 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
         13,
         "sealed_period_keys",
         include_str!("../migrations/postgres/0013_sealed_period_keys.sql"),
+    ),
+    (
+        14,
+        "console",
+        include_str!("../migrations/postgres/0014_console.sql"),
     ),
 ];
 

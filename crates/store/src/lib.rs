@@ -39,6 +39,7 @@
 mod app_settings;
 mod app_setup;
 mod conn;
+mod console;
 mod footprint;
 mod members;
 mod metering;
@@ -58,6 +59,9 @@ use time::OffsetDateTime;
 pub use app_settings::{Adopt, AppKind, Deprovision, GroupsAs, UnknownSetting};
 pub use app_setup::{OutboxCounts, OutboxRow};
 pub use conn::{Store, Tx};
+pub use console::{
+    AuditRecord, ConsoleGrant, NewAudit, OrgHealth, RedeemedLink, SessionRecord, UserEntry,
+};
 pub use footprint::FootprintRow;
 pub use metering::{ClosedCounts, PeriodCounts, PeriodKeyState, PeriodRow, WebhookContext};
 pub use profiles::{Domain, MaintenanceRecord, OrgProfile};

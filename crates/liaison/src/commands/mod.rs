@@ -1,6 +1,7 @@
 //! Operator commands beyond the server itself, one module each.
 
 pub mod apps;
+pub mod console;
 pub mod footprint;
 pub mod meter;
 pub mod outbox;

@@ -30,6 +30,8 @@ use store::{Org, Store};
 /// Shared by every request.
 pub struct AppState {
     pub directory: Directory,
+    /// The web console (`/console/`).
+    pub console: Arc<console::Console>,
     pub store: Store,
     pub config: Config,
     pub metrics: Metrics,
@@ -58,7 +60,17 @@ impl AppState {
             .max_capacity(if ttl.is_zero() { 0 } else { 10_000 })
             .time_to_live(ttl.max(std::time::Duration::from_nanos(1)))
             .build();
+        // Cookies are `Secure` when the console is reached over https.
+        let secure = config
+            .public_url
+            .as_deref()
+            .is_some_and(|u| u.starts_with("https://"));
+        let console = match directory.outbox_wake() {
+            Some(wake) => console::Console::with_outbox_wake(store.clone(), secure, wake),
+            None => console::Console::new(store.clone(), secure),
+        };
         AppState {
+            console,
             directory,
             store,
             config,
@@ -151,6 +163,7 @@ pub fn router(state: SharedState) -> Router {
             }),
         )
         .merge(authenticated)
+        .merge(console::router(state.console.clone()))
         .merge(events::routes(state.config.limits.max_body_bytes))
         .fallback(|| async { Reply::Error(ScimError::not_found("no such endpoint")) })
         .method_not_allowed_fallback(|| async {

@@ -3,6 +3,7 @@
 
 mod apps;
 mod common;
+mod console;
 mod filters;
 mod footprint;
 mod members;
