@@ -472,7 +472,7 @@ pub(crate) async fn user(
                     let (status, class) = status_text(t, a.status);
                     AppRow {
                         app: a.app,
-                        kind: a.kind,
+                        kind: a.kind.to_string(),
                         status: status.to_owned(),
                         status_class: class,
                         app_id: a.app_id,
