@@ -60,8 +60,12 @@ async fn post_events(app: &App, org: &str, body: &[u8], headers: &[(&str, String
 }
 
 async fn signed(app: &App, org: &str, events: &Value) -> Answer {
+    signed_with(app, org, events, SECRET).await
+}
+
+async fn signed_with(app: &App, org: &str, events: &Value, secret: &str) -> Answer {
     let body = serde_json::to_vec(events).unwrap();
-    let sig = sign(&body, SECRET);
+    let sig = sign(&body, secret);
     post_events(app, org, &body, &[("x-keycloak-signature", sig)]).await
 }
 
@@ -800,5 +804,59 @@ async fn keys_stored_in_clear_are_sealed_at_start() {
             .unwrap();
         assert_eq!((got.recorded, got.repeated), (0, 1), "{}", app.label);
         assert_eq!(m.seal_clear_keys().await.unwrap(), 0, "{}", app.label);
+    }
+}
+
+/// The webhook's context is kept in memory between requests, yet a new
+/// secret set through the admin API replaces the old one at once in this
+/// process, and a period closed by another process records nothing more.
+#[tokio::test]
+async fn a_cached_webhook_context_follows_new_secrets_and_closed_periods() {
+    for app in apps().await {
+        let (token, org_id) = org_with_secret(&app, "acme").await;
+        let a = signed(&app, "acme", &json!([p2_event("LOGIN", "kc-a")])).await;
+        assert_eq!(a.body["recorded"], 1, "{}: {}", app.label, a.body);
+
+        let a = app
+            .call(
+                Method::POST,
+                "/o/acme/admin/meter/webhook-secret",
+                Some(&token),
+                None,
+                &[],
+            )
+            .await;
+        assert_eq!(a.status, StatusCode::OK, "{}: {}", app.label, a.body);
+        let fresh = a.body["secret"].as_str().unwrap().to_owned();
+
+        let events = json!([p2_event("LOGIN", "kc-b")]);
+        let old = signed_with(&app, "acme", &events, SECRET).await;
+        assert_eq!(
+            old.status,
+            StatusCode::UNAUTHORIZED,
+            "{}: the old secret still works",
+            app.label
+        );
+        let new = signed_with(&app, "acme", &events, &fresh).await;
+        assert_eq!(new.status, StatusCode::OK, "{}: {}", app.label, new.body);
+        assert_eq!(new.body["recorded"], 1, "{}: {}", app.label, new.body);
+
+        // Another process closes the period while this one has it cached.
+        let other = metering(&app.store);
+        let period = other.period(&label_now()).unwrap();
+        other
+            .close(&period, None, true, OffsetDateTime::now_utc())
+            .await
+            .unwrap();
+        let late = signed_with(&app, "acme", &json!([p2_event("LOGIN", "kc-c")]), &fresh).await;
+        assert_eq!(late.status, StatusCode::OK, "{}: {}", app.label, late.body);
+        assert_eq!(late.body["recorded"], 0, "{}: {}", app.label, late.body);
+        assert_eq!(late.body["late"], 1, "{}: {}", app.label, late.body);
+        assert_eq!(
+            app.store.period_key(org_id, &label_now()).await.unwrap(),
+            PeriodKeyState::Closed,
+            "{}",
+            app.label
+        );
     }
 }
