@@ -269,11 +269,37 @@ pub async fn filter_plan(
     kind: crate::ResourceKind,
     filter: &scim::Filter,
 ) -> String {
+    plan(store, org_id, kind, filter, true).await
+}
+
+/// [`filter_plan`] without `ANALYZE`: the plan of a table just filled, before
+/// the planner has statistics of it.
+///
+/// # Panics
+/// When the filter cannot be translated or a statement fails.
+pub async fn filter_plan_without_statistics(
+    store: &Store,
+    org_id: i64,
+    kind: crate::ResourceKind,
+    filter: &scim::Filter,
+) -> String {
+    plan(store, org_id, kind, filter, false).await
+}
+
+async fn plan(
+    store: &Store,
+    org_id: i64,
+    kind: crate::ResourceKind,
+    filter: &scim::Filter,
+    analyze: bool,
+) -> String {
     use sqlx::Row;
     let mut conn = store.writer().acquire().await.expect("a connection");
-    // What autovacuum (PostgreSQL) and `Store::optimize` (SQLite) do on a live
-    // server.
-    conn.execute("ANALYZE").await.expect("analyze");
+    if analyze {
+        // What autovacuum (PostgreSQL) and `Store::optimize` (SQLite) do on a
+        // live server.
+        conn.execute("ANALYZE").await.expect("analyze");
+    }
     let mut q = filter_query(store, org_id, kind, filter, false);
     let explain = match store.dialect() {
         crate::Dialect::Sqlite => "EXPLAIN QUERY PLAN ",

@@ -260,11 +260,11 @@ fn bearer(headers: &HeaderMap) -> Option<&str> {
 async fn authenticate(
     State(st): State<SharedState>,
     Path(OrgPath { org }): Path<OrgPath>,
-    headers: HeaderMap,
     mut req: Request,
     next: Next,
 ) -> Response {
-    match authorize(&st, &org, &headers).await {
+    // The request's own headers: no copy of them per request.
+    match authorize(&st, &org, req.headers()).await {
         Ok(ctx) => {
             req.extensions_mut().insert(ctx);
             next.run(req).await
@@ -283,12 +283,11 @@ async fn authenticate(
 async fn authenticate_admin(
     State(st): State<SharedState>,
     Path(OrgPath { org }): Path<OrgPath>,
-    headers: HeaderMap,
     mut req: Request,
     next: Next,
 ) -> Response {
     use admin::ApiError;
-    match authorize(&st, &org, &headers).await {
+    match authorize(&st, &org, req.headers()).await {
         Ok(ctx) => {
             req.extensions_mut().insert(ctx);
             next.run(req).await

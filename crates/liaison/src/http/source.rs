@@ -120,13 +120,17 @@ fn writes(method: &Method, path: &str) -> bool {
 /// source: 403 with a SCIM error saying why and what to do.
 pub async fn refuse_scim_writes(
     State(st): State<SharedState>,
-    Extension(ctx): Extension<OrgCtx>,
     req: Request,
     next: Next,
 ) -> Response {
     if !writes(req.method(), req.uri().path()) {
         return next.run(req).await;
     }
+    // Set by the authentication layer, which runs first.
+    let Some(ctx) = req.extensions().get::<OrgCtx>().cloned() else {
+        return Reply::Error(ScimError::status(401, "a valid bearer token is required"))
+            .into_response();
+    };
     match st.store.source(ctx.org.id).await {
         Ok(None) => next.run(req).await,
         Ok(Some(s)) => {
