@@ -100,8 +100,15 @@ run_liaison() {
 	slug="liaison-$store-b$batch"
 	port="$(free_port)"
 	LIAISON_CONFIG_FILE="$WORK/$slug.toml"
-	# No activity polling of apps during the run (there are none anyway).
+	# No activity polling of apps during the run (there are none anyway). On
+	# PostgreSQL the period keys' key-encryption key is a file of its own (on
+	# SQLite it is made beside the database).
 	printf '[metering]\npoll_interval_secs = 0\n' >"$LIAISON_CONFIG_FILE"
+	if [[ "$store" == postgres ]]; then
+		head -c 32 /dev/urandom >"$WORK/$slug.kek"
+		chmod 600 "$WORK/$slug.kek"
+		printf 'kek_file = "%s"\n' "$WORK/$slug.kek" >>"$LIAISON_CONFIG_FILE"
+	fi
 	export LIAISON_DATABASE_URL="$db_url" LIAISON_LISTEN="127.0.0.1:$port"
 	liaison_cmd migrate >/dev/null
 	liaison_cmd org create bench --name "Benchmark" >/dev/null
