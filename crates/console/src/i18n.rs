@@ -7,53 +7,19 @@
 use serde::Deserialize;
 use std::sync::OnceLock;
 
-/// A language of the console.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum Lang {
-    #[default]
-    En,
-    Fr,
+pub use lang::Lang;
+
+/// The console's texts in a language, and what is written with them.
+pub trait ConsoleTexts {
+    fn texts(self) -> &'static Texts;
+
+    /// A duration in whole seconds, roughly: `42 s`, `5 min`, `3 h 20 min`,
+    /// `2 d 4 h` (`j` in French).
+    fn age(self, secs: i64) -> String;
 }
 
-impl Lang {
-    pub fn tag(self) -> &'static str {
-        match self {
-            Lang::En => "en",
-            Lang::Fr => "fr",
-        }
-    }
-
-    /// `en` or `fr` (any case, region ignored).
-    fn parse(s: &str) -> Option<Lang> {
-        let primary = s.split(['-', '_']).next()?.trim().to_ascii_lowercase();
-        match primary.as_str() {
-            "en" => Some(Lang::En),
-            "fr" => Some(Lang::Fr),
-            _ => None,
-        }
-    }
-
-    /// The preferred known language of an `Accept-Language` header
-    /// (English when none is known).
-    pub fn negotiate(accept_language: &str) -> Lang {
-        let mut best: Option<(f32, Lang)> = None;
-        for item in accept_language.split(',').take(32) {
-            let mut parts = item.split(';');
-            let tag = parts.next().unwrap_or("").trim();
-            let q = parts
-                .find_map(|p| p.trim().strip_prefix("q="))
-                .and_then(|q| q.parse::<f32>().ok())
-                .unwrap_or(1.0);
-            if let Some(lang) = Lang::parse(tag) {
-                if q > 0.0 && best.is_none_or(|(bq, _)| q > bq) {
-                    best = Some((q, lang));
-                }
-            }
-        }
-        best.map(|(_, l)| l).unwrap_or_default()
-    }
-
-    pub fn texts(self) -> &'static Texts {
+impl ConsoleTexts for Lang {
+    fn texts(self) -> &'static Texts {
         static EN: OnceLock<Texts> = OnceLock::new();
         static FR: OnceLock<Texts> = OnceLock::new();
         match self {
@@ -62,9 +28,7 @@ impl Lang {
         }
     }
 
-    /// A duration in whole seconds, roughly: `42 s`, `5 min`, `3 h 20 min`,
-    /// `2 d 4 h` (`j` in French).
-    pub fn age(self, secs: i64) -> String {
+    fn age(self, secs: i64) -> String {
         let secs = secs.max(0);
         let (d, h, m) = (secs / 86_400, secs % 86_400 / 3600, secs % 3600 / 60);
         if d > 0 {
@@ -180,14 +144,6 @@ mod tests {
             assert!(t.is_ok(), "{name}: {:?}", t.err());
         }
         assert_eq!(Lang::Fr.texts().lang_name, "Français");
-    }
-
-    #[test]
-    fn languages_are_negotiated() {
-        assert_eq!(Lang::negotiate("fr-FR,fr;q=0.9,en;q=0.8"), Lang::Fr);
-        assert_eq!(Lang::negotiate("de, en;q=0.5"), Lang::En);
-        assert_eq!(Lang::negotiate("de"), Lang::En);
-        assert_eq!(Lang::negotiate("en;q=0.2, fr-CA;q=0.7"), Lang::Fr);
     }
 
     #[test]

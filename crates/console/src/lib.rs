@@ -24,7 +24,7 @@ mod auth;
 mod i18n;
 mod pages;
 
-pub use i18n::{Lang, Texts};
+pub use i18n::{ConsoleTexts, Lang, Texts};
 
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};

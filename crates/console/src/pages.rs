@@ -3,7 +3,7 @@
 //! failures become an HTML page with the matching status.
 
 use crate::auth;
-use crate::i18n::{Lang, Texts};
+use crate::i18n::{ConsoleTexts, Lang, Texts};
 use crate::{html, secure_headers, Console};
 use askama::Template;
 use axum::body::Bytes;

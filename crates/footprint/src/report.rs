@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::allocate::{ConsumerFootprint, Figures, Footprint, ServerFootprint};
 use crate::chart::{self, MonthPoint};
-use crate::i18n::{fill, Lang, Texts};
+use crate::i18n::{fill, Lang, ReportTexts, Texts};
 use crate::inventory::{Inventory, SourcedRange};
 use crate::period::Month;
 use crate::range::Range;
